@@ -1,0 +1,56 @@
+"""The `orchestrator` command: the composition root.
+
+Each sub-module registers its commands on `app`. Commands that live outside the core (the emulator)
+are found through the `orchestrator.commands` entry-point group, so the core never imports them.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import typer
+
+from orchestrator.cli import _common
+from orchestrator.errors import OrchestratorError
+
+app = typer.Typer(
+    name="orchestrator",
+    help="Plan, review and apply Azure Managed Application upgrades across a customer fleet.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from orchestrator.cli import commands
+
+    commands.register(app)
+    for ep in entry_points(group="orchestrator.commands"):
+        try:
+            sub = ep.load()
+        except ImportError:  # a plugin whose extra dependencies are not installed
+            continue
+        app.add_typer(sub, name=ep.name)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except OrchestratorError as exc:
+        _common.fail(str(exc), exc.exit_code)
+    except _common.ClickExit as exc:
+        sys.exit(exc.exit_code)
+    except _common.ClickAbort:
+        _common.fail("aborted", 130)
+    except _common.ClickError as exc:
+        if getattr(exc, "message", "") == "" and type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(0)  # help was printed
+        # Bad flags and arguments: one line naming the flag, exit 2 (click's own convention).
+        _common.fail(exc.format_message(), 2)
+    except KeyboardInterrupt:
+        _common.fail("interrupted; the journal keeps what was done, run the same command to resume", 130)

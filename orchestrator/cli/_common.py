@@ -1,0 +1,22 @@
+"""Small helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+ClickExit = typer.Exit
+ClickAbort = typer.Abort
+ClickError = typer.TyperException  # click's usage errors, as vendored by typer
+
+# Human output goes to stdout; diagnostics and logs to stderr so that stdout can be piped.
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)

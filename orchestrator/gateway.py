@@ -1,0 +1,104 @@
+"""The one seam between the orchestrator's logic and Azure.
+
+`orchestrator.arm.AzureGateway` implements it with the real async SDK clients; tests of pure-ish
+orchestration (executor scheduling, resume) can implement it in memory. Everything crossing it is a
+value object from `orchestrator.models`, never an SDK type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What ARM said about a call, for the journal and logs."""
+
+    request_id: str | None = None  # x-ms-request-id
+    correlation_id: str | None = None
+    remaining_reads: int | None = None  # x-ms-ratelimit-remaining-subscription-reads
+    remaining_writes: int | None = None  # x-ms-ratelimit-remaining-subscription-writes
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A write ARM accepted. `resume_token` re-attaches to the operation after a crash."""
+
+    operation_url: str | None  # Azure-AsyncOperation (or Location) URL
+    resume_token: str  # the SDK poller's continuation token (JSON; carries no credentials)
+    info: CallInfo
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    status: str  # "Succeeded" | "Failed" | "Canceled"
+    error_code: str | None = None
+    error_message: str | None = None
+    info: CallInfo = CallInfo()
+
+
+class ArmError(Exception):
+    """A failed ARM call, classified for the operation-level retry layer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        transient: bool = False,
+        info: CallInfo | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.transient = transient
+        self.info = info or CallInfo()
+
+
+class ArmGateway(Protocol):
+    """Async, tenant-scoped access to the ARM operations the orchestrator uses.
+
+    Every method takes the tenant id whose credential must be used; an implementation never uses a
+    credential for another tenant's subscriptions.
+    """
+
+    async def list_subscriptions(self, tenant_id: str) -> list[Subscription]: ...
+
+    async def list_applications(self, tenant_id: str, subscription_id: str) -> list[App]:
+        """Every application in the subscription (paged), without deny assignments joined."""
+        ...
+
+    async def list_deny_assignments(self, tenant_id: str, subscription_id: str) -> list[DenyAssignment]:
+        """Every deny assignment in the subscription, one paged listing."""
+        ...
+
+    async def list_deny_assignments_at(self, tenant_id: str, scope: str) -> list[DenyAssignment]:
+        """Deny assignments at a scope (e.g. one managed resource group), for verification."""
+        ...
+
+    async def get_definition(self, tenant_id: str, definition_id: str) -> Definition: ...
+
+    async def get_application(self, tenant_id: str, app_id: str) -> App | None:
+        """The application as it is now, or None when it no longer exists."""
+        ...
+
+    async def submit_upgrade(
+        self,
+        tenant_id: str,
+        app_id: str,
+        *,
+        definition_id: str | None,
+        plan: MarketplacePlan | None,
+    ) -> Submitted:
+        """Re-read the full resource and PUT it back pointing at the new definition or plan version."""
+        ...
+
+    async def wait_operation(self, tenant_id: str, resume_token: str) -> OperationResult:
+        """Follow a submitted operation to its end (honouring Retry-After)."""
+        ...
+
+    async def close(self) -> None: ...
