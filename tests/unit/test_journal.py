@@ -1,0 +1,208 @@
+"""The journal: schema, durability settings, transitions with their events, and refusing bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import JournalError
+from orchestrator.journal import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    BeforeState,
+    Journal,
+    NewApp,
+    Transition,
+    resolve_path,
+)
+from orchestrator.models import AppState, MarketplacePlan, RunState
+
+
+def _apps() -> list[NewApp]:
+    return [
+        NewApp("/subscriptions/s1/a1", "a1", "t1", "Tenant One", "s1", 0),
+        NewApp("/subscriptions/s2/a2", "a2", "t2", "Tenant Two", "s2", 1),
+        NewApp(
+            "/subscriptions/s2/a3", "a3", "t2", "Tenant Two", "s2", None, AppState.SKIPPED, "already current"
+        ),
+    ]
+
+
+def _new_run(journal: Journal, digest: str = "sha256:abc") -> str:
+    return journal.create_run(
+        kind="apply", plan_digest=digest, plan_path="plan.json", target_name="v2", apps=_apps()
+    )
+
+
+def test_new_journal_uses_wal_full_sync_and_marks_itself(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "journal.db"
+    with Journal(path):
+        pass
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"runs", "apps", "events"} <= tables
+    conn.close()
+    journal = Journal(path)
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    journal.close()
+
+
+def test_create_run_records_every_app_and_an_event_each(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        run_id = _new_run(journal)
+        view = journal.run_view(run_id)
+        assert view.state == RunState.RUNNING
+        assert view.kind == "apply"
+        assert [a.state for a in view.apps] == [AppState.PENDING, AppState.PENDING, AppState.SKIPPED]
+        assert view.apps[2].error_message == "already current"
+        assert view.apps[2].finished_at is not None
+        events = journal.events(run_id)
+        assert [e.app_id for e in events if e.app_id] == [a.app_id for a in _apps()]
+
+
+def test_transitions_update_the_row_and_append_events(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    before = BeforeState(
+        definition_id=None,
+        plan=MarketplacePlan(publisher="p", product="o", name="gold", version="1.0.0"),
+        not_actions=("Microsoft.Web/sites/read",),
+        not_data_actions=(),
+        had_deny_assignment=True,
+    )
+    app = "/subscriptions/s1/a1"
+    with Journal(path) as journal:
+        run_id = _new_run(journal)
+        journal.record(Transition(run_id, app, AppState.SUBMITTED, attempts=1, before=before))
+        journal.record(
+            Transition(
+                run_id,
+                app,
+                AppState.SUBMITTED,
+                operation_url="https://arm/op/1",
+                resume_token='{"op": 1}',
+                request_id="req-1",
+            )
+        )
+        journal.record(Transition(run_id, app, AppState.FAILED, error_code="Conflict", error_message="busy"))
+    # Reopen: everything was committed.
+    with Journal(path) as journal:
+        (rec, *_) = journal.apps(run_id)
+        assert rec.state == AppState.FAILED
+        assert rec.attempts == 1
+        assert rec.operation_url == "https://arm/op/1"
+        assert rec.resume_token == '{"op": 1}'
+        assert rec.request_id == "req-1"
+        assert rec.error_code == "Conflict"
+        assert rec.before == before
+        states = [e.state for e in journal.events(run_id, app)]
+        assert states == ["pending", "submitted", "submitted", "failed"]
+        (submitted,) = [e for e in journal.events(run_id, app) if e.operation_url]
+        assert submitted.request_id == "req-1"
+        assert submitted.tenant_id == "t1" and submitted.subscription_id == "s1"
+        view = journal.run_view(run_id)
+        assert view.apps[0].started_at is not None and view.apps[0].finished_at is not None
+
+
+def test_success_clears_the_error_and_clear_operation_drops_the_token(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        run_id = _new_run(journal)
+        app = "/subscriptions/s1/a1"
+        journal.record(Transition(run_id, app, AppState.SUBMITTED, resume_token="tok", error_code="X"))
+        journal.record(Transition(run_id, app, AppState.SUCCEEDED, clear_operation=True))
+        (rec, *_) = journal.apps(run_id)
+        assert rec.error_code is None and rec.resume_token is None and rec.operation_url is None
+
+
+def test_runs_latest_and_counts(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        assert journal.latest_run() is None
+        first = _new_run(journal, "d1")
+        second = _new_run(journal, "d2")
+        third = _new_run(journal, "d1")
+        journal.set_run_state(first, RunState.HALTED)
+        assert journal.latest_run_for("d1") == third
+        assert journal.latest_run_for("d2") == second
+        assert journal.latest_run_for("nope") is None
+        assert journal.latest_run() == third
+        runs = journal.runs()
+        assert [r.run_id for r in runs] == [third, second, first]
+        assert runs[2].state == RunState.HALTED
+        assert runs[0].counts == {"pending": 2, "skipped": 1}
+
+
+def test_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal, pytest.raises(JournalError, match="no run 'x'"):
+        journal.run_view("x")
+
+
+def test_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    path.write_text("hello, not sqlite\n" * 100)
+    with pytest.raises(JournalError, match=r"j\.db: not a journal"):
+        Journal(path)
+    assert path.read_text() == "hello, not sqlite\n" * 100
+
+
+def test_foreign_sqlite_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE runs (x)")
+    conn.execute("INSERT INTO runs VALUES (1)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="not an orchestrator journal"):
+        Journal(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT x FROM runs").fetchall() == [(1,)]
+    conn.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal(path) as journal:
+        run_id = _new_run(journal)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="newer orchestrator"):
+        Journal(path)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.commit()
+    conn.close()
+    with Journal(path) as journal:
+        assert journal.run_view(run_id).run_id == run_id
+
+
+def test_damaged_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal(path) as journal:
+        for _ in range(20):
+            _new_run(journal)
+    # Let the WAL reach the main file, then scribble over a page in the middle.
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    assert len(data) > 8192
+    data[4096:8192] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalError, match=r"j\.db: damaged"):
+        Journal(path)
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="is a directory"):
+        Journal(tmp_path)
+
+
+def test_resolve_path_precedence(tmp_path: Path) -> None:
+    assert resolve_path(tmp_path / "a.db", {"ORCHESTRATOR_JOURNAL": "b.db"}) == tmp_path / "a.db"
+    assert resolve_path(None, {"ORCHESTRATOR_JOURNAL": "b.db"}) == Path("b.db")
+    assert resolve_path(None, {}) == Path(".state/journal.db")
