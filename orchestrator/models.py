@@ -161,6 +161,18 @@ class ActionChange(Frozen):
         )
 
 
+class AppStateSummary(Frozen):
+    """The parts of an app's state that apply must find unchanged (normalised: ids lower, lists sorted)."""
+
+    definition_id: str | None = None
+    plan: MarketplacePlan | None = None
+    provisioning_state: str
+    managed_resource_group_id: str
+    has_deny_assignment: bool
+    not_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
+
+
 class PlanItem(Frozen):
     app_id: str
     app_name: str
@@ -182,6 +194,8 @@ class PlanItem(Frozen):
     expected_not_data_actions: tuple[str, ...] = ()
     risks: tuple[Risk, ...] = ()
     fingerprint: str  # of the app's state as read; apply refuses when it changed
+    # What the fingerprint was computed over, so apply can say what changed (orchestrator.fingerprint).
+    as_read: AppStateSummary | None = None
 
 
 class Wave(Frozen):
@@ -200,6 +214,17 @@ class PlanOptions(Frozen):
     waves: WaveSpec = WaveSpec()
 
 
+class PlanCounts(Frozen):
+    apps: int = 0
+    tenants: int = 0
+    update: int = 0
+    current: int = 0
+    drifted: int = 0
+    skip: int = 0
+    # Risk code → number of plan items carrying it.
+    risks: dict[str, int] = Field(default_factory=dict)
+
+
 class Plan(Frozen):
     schema_version: int = 1
     tool_version: str
@@ -208,6 +233,9 @@ class Plan(Frozen):
     options: PlanOptions
     items: tuple[PlanItem, ...]
     waves: tuple[Wave, ...]
+    counts: PlanCounts | None = None  # set by the planner; derived from items, for readers and tools
+    # Plan-level warnings a reviewer must see, e.g. a tenant whose apps could not be read.
+    notes: tuple[str, ...] = ()
     digest: str = ""  # sha256 over the canonical body without this field; set by orchestrator.planfile
 
 
