@@ -1,0 +1,414 @@
+"""`AzureGateway`: the `ArmGateway` protocol over the real async Azure SDK clients.
+
+Per tenant: one credential (bound to that tenant), one aiohttp session (its connector trusts the
+cloud's CA bundle), and SDK clients cached per subscription that all share the session's transport.
+SDK models become `orchestrator.models` value objects the moment they arrive; azure-core
+exceptions become `ArmError`.
+
+Two retry layers exist on purpose: azure-core retries each HTTP call (408/429/5xx, connection
+errors, honouring Retry-After) within `RetrySettings`; whatever survives that surfaces as an
+`ArmError` with `transient` set, for the executor's operation-level retries to judge.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import aiohttp
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.core.polling.base_polling import OperationFailed
+from azure.mgmt.authorization.v2022_04_01.aio import AuthorizationManagementClient
+from azure.mgmt.core.tools import parse_resource_id
+from azure.mgmt.managedapplications.aio import ManagedApplicationsMgmtClient
+from azure.mgmt.resource.subscriptions.aio import SubscriptionClient
+
+from orchestrator.arm.convert import to_app, to_definition, to_deny_assignment, to_subscription
+from orchestrator.arm.credentials import TenantCredential, build_credential
+from orchestrator.arm.errors import call_info, envelope, to_arm_error
+from orchestrator.config import FleetConfig
+from orchestrator.gateway import ArmError, CallInfo, OperationResult, Submitted
+from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
+
+T = TypeVar("T")
+
+APPLICATIONS_API_VERSION = "2023-12-01-preview"
+DENY_ASSIGNMENTS_API_VERSION = "2022-04-01"
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """azure-core's per-HTTP-call retries (the transport layer).
+
+    Retry-After from ARM (throttling, 503) is always honoured and takes precedence over the backoff.
+    Keep `total` modest: the executor retries whole operations on top of this.
+    """
+
+    total: int = 6
+    backoff_factor: float = 0.5  # seconds; doubles per attempt
+    backoff_max: float = 30.0  # cap on the computed backoff (not on Retry-After)
+    connection_timeout: float = 30.0
+    read_timeout: float = 120.0
+    # Default wait between long-running-operation polls when ARM sends no Retry-After.
+    polling_interval: float = 5.0
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {
+            "retry_total": self.total,
+            "retry_backoff_factor": self.backoff_factor,
+            "retry_backoff_max": self.backoff_max,
+            "retry_mode": "exponential",
+            "polling_interval": self.polling_interval,
+        }
+
+
+@dataclass
+class _TenantClients:
+    credential: TenantCredential
+    session: aiohttp.ClientSession
+    transport: AioHttpTransport
+    subscriptions: SubscriptionClient | None = None
+    applications: dict[str, ManagedApplicationsMgmtClient] = field(default_factory=dict)
+    authorization: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
+
+
+class _HeaderCapture:
+    """A `raw_response_hook` keeping the last response's headers (polls and pages included)."""
+
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+
+    def __call__(self, response: PipelineResponse[Any, Any]) -> None:
+        self.headers = dict(response.http_response.headers)
+
+    @property
+    def info(self) -> CallInfo:
+        return call_info(self.headers)
+
+
+class AzureGateway:
+    """Tenant-scoped ARM access. Use as `async with AzureGateway(config) as gw:` or call `close()`.
+
+    All credentials are built up front, so a missing secret is a `ConfigError` before any call.
+    """
+
+    def __init__(
+        self,
+        config: FleetConfig,
+        *,
+        retry: RetrySettings | None = None,
+        credentials: Mapping[str, TenantCredential] | None = None,
+        connections_per_tenant: int = 64,
+    ) -> None:
+        self._config = config
+        self._retry = retry or RetrySettings()
+        self._connections_per_tenant = connections_per_tenant
+        self._credentials: dict[str, TenantCredential] = {}
+        for tenant in config.tenants:
+            key = tenant.id.lower()
+            given = (credentials or {}).get(tenant.id) or (credentials or {}).get(key)
+            self._credentials[key] = given or build_credential(tenant, config.cloud)
+        self._tenants: dict[str, _TenantClients] = {}
+        # Subscription → the tenant whose credential may touch it (first one that claimed it).
+        self._owner: dict[str, str] = {}
+        for tenant in config.tenants:
+            if tenant.subscriptions != "all":
+                for sub in tenant.subscriptions:
+                    self._owner.setdefault(sub.lower(), tenant.id.lower())
+        self._ssl: ssl.SSLContext | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> AzureGateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        # Built once and set on each session's connector. Passing `connection_verify=<path>` per
+        # request instead would make azure-core build a new SSLContext per request, which aiohttp
+        # keys its connection pool on: every request would open a fresh TLS connection.
+        if self._ssl is None:
+            bundle = self._config.cloud.ca_bundle
+            self._ssl = ssl.create_default_context(cafile=str(bundle) if bundle else None)
+        return self._ssl
+
+    def _tenant(self, tenant_id: str) -> _TenantClients:
+        if self._closed:
+            raise RuntimeError("the gateway is closed")
+        key = tenant_id.lower()
+        state = self._tenants.get(key)
+        if state is None:
+            credential = self._credentials.get(key)
+            if credential is None:
+                raise ArmError(f"tenant {tenant_id} is not in the fleet config", code="UnknownTenant")
+            connector = aiohttp.TCPConnector(ssl=self._ssl_context(), limit=self._connections_per_tenant)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,  # azure-core's ContentDecodePolicy decodes
+                trust_env=True,
+            )
+            transport = AioHttpTransport(
+                session=session,
+                session_owner=False,
+                connection_timeout=self._retry.connection_timeout,
+                read_timeout=self._retry.read_timeout,
+            )
+            state = _TenantClients(credential=credential, session=session, transport=transport)
+            self._tenants[key] = state
+        return state
+
+    def _common(self, state: _TenantClients) -> dict[str, Any]:
+        return {
+            "base_url": self._config.cloud.arm,
+            "credential_scopes": [self._config.cloud.scope],
+            "transport": state.transport,
+            **self._retry.client_kwargs(),
+        }
+
+    def _claim(self, tenant_id: str, subscription_id: str) -> None:
+        """Refuse to use one tenant's credential on a subscription another tenant owns."""
+        owner = self._owner.setdefault(subscription_id.lower(), tenant_id.lower())
+        if owner != tenant_id.lower():
+            raise ArmError(
+                f"subscription {subscription_id} belongs to tenant {owner}; "
+                f"refusing to use the credential of tenant {tenant_id}",
+                code="WrongTenant",
+            )
+
+    def _apps_client(self, tenant_id: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
+        self._claim(tenant_id, subscription_id)
+        state = self._tenant(tenant_id)
+        key = subscription_id.lower()
+        client = state.applications.get(key)
+        if client is None:
+            client = ManagedApplicationsMgmtClient(
+                state.credential,
+                subscription_id,
+                api_version=APPLICATIONS_API_VERSION,
+                **self._common(state),
+            )
+            state.applications[key] = client
+        return client
+
+    def _authz_client(self, tenant_id: str, subscription_id: str) -> AuthorizationManagementClient:
+        self._claim(tenant_id, subscription_id)
+        state = self._tenant(tenant_id)
+        key = subscription_id.lower()
+        client = state.authorization.get(key)
+        if client is None:
+            client = AuthorizationManagementClient(state.credential, subscription_id, **self._common(state))
+            state.authorization[key] = client
+        return client
+
+    def _subscriptions_client(self, tenant_id: str) -> SubscriptionClient:
+        state = self._tenant(tenant_id)
+        if state.subscriptions is None:
+            state.subscriptions = SubscriptionClient(state.credential, **self._common(state))
+        return state.subscriptions
+
+    async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except ArmError:
+            raise
+        except Exception as exc:
+            raise to_arm_error(exc, what) from None
+
+    async def _collect(
+        self, what: str, pages: Callable[[], AsyncIterable[Any]], convert: Callable[[Any], T]
+    ) -> list[T]:
+        async def run() -> list[T]:
+            return [convert(item) async for item in pages()]
+
+        return await self._call(what, run)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def list_subscriptions(self, tenant_id: str) -> list[Subscription]:
+        client = self._subscriptions_client(tenant_id)
+        subs = await self._collect(
+            f"list subscriptions of tenant {tenant_id}",
+            lambda: client.subscriptions.list(),
+            lambda s: to_subscription(s, tenant_id),
+        )
+        for sub in subs:
+            self._owner.setdefault(sub.id.lower(), tenant_id.lower())
+        return subs
+
+    async def list_applications(self, tenant_id: str, subscription_id: str) -> list[App]:
+        client = self._apps_client(tenant_id, subscription_id)
+        return await self._collect(
+            f"list applications in subscription {subscription_id}",
+            lambda: client.applications.list_by_subscription(),
+            lambda a: to_app(a, tenant_id),
+        )
+
+    async def list_deny_assignments(self, tenant_id: str, subscription_id: str) -> list[DenyAssignment]:
+        client = self._authz_client(tenant_id, subscription_id)
+        return await self._collect(
+            f"list deny assignments in subscription {subscription_id}",
+            lambda: client.deny_assignments.list(),
+            to_deny_assignment,
+        )
+
+    async def list_deny_assignments_at(self, tenant_id: str, scope: str) -> list[DenyAssignment]:
+        parts = parse_resource_id(scope)
+        subscription_id = str(parts.get("subscription") or "")
+        if not subscription_id:
+            raise ArmError(f"scope {scope!r} is not inside a subscription", code="InvalidScope")
+        client = self._authz_client(tenant_id, subscription_id)
+        what = f"list deny assignments at {scope}"
+        if parts.get("resource_group") and not parts.get("name"):
+            rg = str(parts["resource_group"])
+            return await self._collect(
+                what,
+                lambda: client.deny_assignments.list_for_resource_group(rg, filter="atScope()"),
+                to_deny_assignment,
+            )
+        return await self._collect(
+            what,
+            lambda: client.deny_assignments.list_for_scope(scope.lstrip("/"), filter="atScope()"),
+            to_deny_assignment,
+        )
+
+    async def get_definition(self, tenant_id: str, definition_id: str) -> Definition:
+        sub, rg, name = _split_id(definition_id)
+        client = self._apps_client(tenant_id, sub)
+        what = f"read definition {definition_id}"
+        model = await self._call(what, lambda: client.application_definitions.get(rg, name))
+        if model is None:
+            raise ArmError(f"{what}: HTTP 404 ResourceNotFound", status=404, code="ResourceNotFound")
+        return to_definition(model, definition_id)
+
+    async def get_application(self, tenant_id: str, app_id: str) -> App | None:
+        sub, rg, name = _split_id(app_id)
+        client = self._apps_client(tenant_id, sub)
+        model = await self._call(f"read application {app_id}", lambda: client.applications.get(rg, name))
+        return None if model is None else to_app(model, tenant_id)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    async def submit_upgrade(
+        self,
+        tenant_id: str,
+        app_id: str,
+        *,
+        definition_id: str | None,
+        plan: MarketplacePlan | None,
+    ) -> Submitted:
+        if (definition_id is None) == (plan is None):
+            raise ValueError("give exactly one of definition_id (service catalog) or plan (marketplace)")
+        sub, rg, name = _split_id(app_id)
+        client = self._apps_client(tenant_id, sub)
+        what = f"upgrade application {app_id}"
+        # A fresh GET: the PUT must carry everything the resource has now, not what the plan saw.
+        model = await self._call(what, lambda: client.applications.get(rg, name))
+        if model is None:
+            raise ArmError(
+                f"{what}: HTTP 404 ResourceNotFound: the application no longer exists",
+                status=404,
+                code="ResourceNotFound",
+            )
+        if definition_id is not None:
+            model.properties.application_definition_id = definition_id
+        else:
+            assert plan is not None
+            if model.plan is None:
+                raise ArmError(
+                    f"{what}: the application has no marketplace plan to upgrade", code="NotMarketplace"
+                )
+            model.plan.version = plan.version
+        capture = _HeaderCapture()
+        poller = await self._call(
+            what,
+            lambda: client.applications.begin_create_or_update(rg, name, model, raw_response_hook=capture),
+        )
+        headers = {k.lower(): v for k, v in capture.headers.items()}
+        return Submitted(
+            operation_url=headers.get("azure-asyncoperation") or headers.get("location"),
+            resume_token=poller.continuation_token(),
+            info=capture.info,
+        )
+
+    async def wait_operation(self, tenant_id: str, resume_token: str) -> OperationResult:
+        sub, rg, name = _split_id(_token_resource_id(resume_token))
+        client = self._apps_client(tenant_id, sub)
+        capture = _HeaderCapture()
+        what = f"follow the operation on {name}"
+        poller = await self._call(
+            what,
+            lambda: client.applications.begin_create_or_update(
+                rg, name, cast(Any, None), continuation_token=resume_token, raw_response_hook=capture
+            ),
+        )
+        try:
+            await poller.result()
+        except HttpResponseError as exc:
+            if isinstance(exc.__cause__, OperationFailed):
+                code, message = (exc.error.code, exc.error.message) if exc.error else (None, None)
+                if code is None and exc.response is not None:
+                    code, message = envelope(exc.response.text())
+                return OperationResult(
+                    status=poller.status() if poller.status() in ("Failed", "Canceled") else "Failed",
+                    error_code=code,
+                    error_message=message,
+                    info=capture.info,
+                )
+            raise to_arm_error(exc, what) from None
+        except Exception as exc:
+            raise to_arm_error(exc, what) from None
+        return OperationResult(status="Succeeded", info=capture.info)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for state in self._tenants.values():
+            clients: list[Any] = [
+                state.subscriptions,
+                *state.applications.values(),
+                *state.authorization.values(),
+            ]
+            for client in clients:
+                if client is not None:
+                    await client.close()
+            await state.session.close()
+        for credential in self._credentials.values():
+            await credential.close()
+        self._tenants.clear()
+
+
+def _split_id(resource_id: str) -> tuple[str, str, str]:
+    parts = parse_resource_id(resource_id)
+    try:
+        return str(parts["subscription"]), str(parts["resource_group"]), str(parts["name"])
+    except KeyError:
+        raise ArmError(f"{resource_id!r} is not a resource id", code="InvalidResourceId") from None
+
+
+def _token_resource_id(resume_token: str) -> str:
+    """The application id the continuation token's initial request was made against.
+
+    azure-core (>= 1.38) tokens are base64 JSON `{"version", "data": {"request": {"url"}}}`.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        state = json.loads(base64.b64decode(resume_token))
+        path = urlsplit(str(state["data"]["request"]["url"])).path
+    except (ValueError, KeyError, TypeError):
+        path = ""
+    start = path.lower().find("/subscriptions/")
+    if start < 0:
+        raise ArmError("the resume token is not one this tool wrote", code="InvalidResumeToken")
+    return path[start:]
