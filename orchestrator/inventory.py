@@ -1,0 +1,290 @@
+"""Inventory: read the fleet through an `ArmGateway` into a `Snapshot`.
+
+Cost is per subscription, not per app: one (paged) application listing and one deny-assignment listing
+per subscription, each distinct definition read once, joined locally. All calls run concurrently under
+a global and a per-tenant bound. A tenant that fails is recorded with its cause on
+`TenantInventory.error`; the others continue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from orchestrator.config import FleetConfig, TenantConfig
+from orchestrator.derive import select_system_deny_assignment
+from orchestrator.errors import InputError
+from orchestrator.gateway import ArmError, ArmGateway
+from orchestrator.models import App, Definition, DenyAssignment, Snapshot, Subscription, TenantInventory
+
+T = TypeVar("T")
+
+# Subscription states in which ARM serves reads (Disabled/Deleted subscriptions refuse them).
+_READABLE_STATES = frozenset({"enabled", "warned", "pastdue"})
+# Errors after which further calls with the same tenant credential are pointless.
+_FATAL_CODES = frozenset({"authenticationfailed", "wrongtenant", "unknowntenant"})
+
+
+class SnapshotFileError(InputError):
+    pass
+
+
+@dataclass(frozen=True)
+class InventoryProgress:
+    """Counts so far; `subscriptions_total` grows as tenants' subscriptions are listed."""
+
+    tenants_done: int
+    tenants_total: int
+    subscriptions_done: int
+    subscriptions_total: int
+    apps: int
+
+
+ProgressCallback = Callable[[InventoryProgress], None]
+
+
+@dataclass
+class _TenantRun:
+    config: TenantConfig
+    subscriptions: list[Subscription] = field(default_factory=list)
+    apps: list[App] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    fatal: bool = False
+
+    def fail(self, cause: str, *, fatal: bool = False) -> None:
+        self.errors.append(cause)
+        self.fatal = self.fatal or fatal
+
+    @property
+    def error(self) -> str | None:
+        if not self.errors:
+            return None
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        return self.errors[0] + more
+
+
+class _Limits:
+    def __init__(self, concurrency: int, per_tenant: int) -> None:
+        self._global = asyncio.Semaphore(concurrency)
+        self._per_tenant_limit = per_tenant
+        self._tenant: dict[str, asyncio.Semaphore] = {}
+
+    async def run(self, tenant_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        sem = self._tenant.setdefault(tenant_id.lower(), asyncio.Semaphore(self._per_tenant_limit))
+        async with sem, self._global:
+            return await call()
+
+
+class _Counter:
+    def __init__(self, tenants: int, progress: ProgressCallback | None) -> None:
+        self.tenants_total = tenants
+        self.tenants_done = 0
+        self.subs_total = 0
+        self.subs_done = 0
+        self.apps = 0
+        self._progress = progress
+
+    def report(self) -> None:
+        if self._progress is not None:
+            self._progress(
+                InventoryProgress(
+                    self.tenants_done, self.tenants_total, self.subs_done, self.subs_total, self.apps
+                )
+            )
+
+
+async def collect_snapshot(
+    config: FleetConfig,
+    gateway: ArmGateway,
+    *,
+    concurrency: int = 32,
+    per_tenant: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Snapshot:
+    """Read every configured tenant. Never raises for a tenant's failure: it lands on that tenant."""
+    taken_at = datetime.now(UTC)
+    limits = _Limits(max(1, concurrency), max(1, per_tenant or concurrency))
+    counter = _Counter(len(config.tenants), progress)
+    runs = [_TenantRun(tenant) for tenant in config.tenants]
+
+    # Phase 1: every tenant's subscriptions, so that a definition living in another configured
+    # tenant's subscription (the publisher's) is read with that tenant's credential.
+    await asyncio.gather(*(_list_subscriptions(run, gateway, limits, counter) for run in runs))
+    owner = {sub.id.lower(): run.config.id for run in runs for sub in run.subscriptions}
+
+    definitions: dict[str, asyncio.Task[Definition | None]] = {}
+    definition_errors: dict[str, str] = {}
+
+    def definition_of(app: App) -> asyncio.Task[Definition | None] | None:
+        if not app.definition_id:
+            return None
+        key = app.definition_id.lower()
+        task = definitions.get(key)
+        if task is None:
+            def_sub = _subscription_of(app.definition_id)
+            reader = owner.get(def_sub.lower(), app.tenant_id) if def_sub else app.tenant_id
+            task = asyncio.create_task(
+                _read_definition(gateway, limits, reader, app.definition_id, definition_errors)
+            )
+            definitions[key] = task
+        return task
+
+    # Phase 2: per subscription, apps and deny assignments side by side; definitions start as apps arrive.
+    await asyncio.gather(*(_read_tenant(run, gateway, limits, counter, definition_of) for run in runs))
+    resolved = {
+        key: definition for key, task in definitions.items() if (definition := await task) is not None
+    }
+
+    tenants: list[TenantInventory] = []
+    apps: list[App] = []
+    for run in runs:
+        explained: set[str] = set()
+        for app in run.apps:
+            key = (app.definition_id or "").lower()
+            if key in definition_errors and key not in explained:
+                run.fail(f"definition {app.definition_id}: {definition_errors[key]}")
+                explained.add(key)
+            definition = resolved.get(key)
+            apps.append(app.model_copy(update={"lock_level": definition.lock_level}) if definition else app)
+        tenants.append(
+            TenantInventory(
+                tenant_id=run.config.id,
+                display_name=run.config.display_name,
+                ring=run.config.ring,
+                tags=dict(run.config.tags),
+                subscriptions=tuple(run.subscriptions),
+                error=run.error,
+            )
+        )
+    apps.sort(key=lambda a: (a.tenant_id.lower(), a.subscription_id.lower(), a.id.lower()))
+    return Snapshot(taken_at=taken_at, tenants=tuple(tenants), apps=tuple(apps), definitions=resolved)
+
+
+async def _list_subscriptions(
+    run: _TenantRun, gateway: ArmGateway, limits: _Limits, counter: _Counter
+) -> None:
+    tenant = run.config
+    if tenant.subscriptions != "all":
+        run.subscriptions = [Subscription(id=sub, tenant_id=tenant.id) for sub in tenant.subscriptions]
+    else:
+        try:
+            run.subscriptions = await limits.run(tenant.id, lambda: gateway.list_subscriptions(tenant.id))
+        except ArmError as exc:
+            run.fail(f"cannot list subscriptions: {exc}", fatal=True)
+    counter.subs_total += sum(1 for s in run.subscriptions if _readable(s))
+    counter.report()
+
+
+async def _read_tenant(
+    run: _TenantRun,
+    gateway: ArmGateway,
+    limits: _Limits,
+    counter: _Counter,
+    definition_of: Callable[[App], object],
+) -> None:
+    subs = [s for s in run.subscriptions if _readable(s)]
+    await asyncio.gather(
+        *(_read_subscription(run, sub, gateway, limits, counter, definition_of) for sub in subs)
+    )
+    counter.tenants_done += 1
+    counter.report()
+
+
+async def _read_subscription(
+    run: _TenantRun,
+    sub: Subscription,
+    gateway: ArmGateway,
+    limits: _Limits,
+    counter: _Counter,
+    definition_of: Callable[[App], object],
+) -> None:
+    tenant_id = run.config.id
+    try:
+        if run.fatal:
+            return  # the credential already failed; do not hammer the token endpoint
+        apps_task = asyncio.ensure_future(
+            limits.run(tenant_id, lambda: gateway.list_applications(tenant_id, sub.id))
+        )
+        deny_task = asyncio.ensure_future(
+            limits.run(tenant_id, lambda: gateway.list_deny_assignments(tenant_id, sub.id))
+        )
+        try:
+            apps = await apps_task
+        except BaseException:
+            deny_task.cancel()
+            await asyncio.gather(deny_task, return_exceptions=True)
+            raise
+        for app in apps:
+            definition_of(app)
+        # Without the deny assignments an app would look unprotected: the subscription fails whole.
+        deny = await deny_task
+    except ArmError as exc:
+        fatal = (exc.code or "").lower() in _FATAL_CODES or exc.status == 401
+        if not (run.fatal and fatal):
+            run.fail(f"subscription {sub.id}: {exc}", fatal=fatal)
+        return
+    finally:
+        counter.subs_done += 1
+        counter.report()
+    by_scope: dict[str, list[DenyAssignment]] = {}
+    for assignment in deny:
+        by_scope.setdefault(_scope_key(assignment.scope), []).append(assignment)
+    for app in apps:
+        candidates = by_scope.get(_scope_key(app.managed_resource_group_id), [])
+        chosen = select_system_deny_assignment(app.id, app.managed_resource_group_id, candidates)
+        run.apps.append(app.model_copy(update={"deny_assignment": chosen}))
+    counter.apps += len(apps)
+
+
+async def _read_definition(
+    gateway: ArmGateway, limits: _Limits, tenant_id: str, definition_id: str, errors: dict[str, str]
+) -> Definition | None:
+    try:
+        return await limits.run(tenant_id, lambda: gateway.get_definition(tenant_id, definition_id))
+    except ArmError as exc:
+        errors[definition_id.lower()] = str(exc)
+        return None
+
+
+def _readable(sub: Subscription) -> bool:
+    return sub.state.replace(" ", "").lower() in _READABLE_STATES
+
+
+def _scope_key(scope: str) -> str:
+    return scope.strip().rstrip("/").casefold()
+
+
+def _subscription_of(resource_id: str) -> str | None:
+    parts = resource_id.strip("/").split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.lower() == "subscriptions":
+            return parts[i + 1]
+    return None
+
+
+# -- snapshot files ----------------------------------------------------------------------------
+
+
+def save_snapshot(snapshot: Snapshot, path: Path) -> None:
+    path.write_text(snapshot.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def load_snapshot(path: Path) -> Snapshot:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SnapshotFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotFileError(f"{path}: cannot read: {exc}") from None
+    try:
+        return Snapshot.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SnapshotFileError(f"{path}: not a snapshot: {where}: {err['msg']}") from None

@@ -1,0 +1,133 @@
+"""The fleet config loader: every malformed input is one line naming the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.errors import ConfigError
+
+GOOD = """
+[cloud]
+name = "custom"
+arm_endpoint = "https://127.0.0.1:8443"
+authority_host = "https://127.0.0.1:8443"
+ca_bundle = "ca.pem"
+
+[[tenants]]
+id = "11111111-1111-1111-1111-111111111111"
+name = "Contoso"
+ring = "canary"
+subscriptions = ["22222222-2222-2222-2222-222222222222"]
+credential = { kind = "client_secret", client_id = "app", secret_file = "secrets/contoso" }
+"""
+
+TENANT = """
+[[tenants]]
+id = "t1"
+credential = {credential}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "fleet.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_good_config_loads_and_resolves_relative_paths(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    assert config.cloud.arm == "https://127.0.0.1:8443/"
+    assert config.cloud.scope == "https://127.0.0.1:8443/.default"
+    assert config.cloud.ca_bundle == (tmp_path / "ca.pem").resolve()
+    tenant = config.tenants[0]
+    assert tenant.display_name == "Contoso" and tenant.ring == "canary"
+    assert tenant.credential.secret_file == (tmp_path / "secrets/contoso").resolve()  # type: ignore[union-attr]
+
+
+def test_known_clouds_and_token_audience(tmp_path: Path) -> None:
+    text = 'cloud = { name = "AzureUSGovernment" }\n' + TENANT.format(credential='{ kind = "azure_cli" }')
+    config = load_config(write(tmp_path, text))
+    assert config.cloud.arm == "https://management.usgovcloudapi.net/"
+    assert config.cloud.authority == "https://login.microsoftonline.us/"
+
+
+BAD = [
+    ("tenants = [", "not valid TOML"),
+    ("[cloud]\nname = 'custom'\n", "arm_endpoint and authority_host"),
+    (
+        "cloud = { name = 'Mars' }\n" + TENANT.format(credential='{ kind = "azure_cli" }'),
+        "unknown cloud 'Mars'",
+    ),
+    ("[cloud]\n", "tenants"),
+    (TENANT.format(credential='{ kind = "password" }'), "tenants.0.credential"),
+    (TENANT.format(credential='{ kind = "client_secret", client_id = "a" }'), "exactly one of secret_env"),
+    (
+        TENANT.format(
+            credential='{ kind = "client_secret", client_id = "a", secret_env = "X", secret_file = "f" }'
+        ),
+        "exactly one of secret_env",
+    ),
+    (
+        TENANT.format(credential='{ kind = "client_secret", client_id = "a", secret = "hunter2" }'),
+        "allow_inline_secret",
+    ),
+    (
+        TENANT.format(credential='{ kind = "azure_cli" }')
+        + TENANT.format(credential='{ kind = "azure_cli" }'),
+        "listed twice",
+    ),
+    (TENANT.format(credential='{ kind = "azure_cli" }') + "bogus = 1\n", "tenants.0.bogus"),
+    (
+        "[concurrency]\nglobal_limit = 0\n" + TENANT.format(credential='{ kind = "azure_cli" }'),
+        "concurrency.global_limit",
+    ),
+    (
+        TENANT.format(credential='{ kind = "azure_cli" }')
+        + "[tenants.maintenance]\nwindows = [{ days = ['mon'], start = 02:00:00, duration_minutes = 60, "
+        + "timezone = 'Mars/Base' }]\n",
+        "unknown IANA time zone",
+    ),
+    (TENANT.format(credential='{ kind = "azure_cli" }').replace('id = "t1"', "id = 5"), "tenants.0.id"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD)
+def test_each_malformed_config_is_one_line_naming_file_and_problem(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert info.value.exit_code == 2
+
+
+def test_an_inline_secret_never_appears_in_the_error(tmp_path: Path) -> None:
+    text = TENANT.format(credential='{ kind = "client_secret", client_id = "a", secret = "hunter2-value" }')
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert "hunter2-value" not in str(info.value)
+
+
+def test_an_opted_in_inline_secret_loads_but_never_prints(tmp_path: Path) -> None:
+    text = TENANT.format(
+        credential='{ kind = "client_secret", client_id = "a", secret = "hunter2-value", '
+        "allow_inline_secret = true }"
+    )
+    config = load_config(write(tmp_path, text))
+    assert "hunter2-value" not in repr(config) and "hunter2-value" not in config.model_dump_json()
+
+
+def test_missing_and_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml")
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(binary)
