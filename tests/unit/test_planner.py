@@ -454,7 +454,7 @@ def test_deterministic_whatever_the_snapshot_order() -> None:
 
 def test_rings_from_config_override_the_snapshot() -> None:
     plan = plan_for([app("c1", tenant="t-canary"), app("m1")], rings={"T-MAIN": "canary", "t-canary": "late"})
-    assert [(w.name, w.app_ids) for w in plan.waves][0] == ("canary", (app("m1").id,))
+    assert (plan.waves[0].name, plan.waves[0].app_ids) == ("canary", (app("m1").id,))
 
 
 def test_tenant_errors_become_plan_notes() -> None:
