@@ -1,0 +1,147 @@
+"""The HTML pages: what a reviewer must see, everything escaped, nothing fetched at view time."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html.parser import HTMLParser
+
+from orchestrator.models import AppState, Decision
+from orchestrator.render.html import render_plan_html, render_run_html
+from tests.html_samples import EVIL_APP, EVIL_TENANT, START, sample_plan, sample_run
+
+
+class _Collector(HTMLParser):
+    """Every tag, attribute and text node, as a browser's tokenizer would see them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend((k, v or "") for k, v in attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _parse(page: str) -> _Collector:
+    parser = _Collector()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def _text(page: str) -> str:
+    return " ".join(" ".join(_parse(page).text).split())
+
+
+def test_plan_page_shows_the_counts() -> None:
+    plan = sample_plan()
+    text = _text(render_plan_html(plan))
+    counts = {d: sum(1 for i in plan.items if i.decision == d) for d in Decision}
+    assert counts[Decision.UPDATE] and counts[Decision.CURRENT] and counts[Decision.SKIP]
+    assert f"{len(plan.items)} apps" in text
+    assert "3 tenants" in text
+    for decision, n in counts.items():
+        assert f"{n} {decision.value}" in text
+    for wave in plan.waves:
+        assert wave.name in text
+
+
+def test_plan_page_lists_every_risk_with_its_app_high_first() -> None:
+    plan = sample_plan()
+    text = _text(render_plan_html(plan))
+    assert "widens-write × 3" in text and "broad-wildcard × 3" in text and "tightens × 3" in text
+    assert "adds Microsoft.Web/sites/write" in text
+    assert text.index("adds Microsoft.Web/sites/write") < text.index("adds Microsoft.Storage/*")
+    assert text.index("adds Microsoft.Storage/*") < text.index("removes config/list from exclusions")
+    assert "Microsoft.KeyVault/vaults/secrets/readMetadata/action" in text  # the change itself
+    assert "could not list subscriptions" in text  # plan notes reach the reviewer
+
+
+def test_plan_page_colours_each_app_by_decision_per_tenant() -> None:
+    plan = sample_plan()
+    page = render_plan_html(plan)
+    cells = re.findall(r'<span class="cell" style="background:(#[0-9a-f]{6})" title="([^"]*)"', page)
+    assert len(cells) == len(plan.items)
+    drifted = [title for colour, title in cells if colour == "#ea580c"]
+    assert len(drifted) == 1 and "drifted" in drifted[0]
+
+
+def test_malicious_names_are_escaped_everywhere() -> None:
+    for page in (render_plan_html(sample_plan()), render_run_html(sample_run())):
+        parsed = _parse(page)
+        assert "script" not in parsed.tags and "img" not in parsed.tags
+        assert not any(k.startswith("on") for k, _ in parsed.attrs)
+        assert "<script>" not in page and "<img" not in page
+        assert "&lt;script&gt;" in page or "&lt;img" in page
+        assert "Contoso &amp; &quot;Partners&quot; &lt;b&gt;" in page
+        text = " ".join(parsed.text)
+        assert EVIL_TENANT in text
+    plan_page = render_plan_html(sample_plan())
+    assert EVIL_APP in " ".join(_parse(plan_page).text)
+    assert "(AuthorizationFailed) &lt;i&gt;" in plan_page
+
+
+def test_pages_load_nothing_from_the_network() -> None:
+    for page in (render_plan_html(sample_plan()), render_run_html(sample_run())):
+        assert "@import" not in page and "url(" not in page
+        # The only URL is the SVG namespace, which is an identifier and never fetched.
+        urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
+        assert urls <= {"http://www.w3.org/2000/svg"}
+        assert "default-src 'none'" in page  # and the browser is told to refuse any fetch
+        parsed = _parse(page)
+        assert not {"link", "script", "iframe", "img", "object", "embed"} & set(parsed.tags)
+        assert not {"src", "href", "srcset", "action", "data"} & {k for k, _ in parsed.attrs}
+
+
+def test_run_page_shows_states_problems_and_waves_over_time() -> None:
+    run = sample_run()
+    page = render_run_html(run, wave_names={0: "canary", 1: "wave-1", 2: "wave-2"})
+    text = _text(page)
+    states = {s: sum(1 for a in run.apps if a.state == s) for s in AppState}
+    for state, n in states.items():
+        if n:
+            assert f"{n} {state.value}" in text
+    assert "ApplicationUpdateFailed" in text and "0f9c1c2e-aaaa-bbbb-cccc-000000000001" in text
+    assert "running" in text
+    svg = page[page.index("<svg") : page.index("</svg>")]
+    assert svg.count("<rect") >= sum(1 for a in run.apps if a.started_at)
+    for name in ("canary", "wave-1", "wave-2"):
+        assert f">{name}</text>" in svg
+    # In-flight apps stretch to the run's last update instead of collapsing to a dot.
+    assert "22m00s in all" in text
+
+
+def test_run_page_timeline_orders_bars_by_time() -> None:
+    run = sample_run()
+    page = render_run_html(run)
+    bars = re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="6"', page)
+    timed = sorted(a.started_at for a in run.apps if a.started_at)
+    assert len(bars) == len(timed)
+    xs = sorted(float(x) for x, _ in bars)
+    assert xs[0] < xs[-1]  # canary first, wave-2 last
+    assert all(float(w) >= 2.0 for _, w in bars)
+
+
+def test_run_page_without_started_apps_says_so() -> None:
+    run = sample_run()
+    pending = tuple(
+        a.model_copy(update={"state": AppState.PENDING, "started_at": None, "finished_at": None})
+        for a in run.apps
+    )
+    page = render_run_html(
+        run.model_copy(update={"apps": pending, "updated_at": START + timedelta(seconds=1)})
+    )
+    assert "No app has started yet." in _text(page)
+    assert "<svg" not in page
+
+
+def test_empty_plan_renders() -> None:
+    plan = sample_plan().model_copy(update={"items": (), "waves": (), "notes": ()})
+    text = _text(render_plan_html(plan))
+    assert "0 apps" in text and "No risks" in text and "No waves" in text
