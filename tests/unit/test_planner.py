@@ -463,7 +463,8 @@ def test_tenant_errors_become_plan_notes() -> None:
     )
     plan = plan_for([app()], tenants=(*TENANTS, failed))
     assert plan.notes == (
-        "tenant Bad Corp (t-bad) was not fully read: invalid client secret; apps not read are not in this plan",
+        "tenant Bad Corp (t-bad) was not fully read: invalid client secret; "
+        "apps not read are not in this plan",
     )
 
 
