@@ -1,0 +1,20 @@
+"""The executor: applies a reviewed plan (or rolls a run back) through the `ArmGateway`."""
+
+from __future__ import annotations
+
+from orchestrator.executor.engine import Progress, WorkItem, run_plan, run_rollback
+from orchestrator.executor.pacing import PacingPolicy
+from orchestrator.executor.retrying import RetryPolicy
+from orchestrator.executor.settings import CrashPoint, ExecutorSettings, Tolerance
+
+__all__ = [
+    "CrashPoint",
+    "ExecutorSettings",
+    "PacingPolicy",
+    "Progress",
+    "RetryPolicy",
+    "Tolerance",
+    "WorkItem",
+    "run_plan",
+    "run_rollback",
+]

@@ -1,0 +1,890 @@
+"""The rollout engine: waves, caps, per-app state machine, verification, resume and rollback.
+
+Per app: re-read → (stale? stop) → journal `submitted` (intent) → PUT → journal operation URL and
+resume token → follow the operation → journal `verifying` → read the deny assignment back until it
+carries the planned exclusions → `succeeded` (or `unverified` / `failed` with the reason).
+
+Every transition is committed to the journal before the next call to Azure. A write whose outcome
+is unknown (the process died, or the PUT's answer was lost) is never repeated blindly: the engine
+first re-attaches to the stored operation, or re-reads the app and waits for it to settle, and only
+writes again when the app is provably idle and still not on the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import structlog
+
+from orchestrator.derive import select_system_deny_assignment
+from orchestrator.errors import JournalError
+from orchestrator.executor.journal_writer import JournalWriter
+from orchestrator.executor.pacing import Pacer
+from orchestrator.executor.retrying import NotConverged, OperationFailed, is_retryable, retrying
+from orchestrator.executor.settings import ExecutorSettings
+from orchestrator.fingerprint import describe_difference, fingerprint
+from orchestrator.gateway import ArmError, ArmGateway, CallInfo
+from orchestrator.journal import AppRecord, BeforeState, Journal, NewApp, Transition
+from orchestrator.models import (
+    TERMINAL_APP_STATES,
+    TERMINAL_SUCCESS,
+    App,
+    AppState,
+    AppStateSummary,
+    Decision,
+    DenyAssignment,
+    MarketplacePlan,
+    Plan,
+    RunState,
+    RunView,
+)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+log = structlog.get_logger("orchestrator.executor")
+
+FAILURE_STATES = frozenset({AppState.FAILED, AppState.UNVERIFIED})
+# Provisioning states after which nothing runs on the application any more.
+SETTLED_STATES = frozenset({"succeeded", "failed", "canceled"})
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One app to move, in the engine's terms (built from a plan item or from a journal for rollback)."""
+
+    app_id: str
+    app_name: str
+    tenant_id: str
+    tenant_name: str
+    subscription_id: str
+    wave: int
+    fingerprint: str  # the state the write may start from
+    to_definition_id: str | None
+    to_plan: MarketplacePlan | None
+    from_definition_id: str | None
+    from_plan: MarketplacePlan | None
+    expected_not_actions: tuple[str, ...]
+    expected_not_data_actions: tuple[str, ...]
+    expect_deny_assignment: bool = True
+    as_read: AppStateSummary | None = None  # what the fingerprint covered, to say what changed
+
+
+@dataclass(frozen=True)
+class WaveWork:
+    index: int
+    name: str
+    items: tuple[WorkItem, ...]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the live display hears about: one app changed state."""
+
+    run_id: str
+    wave: int | None
+    wave_name: str
+    tenant_id: str
+    tenant_name: str
+    app_id: str
+    state: AppState
+    message: str | None = None
+
+
+ProgressSink = Callable[[Progress], None]
+
+
+class _Halt(Exception):
+    pass
+
+
+class _Reconcile(Exception):
+    """The operation could not be followed; re-read the app before doing anything else."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, _Reconcile) or is_retryable(exc)
+
+
+# --- building work -------------------------------------------------------------------------------
+
+
+def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
+    """The journal rows for a new run of `plan`, and the waves of work in plan order."""
+    lock_level = plan.target.definition.lock_level
+    by_id = {item.app_id: item for item in plan.items}
+    rows: list[NewApp] = []
+    for item in plan.items:
+        update = item.decision == Decision.UPDATE
+        rows.append(
+            NewApp(
+                app_id=item.app_id,
+                app_name=item.app_name,
+                tenant_id=item.tenant_id,
+                tenant_name=item.tenant_name,
+                subscription_id=item.subscription_id,
+                wave=item.wave if update else None,
+                state=AppState.PENDING if update else AppState.SKIPPED,
+                error_message=None if update else f"{item.decision.value}: {item.reason}",
+            )
+        )
+    waves: list[WaveWork] = []
+    for wave in sorted(plan.waves, key=lambda w: w.index):
+        items = []
+        for app_id in wave.app_ids:
+            found = by_id.get(app_id)
+            if found is None or found.decision != Decision.UPDATE:
+                continue
+            item = found
+            items.append(
+                WorkItem(
+                    app_id=item.app_id,
+                    app_name=item.app_name,
+                    tenant_id=item.tenant_id,
+                    tenant_name=item.tenant_name,
+                    subscription_id=item.subscription_id,
+                    wave=wave.index,
+                    fingerprint=item.fingerprint,
+                    to_definition_id=item.to_definition_id,
+                    to_plan=item.to_plan,
+                    from_definition_id=item.from_definition_id,
+                    from_plan=item.from_plan,
+                    expected_not_actions=item.expected_not_actions,
+                    expected_not_data_actions=item.expected_not_data_actions,
+                    expect_deny_assignment=lock_level != "None",
+                    as_read=item.as_read,
+                )
+            )
+        waves.append(WaveWork(wave.index, wave.name, tuple(items)))
+    return rows, waves
+
+
+def rollback_digest(parent_run_id: str, app_ids: Sequence[str] | None) -> str:
+    selection = ",".join(sorted(a.lower() for a in app_ids)) if app_ids else "*"
+    return "rollback:" + hashlib.sha256(f"{parent_run_id}|{selection}".encode()).hexdigest()
+
+
+def rollback_work(
+    parent: Sequence[AppRecord], app_ids: Sequence[str] | None
+) -> tuple[list[NewApp], WaveWork]:
+    """Put every succeeded app of `parent` (or the chosen ones) back on what it had before."""
+    wanted = {a.lower() for a in app_ids} if app_ids else None
+    rows: list[NewApp] = []
+    items: list[WorkItem] = []
+    for rec in parent:
+        if wanted is not None and rec.app_id.lower() not in wanted:
+            continue
+        if rec.state != AppState.SUCCEEDED or rec.before is None or rec.after_fingerprint is None:
+            continue
+        before = rec.before
+        rows.append(NewApp(rec.app_id, rec.app_name, rec.tenant_id, rec.tenant_name, rec.subscription_id, 0))
+        items.append(
+            WorkItem(
+                app_id=rec.app_id,
+                app_name=rec.app_name,
+                tenant_id=rec.tenant_id,
+                tenant_name=rec.tenant_name,
+                subscription_id=rec.subscription_id,
+                wave=0,
+                fingerprint=rec.after_fingerprint,
+                to_definition_id=before.definition_id,
+                to_plan=before.plan,
+                from_definition_id=None,
+                from_plan=None,
+                expected_not_actions=before.not_actions,
+                expected_not_data_actions=before.not_data_actions,
+                expect_deny_assignment=before.had_deny_assignment,
+            )
+        )
+    return rows, WaveWork(0, "rollback", tuple(items))
+
+
+# --- small pure helpers --------------------------------------------------------------------------
+
+
+def _fold(values: Sequence[str]) -> frozenset[str]:
+    return frozenset(v.strip().lower() for v in values)
+
+
+def on_target(app: App, item: WorkItem) -> bool:
+    if item.to_definition_id is not None:
+        return (app.definition_id or "").lower() == item.to_definition_id.lower()
+    if item.to_plan is not None and app.plan is not None:
+        want, have = item.to_plan, app.plan
+        return (
+            have.version == want.version
+            and have.name.lower() == want.name.lower()
+            and have.product.lower() == want.product.lower()
+            and have.publisher.lower() == want.publisher.lower()
+        )
+    return False
+
+
+def _describe(app: App) -> str:
+    if app.plan is not None:
+        return f"plan {app.plan.name} version {app.plan.version}"
+    return f"definition {app.definition_id}"
+
+
+def difference(app: App, item: WorkItem) -> str:
+    """One line saying how the app differs from the state the plan was made from."""
+    if item.as_read is not None:
+        described = describe_difference(item.as_read, app)
+        if described:
+            return "changed since planning: " + described
+    parts: list[str] = []
+    if on_target(app, item):
+        parts.append(f"already on the target ({_describe(app)})")
+    elif (
+        item.from_definition_id is not None
+        and (app.definition_id or "").lower() != item.from_definition_id.lower()
+    ):
+        parts.append(f"definition changed from {item.from_definition_id} to {app.definition_id}")
+    elif item.from_plan is not None and (app.plan is None or app.plan.version != item.from_plan.version):
+        now = app.plan.version if app.plan else "none"
+        parts.append(f"plan version changed from {item.from_plan.version} to {now}")
+    if app.provisioning_state != TERMINAL_SUCCESS:
+        parts.append(f"provisioning state is {app.provisioning_state}")
+    if not parts:
+        parts.append("its deny assignment or managed resource group changed")
+    return "changed since planning: " + "; ".join(parts)
+
+
+def convergence_gap(found: DenyAssignment | None, item: WorkItem) -> str | None:
+    """None when the deny assignment is as planned; else what is still wrong."""
+    if not item.expect_deny_assignment:
+        return None if found is None else f"deny assignment {found.id} still present"
+    if found is None:
+        return "no system deny assignment on the managed resource group"
+    gaps: list[str] = []
+    for label, want, have in (
+        ("notActions", item.expected_not_actions, found.not_actions),
+        ("notDataActions", item.expected_not_data_actions, found.not_data_actions),
+    ):
+        missing = sorted(_fold(want) - _fold(have))
+        extra = sorted(_fold(have) - _fold(want))
+        if missing:
+            gaps.append(f"{label} lacks {', '.join(missing)}")
+        if extra:
+            gaps.append(f"{label} still has {', '.join(extra)}")
+    return "; ".join(gaps) or None
+
+
+def _before_state(app: App) -> BeforeState:
+    da = app.deny_assignment
+    return BeforeState(
+        definition_id=app.definition_id,
+        plan=app.plan,
+        not_actions=da.not_actions if da else (),
+        not_data_actions=da.not_data_actions if da else (),
+        had_deny_assignment=da is not None,
+    )
+
+
+def _error_fields(exc: BaseException) -> tuple[str | None, str, CallInfo | None]:
+    if isinstance(exc, OperationFailed):
+        return exc.code or exc.status, str(exc), exc.info
+    if isinstance(exc, ArmError):
+        return exc.code or (f"HTTP{exc.status}" if exc.status else None), str(exc), exc.info
+    if isinstance(exc, NotConverged):
+        return "NotConverged", str(exc), None
+    return type(exc).__name__, str(exc) or type(exc).__name__, None
+
+
+# --- the engine ----------------------------------------------------------------------------------
+
+
+class _CrashHook:
+    """Kills the process at a chosen point (only when a test asked for it through the settings)."""
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self._point = settings.crash_at
+        self._seen = 0
+
+    def reached(self, point: str) -> None:
+        if self._point is None or self._point.point != point:
+            return
+        self._seen += 1
+        if self._seen == self._point.nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        gateway: ArmGateway,
+        journal: Journal,
+        settings: ExecutorSettings,
+        clock: Clock,
+        sleep: Sleep,
+        progress: ProgressSink | None,
+    ) -> None:
+        self.run_id = run_id
+        self.gateway = gateway
+        self.journal = journal
+        self.settings = settings
+        self.clock = clock
+        self.sleep = sleep
+        self.progress = progress
+        self.writer = JournalWriter(journal)
+        self.pacer = Pacer(
+            global_limit=settings.concurrency,
+            per_subscription=settings.per_subscription,
+            policy=settings.pacing,
+            clock=clock,
+            sleep=sleep,
+        )
+        self.crash = _CrashHook(settings)
+        self.records: dict[str, AppRecord] = {}
+        self.on_succeeded: Callable[[WorkItem], Awaitable[None]] | None = None
+        self._wave_names: dict[int, str] = {}
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    async def run(self, waves: Sequence[WaveWork]) -> RunState:
+        self.records = {r.app_id: r for r in self.journal.apps(self.run_id)}
+        self._wave_names = {w.index: w.name for w in waves}
+        self.journal.set_run_state(self.run_id, RunState.RUNNING, "started")
+        selected = [w for w in waves if self.settings.only_wave is None or w.index == self.settings.only_wave]
+        halted = False
+        async with self.writer:
+            for position, wave in enumerate(selected):
+                outcome = await self._run_wave(wave)
+                if outcome == "halted":
+                    halted = True
+                    break
+                last = position == len(selected) - 1
+                if outcome == "worked" and not last and self.settings.bake_seconds > 0:
+                    log.info("baking", run_id=self.run_id, wave=wave.name, seconds=self.settings.bake_seconds)
+                    await self.sleep(self.settings.bake_seconds)
+        states = [r.state for r in self.journal.apps(self.run_id)]
+        if halted:
+            final = RunState.HALTED
+        elif all(s in TERMINAL_APP_STATES for s in states):
+            final = RunState.COMPLETED
+        else:
+            final = RunState.INTERRUPTED
+        self.journal.set_run_state(self.run_id, final)
+        log.info("run finished", run_id=self.run_id, state=final.value)
+        return final
+
+    async def _run_wave(self, wave: WaveWork) -> Literal["halted", "worked", "idle"]:
+        size = len(wave.items)
+        tolerance = self.settings.failure_tolerance
+        failures = sum(1 for i in wave.items if self.records[i.app_id].state in FAILURE_STATES)
+        todo = [i for i in wave.items if self.records[i.app_id].state not in TERMINAL_APP_STATES]
+        log.info(
+            "wave starting",
+            run_id=self.run_id,
+            wave=wave.name,
+            apps=size,
+            to_do=len(todo),
+            failure_tolerance=str(tolerance),
+        )
+        if tolerance.exceeded(failures, size):
+            log.warning("wave already over its failure tolerance", run_id=self.run_id, wave=wave.name)
+            return "halted"
+        if not todo:
+            return "idle"
+        stop = asyncio.Event()
+        counter = {"failures": failures}
+
+        async def one(item: WorkItem) -> None:
+            async with self.pacer.slot(item.subscription_id):
+                if stop.is_set():
+                    return  # stays pending: the rollout stopped before this app's turn
+                state = await self._process(item)
+            if state in FAILURE_STATES:
+                counter["failures"] += 1
+                if tolerance.exceeded(counter["failures"], size) and not stop.is_set():
+                    stop.set()
+                    log.warning(
+                        "failure tolerance exceeded; stopping the rollout",
+                        run_id=self.run_id,
+                        wave=wave.name,
+                        failures=counter["failures"],
+                        allowed=tolerance.allowed(size),
+                    )
+
+        async with asyncio.TaskGroup() as group:
+            for item in todo:
+                group.create_task(one(item))
+        return "halted" if stop.is_set() else "worked"
+
+    # -- one app ---------------------------------------------------------------------------------
+
+    async def _process(self, item: WorkItem) -> AppState:
+        structlog.contextvars.bind_contextvars(
+            run_id=self.run_id,
+            tenant=item.tenant_id,
+            subscription=item.subscription_id,
+            app=item.app_id,
+            request_id=None,
+        )
+        record = self.records[item.app_id]
+        try:
+            return await self._drive(item, record)
+        except JournalError:
+            raise
+        except Exception as exc:  # the last resort: an app's failure never takes the run down
+            code, message, info = _error_fields(exc)
+            log.error("app failed", error_code=code, error=message)
+            return await self._transition(
+                item,
+                AppState.FAILED,
+                error_code=code,
+                error_message=message,
+                request_id=info.request_id if info else None,
+            )
+
+    async def _drive(self, item: WorkItem, record: AppRecord) -> AppState:
+        state = record.state
+        if state == AppState.VERIFYING:
+            return await self._verify(item, None)
+        app: App | None = None
+        if state in (AppState.PENDING, AppState.HALTED):
+            app = await self._read_app(item)
+            if app is None:
+                return await self._transition(
+                    item,
+                    AppState.FAILED,
+                    error_code="ResourceNotFound",
+                    error_message="the application no longer exists",
+                )
+            if fingerprint(app) != item.fingerprint:
+                why = difference(app, item)
+                log.warning("stale: not writing", reason=why)
+                return await self._transition(item, AppState.STALE, error_code="Stale", error_message=why)
+            before: BeforeState | None = _before_state(app)
+            token, reconcile = None, False
+        else:  # submitted: an operation may be in flight
+            before = None
+            token, reconcile = record.resume_token, record.resume_token is None
+        outcome = await self._write(item, record.attempts, before, token, reconcile)
+        if isinstance(outcome, AppState):
+            return outcome
+        return await self._verify(item, outcome)
+
+    async def _write(
+        self,
+        item: WorkItem,
+        attempts: int,
+        before: BeforeState | None,
+        token: str | None,
+        reconcile: bool,
+    ) -> App | AppState | None:
+        """Drive the write until its operation succeeded. Returns the app when known, or a final state.
+
+        `token`: an operation to follow first. `reconcile`: the outcome of an earlier write is unknown,
+        so re-read the app (and wait for it to settle) before deciding to write.
+        """
+        try:
+            async for attempt in retrying(
+                self.settings.operation_retry,
+                sleep=self.sleep,
+                retry=_retryable,
+                before_sleep=self._log_retry,
+            ):
+                with attempt:
+                    if token is None and reconcile:
+                        found = await self._settle(item)
+                        reconcile = False
+                        if isinstance(found, AppState):
+                            return found
+                        if found is not None:
+                            log.info("the earlier write landed; verifying")
+                            return found
+                    if token is None:
+                        # Nothing is in flight and the app is not on the target: write.
+                        attempts += 1
+                        reconcile = True  # until ARM's answer is journaled, the outcome is unknown
+                        token = await self._submit(item, attempts, before)
+                        reconcile, before = False, None
+                    try:
+                        await self._follow(item, token)
+                    except (OperationFailed, _Reconcile):
+                        # The operation is over (or cannot be followed): look before writing again.
+                        token, reconcile = None, True
+                        raise
+                    return None
+        except (OperationFailed, ArmError, NotConverged, _Reconcile) as exc:
+            code, message, info = _error_fields(exc)
+            log.error("upgrade failed", error_code=code, error=message)
+            return await self._transition(
+                item,
+                AppState.FAILED,
+                error_code=code,
+                error_message=message,
+                request_id=info.request_id if info else None,
+            )
+        raise AssertionError("unreachable: tenacity re-raises or returns")
+
+    async def _submit(self, item: WorkItem, attempts: int, before: BeforeState | None) -> str:
+        """Journal the intent, PUT, journal the operation. Returns the resume token."""
+        await self.pacer.before_call(item.subscription_id, "write")
+        await self._transition(
+            item,
+            AppState.SUBMITTED,
+            attempts=attempts,
+            before=before,
+            clear_operation=True,
+            message="submitting",
+        )
+        self.crash.reached("before-submit")
+        try:
+            submitted = await self.gateway.submit_upgrade(
+                item.tenant_id, item.app_id, definition_id=item.to_definition_id, plan=item.to_plan
+            )
+        except ArmError as exc:
+            self._note_throttle(item, exc)
+            if exc.transient:
+                # The request may have reached ARM before the answer was lost: never write blind.
+                raise _Reconcile(f"the write's outcome is unknown: {exc}") from exc
+            raise
+        self.pacer.observe(item.subscription_id, submitted.info)
+        structlog.contextvars.bind_contextvars(request_id=submitted.info.request_id)
+        await self._transition(
+            item,
+            AppState.SUBMITTED,
+            operation_url=submitted.operation_url,
+            resume_token=submitted.resume_token,
+            request_id=submitted.info.request_id,
+            message="accepted",
+        )
+        log.info("submitted", operation_url=submitted.operation_url)
+        self.crash.reached("after-submit")
+        return submitted.resume_token
+
+    async def _follow(self, item: WorkItem, token: str) -> None:
+        """Wait for the operation. OperationFailed: it ended badly; _Reconcile: it cannot be followed;
+        a transient ArmError: following failed for now (retry follows the same operation again)."""
+        try:
+            result = await self.gateway.wait_operation(item.tenant_id, token)
+        except ArmError as exc:
+            self._note_throttle(item, exc)
+            if not exc.transient and (exc.status in (404, 410) or exc.code == "InvalidResumeToken"):
+                raise _Reconcile(f"the operation can no longer be followed: {exc}") from exc
+            raise
+        self.pacer.observe(item.subscription_id, result.info)
+        if result.info.request_id:
+            structlog.contextvars.bind_contextvars(request_id=result.info.request_id)
+        if result.status != TERMINAL_SUCCESS:
+            raise OperationFailed(result.status, result.error_code, result.error_message, result.info)
+
+    async def _settle(self, item: WorkItem) -> App | AppState | None:
+        """Re-read the app and wait until no operation runs on it; decide whether it may be written."""
+        app: App | None = None
+
+        async def read_settled() -> App | None:
+            found = await self._read_app(item)
+            if found is not None and found.provisioning_state.lower() not in SETTLED_STATES:
+                raise NotConverged(
+                    f"an operation is still running (provisioning state {found.provisioning_state})"
+                )
+            return found
+
+        async for attempt in retrying(
+            self.settings.settle_retry, sleep=self.sleep, before_sleep=self._log_retry
+        ):
+            with attempt:
+                app = await read_settled()
+        if app is None:
+            return await self._transition(
+                item,
+                AppState.FAILED,
+                error_code="ResourceNotFound",
+                error_message="the application no longer exists",
+            )
+        if on_target(app, item) and app.provisioning_state == TERMINAL_SUCCESS:
+            return app
+        from_ok = (
+            item.from_definition_id is None
+            or (app.definition_id or "").lower() == item.from_definition_id.lower()
+        ) and (
+            item.from_plan is None or (app.plan is not None and app.plan.version == item.from_plan.version)
+        )
+        if not on_target(app, item) and not from_ok:
+            why = difference(app, item)
+            return await self._transition(item, AppState.STALE, error_code="Stale", error_message=why)
+        return None  # idle, still to be written
+
+    async def _verify(self, item: WorkItem, app: App | None) -> AppState:
+        await self._transition(
+            item, AppState.VERIFYING, message="operation succeeded; reading the deny assignment"
+        )
+        self.crash.reached("verifying")
+        if app is None:
+            app = await self._read_app(item)
+            if app is None:
+                return await self._transition(
+                    item,
+                    AppState.FAILED,
+                    error_code="ResourceNotFound",
+                    error_message="the application no longer exists",
+                )
+        found: DenyAssignment | None = None
+        gap: str | None = None
+        try:
+            async for attempt in retrying(
+                self.settings.verify_retry, sleep=self.sleep, before_sleep=self._log_retry
+            ):
+                with attempt:
+                    await self.pacer.before_call(item.subscription_id, "read")
+                    try:
+                        assignments = await self.gateway.list_deny_assignments_at(
+                            item.tenant_id, app.managed_resource_group_id
+                        )
+                    except ArmError as exc:
+                        self._note_throttle(item, exc)
+                        raise
+                    found = select_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
+                    gap = convergence_gap(found, item)
+                    if gap is not None:
+                        raise NotConverged(gap)
+        except NotConverged:
+            log.warning("deny assignment did not converge", gap=gap)
+            return await self._transition(
+                item, AppState.UNVERIFIED, error_code="NotConverged", error_message=f"after the update: {gap}"
+            )
+        except ArmError as exc:
+            code, message, info = _error_fields(exc)
+            return await self._transition(
+                item,
+                AppState.FAILED,
+                error_code=code,
+                error_message=f"verification failed: {message}",
+                request_id=info.request_id if info else None,
+            )
+        after = fingerprint(app.model_copy(update={"deny_assignment": found}))
+        state = await self._transition(
+            item, AppState.SUCCEEDED, after_fingerprint=after, clear_operation=True
+        )
+        log.info("succeeded")
+        if self.on_succeeded is not None:
+            await self.on_succeeded(item)
+        return state
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _read_app(self, item: WorkItem) -> App | None:
+        """The app as it is now, joined with its system deny assignment (retrying transient errors)."""
+        async for attempt in retrying(
+            self.settings.operation_retry, sleep=self.sleep, before_sleep=self._log_retry
+        ):
+            with attempt:
+                await self.pacer.before_call(item.subscription_id, "read")
+                try:
+                    app = await self.gateway.get_application(item.tenant_id, item.app_id)
+                    if app is None:
+                        return None
+                    assignments = await self.gateway.list_deny_assignments_at(
+                        item.tenant_id, app.managed_resource_group_id
+                    )
+                except ArmError as exc:
+                    self._note_throttle(item, exc)
+                    raise
+                found = select_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
+                return app.model_copy(update={"deny_assignment": found})
+        raise AssertionError("unreachable: tenacity re-raises or returns")
+
+    def _note_throttle(self, item: WorkItem, exc: ArmError) -> None:
+        if exc.status == 429:
+            retry_after = getattr(exc, "retry_after", None)
+            self.pacer.throttled(
+                item.subscription_id, retry_after if isinstance(retry_after, int | float) else None
+            )
+
+    async def _log_retry(self, state: object) -> None:
+        from tenacity import RetryCallState
+
+        assert isinstance(state, RetryCallState)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else None
+        log.info("retrying", attempt=state.attempt_number, reason=str(exc), wait_seconds=delay)
+
+    async def _transition(
+        self,
+        item: WorkItem,
+        state: AppState,
+        *,
+        attempts: int | None = None,
+        operation_url: str | None = None,
+        resume_token: str | None = None,
+        clear_operation: bool = False,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        request_id: str | None = None,
+        before: BeforeState | None = None,
+        after_fingerprint: str | None = None,
+        message: str | None = None,
+    ) -> AppState:
+        await self.writer.record(
+            Transition(
+                run_id=self.run_id,
+                app_id=item.app_id,
+                state=state,
+                attempts=attempts,
+                operation_url=operation_url,
+                resume_token=resume_token,
+                clear_operation=clear_operation,
+                error_code=error_code,
+                error_message=error_message,
+                request_id=request_id,
+                before=before,
+                after_fingerprint=after_fingerprint,
+                message=message,
+            )
+        )
+        record = self.records[item.app_id]
+        self.records[item.app_id] = replace(
+            record,
+            state=state,
+            attempts=attempts if attempts is not None else record.attempts,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        if self.progress is not None:
+            self.progress(
+                Progress(
+                    run_id=self.run_id,
+                    wave=item.wave,
+                    wave_name=self._wave_names.get(item.wave, str(item.wave)),
+                    tenant_id=item.tenant_id,
+                    tenant_name=item.tenant_name,
+                    app_id=item.app_id,
+                    state=state,
+                    message=error_message,
+                )
+            )
+        return state
+
+
+# --- entry points --------------------------------------------------------------------------------
+
+
+async def run_plan(
+    plan: Plan,
+    gateway: ArmGateway,
+    journal: Journal,
+    settings: ExecutorSettings,
+    *,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    progress: ProgressSink | None = None,
+    plan_path: str | None = None,
+    run_id: str | None = None,
+    new_run: bool = False,
+) -> RunView:
+    """Apply a (digest-checked) plan. Continues the latest run of the same plan unless `new_run`."""
+    rows, waves = plan_work(plan)
+    if run_id is None and not new_run:
+        run_id = journal.latest_run_for(plan.digest)
+    if run_id is None:
+        run_id = journal.create_run(
+            kind="apply",
+            plan_digest=plan.digest,
+            plan_path=plan_path,
+            target_name=plan.target.name,
+            apps=rows,
+        )
+        log.info("run created", run_id=run_id, apps=len(rows))
+    else:
+        summary = journal.run(run_id)
+        if summary.plan_digest != plan.digest:
+            raise JournalError(
+                f"{journal.path}: run {run_id} was made from another plan ({summary.plan_digest})"
+            )
+        log.info("resuming run", run_id=run_id)
+    engine = Engine(
+        run_id=run_id,
+        gateway=gateway,
+        journal=journal,
+        settings=settings,
+        clock=clock,
+        sleep=sleep,
+        progress=progress,
+    )
+    await engine.run(waves)
+    return journal.run_view(run_id)
+
+
+async def run_rollback(
+    parent_run_id: str,
+    gateway: ArmGateway,
+    journal: Journal,
+    settings: ExecutorSettings,
+    *,
+    app_ids: Sequence[str] | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    progress: ProgressSink | None = None,
+    run_id: str | None = None,
+) -> RunView:
+    """Put the succeeded apps of an apply run back on what they had; its own run of kind rollback.
+
+    Each app is marked `rolled_back` in the parent run as soon as its rollback verifies.
+    """
+    parent = journal.run(parent_run_id)
+    if parent.kind != "apply":
+        raise JournalError(
+            f"{journal.path}: run {parent_run_id} is a {parent.kind} run; roll back an apply run"
+        )
+    parent_apps = journal.apps(parent_run_id)
+    if app_ids:
+        known = {a.app_id.lower() for a in parent_apps}
+        unknown = [a for a in app_ids if a.lower() not in known]
+        if unknown:
+            raise JournalError(f"{journal.path}: run {parent_run_id} has no app {unknown[0]}")
+    digest = rollback_digest(parent_run_id, app_ids)
+    if run_id is None:
+        run_id = journal.latest_run_for(digest, kind="rollback")
+    if run_id is None:
+        rows, wave = rollback_work(parent_apps, app_ids)
+        run_id = journal.create_run(
+            kind="rollback",
+            plan_digest=digest,
+            plan_path=None,
+            target_name=f"rollback of {parent_run_id}",
+            apps=rows,
+            parent_run_id=parent_run_id,
+        )
+    else:
+        # Resuming: the apps of this rollback run, described by the parent's journal.
+        mine = {r.app_id for r in journal.apps(run_id)}
+        rolled = [r for r in parent_apps if r.app_id in mine]
+        rolled = [
+            replace(r, state=AppState.SUCCEEDED) if r.state == AppState.ROLLED_BACK else r for r in rolled
+        ]
+        _, wave = rollback_work(rolled, None)
+    engine = Engine(
+        run_id=run_id,
+        gateway=gateway,
+        journal=journal,
+        settings=settings,
+        clock=clock,
+        sleep=sleep,
+        progress=progress,
+    )
+
+    async def mark_parent(item: WorkItem) -> None:
+        await engine.writer.record(
+            Transition(
+                run_id=parent_run_id,
+                app_id=item.app_id,
+                state=AppState.ROLLED_BACK,
+                message=f"rolled back by run {run_id}",
+            )
+        )
+
+    engine.on_succeeded = mark_parent
+    await engine.run([wave])
+    return journal.run_view(run_id)

@@ -1,0 +1,107 @@
+"""How a run executes: caps, failure tolerance, waits. Plain values; the CLI builds them from flags."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from orchestrator.executor.pacing import PacingPolicy
+from orchestrator.executor.retrying import RetryPolicy
+
+_TOLERANCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How many apps of a wave may fail before the rollout stops: a count (`3`) or a share (`10%`)."""
+
+    count: int | None = 0
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Tolerance:
+        match = _TOLERANCE.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a count (e.g. 3) or a percentage (e.g. 10%)")
+        number, percent = match.groups()
+        if percent:
+            value = float(number)
+            if value > 100:
+                raise ValueError(f"{text!r}: a percentage is at most 100%")
+            return cls(count=None, percent=value)
+        if "." in number:
+            raise ValueError(f"{text!r}: a count is a whole number")
+        return cls(count=int(number), percent=None)
+
+    def allowed(self, wave_size: int) -> int:
+        if self.percent is not None:
+            return math.floor(wave_size * self.percent / 100 + 1e-9)
+        return self.count or 0
+
+    def exceeded(self, failures: int, wave_size: int) -> bool:
+        return failures > self.allowed(wave_size)
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.count)
+
+
+@dataclass(frozen=True)
+class CrashPoint:
+    """Test hook: kill this process the n-th time the engine reaches `point` (crash/resume tests)."""
+
+    point: str  # "before-submit" | "after-submit" | "verifying"
+    nth: int
+
+    POINTS = ("before-submit", "after-submit", "verifying")
+
+    @classmethod
+    def parse(cls, text: str) -> CrashPoint:
+        point, _, nth = text.partition(":")
+        if point not in cls.POINTS or not nth.isdigit() or int(nth) < 1:
+            raise ValueError(f"{text!r}: expected one of {', '.join(cls.POINTS)} followed by ':N'")
+        return cls(point, int(nth))
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    concurrency: int = 32
+    per_subscription: int = 4
+    failure_tolerance: Tolerance = field(default_factory=Tolerance)
+    only_wave: int | None = None
+    bake_seconds: float = 0.0
+    # Whole-operation retries (failed operations with a transient code, 409 busy, exhausted transport).
+    operation_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(
+            attempts=5, deadline_seconds=1800, initial_seconds=5, max_seconds=120
+        )
+    )
+    # Bounded wait for the deny assignment to carry the new exclusions after the operation succeeded.
+    verify_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(
+            attempts=10, deadline_seconds=600, initial_seconds=2, max_seconds=60, jitter_seconds=0.5
+        )
+    )
+    # Waiting for an app found mid-operation (after a crash) to reach a terminal provisioning state.
+    settle_retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(
+            attempts=30, deadline_seconds=3600, initial_seconds=5, max_seconds=60
+        )
+    )
+    pacing: PacingPolicy = field(default_factory=PacingPolicy)
+    crash_at: CrashPoint | None = None
+
+    def scaled(self, factor: float) -> ExecutorSettings:
+        """Every wait multiplied by `factor` (for a time-scaled emulator); counts unchanged."""
+        return ExecutorSettings(
+            concurrency=self.concurrency,
+            per_subscription=self.per_subscription,
+            failure_tolerance=self.failure_tolerance,
+            only_wave=self.only_wave,
+            bake_seconds=self.bake_seconds,
+            operation_retry=self.operation_retry.scaled(factor),
+            verify_retry=self.verify_retry.scaled(factor),
+            settle_retry=self.settle_retry.scaled(factor),
+            pacing=self.pacing.scaled(factor),
+            crash_at=self.crash_at,
+        )

@@ -1,0 +1,487 @@
+"""The executor against an in-memory gateway: waves, tolerance, staleness, verification, resume, caps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.executor import ExecutorSettings, Progress, RetryPolicy, Tolerance, run_plan, run_rollback
+from orchestrator.executor.pacing import PacingPolicy
+from orchestrator.fingerprint import fingerprint, summarize
+from orchestrator.journal import Journal
+from orchestrator.models import (
+    App,
+    AppState,
+    Decision,
+    Definition,
+    DenyAssignment,
+    Plan,
+    PlanItem,
+    PlanOptions,
+    RunState,
+    Target,
+    Wave,
+)
+from tests.fakes import Crash, FakeArm
+
+V1 = "/subscriptions/pub/resourceGroups/defs/providers/Microsoft.Solutions/applicationDefinitions/app-v1"
+V2 = "/subscriptions/pub/resourceGroups/defs/providers/Microsoft.Solutions/applicationDefinitions/app-v2"
+OLD = ("*/read", "Microsoft.Web/sites/restart/action")
+NEW = (
+    "*/read",
+    "Microsoft.Web/sites/restart/action",
+    "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+)
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+FAST = RetryPolicy(attempts=4, deadline_seconds=3600, initial_seconds=0, max_seconds=0, jitter_seconds=0)
+
+
+def settings(**overrides: object) -> ExecutorSettings:
+    base: dict[str, object] = {
+        "concurrency": 8,
+        "per_subscription": 2,
+        "failure_tolerance": Tolerance.parse("100%"),
+        "operation_retry": FAST,
+        "verify_retry": FAST,
+        "settle_retry": FAST,
+        "pacing": PacingPolicy(base_interval=0, max_interval=0),
+    }
+    base.update(overrides)
+    return ExecutorSettings(**base)  # type: ignore[arg-type]
+
+
+def make_app(i: int, tenant: str, sub: str) -> App:
+    app_id = f"/subscriptions/{sub}/resourceGroups/rg{i}/providers/Microsoft.Solutions/applications/app{i}"
+    mrg = f"/subscriptions/{sub}/resourceGroups/mrg{i}"
+    return App(
+        id=app_id,
+        name=f"app{i}",
+        tenant_id=tenant,
+        subscription_id=sub,
+        resource_group=f"rg{i}",
+        location="westeurope",
+        kind="ServiceCatalog",
+        managed_resource_group_id=mrg,
+        definition_id=V1,
+        provisioning_state="Succeeded",
+        lock_level="ReadOnly",
+        deny_assignment=DenyAssignment(
+            id=f"{mrg}/providers/Microsoft.Authorization/denyAssignments/sys{i}",
+            name=f"sys{i}",
+            scope=mrg,
+            description=f"Created by managed application '{app_id}'.",
+            actions=("*",),
+            not_actions=OLD,
+            is_system_protected=True,
+        ),
+    )
+
+
+def fleet(n: int = 12, tenants: int = 2, subs_per_tenant: int = 2) -> tuple[FakeArm, list[App]]:
+    arm = FakeArm(exclusions={V1.lower(): (OLD, ()), V2.lower(): (NEW, ())})
+    apps = []
+    for i in range(n):
+        t = i % tenants
+        s = (i // tenants) % subs_per_tenant
+        app = make_app(i, f"tenant-{t}", f"sub-{t}-{s}")
+        arm.add_app(app)
+        apps.append(app)
+    return arm, apps
+
+
+def make_plan(apps: Sequence[App], wave_sizes: Sequence[int] = (2,), digest: str = "sha256:plan") -> Plan:
+    items = []
+    waves: list[list[str]] = []
+    remaining = list(apps)
+    sizes = list(wave_sizes)
+    while remaining:
+        size = sizes.pop(0) if sizes else len(remaining)
+        waves.append([a.id for a in remaining[:size]])
+        remaining = remaining[size:]
+    wave_of = {app_id: w for w, ids in enumerate(waves) for app_id in ids}
+    for app in apps:
+        items.append(
+            PlanItem(
+                app_id=app.id,
+                app_name=app.name,
+                tenant_id=app.tenant_id,
+                tenant_name=app.tenant_id.upper(),
+                subscription_id=app.subscription_id,
+                resource_group=app.resource_group,
+                kind=app.kind,
+                decision=Decision.UPDATE,
+                reason="new exclusions",
+                wave=wave_of[app.id],
+                from_definition_id=V1,
+                to_definition_id=V2,
+                expected_not_actions=tuple(a.upper() for a in NEW),  # case must not matter
+                fingerprint=fingerprint(app),
+                as_read=summarize(app),
+            )
+        )
+    return Plan(
+        tool_version="test",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        target=Target(name="v2", definition_id=V2, definition=Definition(id=V2, lock_level="ReadOnly")),
+        options=PlanOptions(),
+        items=tuple(items),
+        waves=tuple(
+            Wave(index=w, name="canary" if w == 0 else f"wave-{w}", app_ids=tuple(ids))
+            for w, ids in enumerate(waves)
+        ),
+        digest=digest,
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "journal.db")
+    yield j  # type: ignore[misc]
+    j.close()
+
+
+def states(journal: Journal, run_id: str) -> dict[str, AppState]:
+    return {a.app_id: a.state for a in journal.run_view(run_id).apps}
+
+
+async def test_all_apps_upgrade_verify_and_are_journaled(journal: Journal) -> None:
+    arm, apps = fleet(12)
+    seen: list[Progress] = []
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep, progress=seen.append)
+    assert view.state == RunState.COMPLETED
+    assert set(states(journal, view.run_id).values()) == {AppState.SUCCEEDED}
+    assert all(arm.writes[a.id.lower()] == 1 for a in apps)
+    assert all(arm.app(a.id).definition_id == V2 for a in apps)
+    assert arm.violations == []
+    # Every app's events tell its story in order, with the operation URL and ARM request id.
+    events = journal.events(view.run_id, apps[0].id)
+    assert [e.state for e in events] == ["pending", "submitted", "submitted", "verifying", "succeeded"]
+    assert events[2].operation_url and events[2].request_id
+    assert {p.state for p in seen} >= {AppState.SUBMITTED, AppState.VERIFYING, AppState.SUCCEEDED}
+    records = journal.apps(view.run_id)
+    assert records[0].before is not None and records[0].before.definition_id == V1
+    assert records[0].after_fingerprint is not None
+
+
+async def test_waves_run_in_order_canary_first(journal: Journal) -> None:
+    arm, apps = fleet(9)
+    order: list[str] = []
+    arm.before_call = lambda method, key: order.append(key) if method == "submit_upgrade" else None
+    await run_plan(make_plan(apps, (1, 3)), arm, journal, settings(), sleep=no_sleep)
+    assert order[0] == apps[0].id
+    assert set(order[1:4]) == {a.id for a in apps[1:4]}
+    assert set(order[4:]) == {a.id for a in apps[4:]}
+
+
+async def test_concurrency_caps_are_never_exceeded(journal: Journal) -> None:
+    arm, apps = fleet(40, tenants=2, subs_per_tenant=3)
+    await run_plan(
+        make_plan(apps, (40,)), arm, journal, settings(concurrency=5, per_subscription=2), sleep=no_sleep
+    )
+    assert arm.peak_active <= 5
+    assert max(arm.peak_by_sub.values()) <= 2
+    assert arm.peak_active >= 2  # and there was real concurrency
+
+
+async def test_stale_app_is_not_written_and_says_what_changed(journal: Journal) -> None:
+    arm, apps = fleet(4)
+    plan = make_plan(apps)
+    changed = apps[1].id
+    arm.apps[changed.lower()] = arm.app(changed).model_copy(update={"definition_id": V2})
+    view = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    app = next(a for a in view.apps if a.app_id == changed)
+    assert app.state == AppState.STALE
+    assert "definition" in (app.error_message or "") and "app-v2" in (app.error_message or "")
+    assert arm.writes[changed.lower()] == 0
+    assert sum(1 for a in view.apps if a.state == AppState.SUCCEEDED) == 3
+
+
+async def test_non_update_items_are_skipped_with_the_plan_reason(journal: Journal) -> None:
+    arm, apps = fleet(3)
+    plan = make_plan(apps)
+    item = plan.items[2].model_copy(
+        update={"decision": Decision.CURRENT, "reason": "already on v2", "wave": None}
+    )
+    plan = plan.model_copy(
+        update={
+            "items": (*plan.items[:2], item),
+            "waves": tuple(
+                w.model_copy(update={"app_ids": tuple(a for a in w.app_ids if a != item.app_id)})
+                for w in plan.waves
+            ),
+        }
+    )
+    view = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    skipped = next(a for a in view.apps if a.app_id == item.app_id)
+    assert skipped.state == AppState.SKIPPED and "already on v2" in (skipped.error_message or "")
+    assert arm.writes[item.app_id.lower()] == 0
+
+
+async def test_transient_operation_failure_is_retried(journal: Journal) -> None:
+    arm, apps = fleet(2)
+    arm.script[apps[0].id.lower()] = [
+        "fail:InternalServerError",
+        "raise:409:AnotherOperationInProgress",
+        "ok",
+    ]
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert states(journal, view.run_id)[apps[0].id] == AppState.SUCCEEDED
+    assert arm.writes[apps[0].id.lower()] == 2
+    assert journal.apps(view.run_id)[0].attempts == 3
+    assert arm.violations == []
+
+
+async def test_permanent_errors_fail_fast_with_the_cause(journal: Journal) -> None:
+    arm, apps = fleet(3)
+    arm.script[apps[0].id.lower()] = ["raise:403:AuthorizationFailed", "ok"]
+    arm.script[apps[1].id.lower()] = ["fail:InvalidApplicationDefinition", "ok"]
+    view = await run_plan(make_plan(apps, (3,)), arm, journal, settings(), sleep=no_sleep)
+    by_id = {a.app_id: a for a in view.apps}
+    assert by_id[apps[0].id].state == AppState.FAILED
+    assert by_id[apps[0].id].error_code == "AuthorizationFailed"
+    assert by_id[apps[0].id].attempts == 1
+    assert by_id[apps[1].id].state == AppState.FAILED
+    assert by_id[apps[1].id].error_code == "InvalidApplicationDefinition"
+    assert arm.writes[apps[1].id.lower()] == 1
+    assert by_id[apps[2].id].state == AppState.SUCCEEDED
+
+
+async def test_retries_stop_at_the_attempt_cap(journal: Journal) -> None:
+    arm, apps = fleet(1)
+    arm.script[apps[0].id.lower()] = ["fail:InternalServerError"] * 10
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert view.apps[0].state == AppState.FAILED
+    assert view.apps[0].error_code == "InternalServerError"
+    assert arm.writes[apps[0].id.lower()] == FAST.attempts
+
+
+async def test_lost_answer_is_reconciled_not_rewritten(journal: Journal) -> None:
+    arm, apps = fleet(1)
+    key = apps[0].id.lower()
+    arm.script[key] = ["lost"]
+
+    # ARM finishes the operation on its own while we do not hear back.
+    original = arm.get_application
+
+    async def get_and_finish(tenant_id: str, app_id: str) -> App | None:
+        for op_id, op in arm.ops.items():
+            if op.app_id == app_id.lower():
+                arm.finish(op_id)
+        return await original(tenant_id, app_id)
+
+    view_calls = 0
+
+    async def counting(tenant_id: str, app_id: str) -> App | None:
+        nonlocal view_calls
+        view_calls += 1
+        # The first read is the pre-write check; from the reconcile on, ARM has completed the write.
+        return await (original if view_calls == 1 else get_and_finish)(tenant_id, app_id)
+
+    arm.get_application = counting  # type: ignore[method-assign]
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert view.apps[0].state == AppState.SUCCEEDED
+    assert arm.writes[key] == 1
+    assert arm.violations == []
+
+
+async def test_verification_waits_for_convergence(journal: Journal) -> None:
+    arm, apps = fleet(3)
+    arm.converge_after_reads = 2
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+
+
+async def test_verification_that_never_converges_is_unverified(journal: Journal) -> None:
+    arm, apps = fleet(2)
+    arm.never_converge = {apps[0].id.lower()}
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    app = next(a for a in view.apps if a.app_id == apps[0].id)
+    assert app.state == AppState.UNVERIFIED
+    assert "readmetadata" in (app.error_message or "").lower()
+    assert arm.writes[apps[0].id.lower()] == 1
+
+
+async def test_failure_tolerance_halts_and_leaves_the_rest_pending(journal: Journal) -> None:
+    arm, apps = fleet(10)
+    for app in apps[:2]:
+        arm.script[app.id.lower()] = ["raise:403:AuthorizationFailed"]
+    plan = make_plan(apps, (3,))
+    view = await run_plan(
+        plan, arm, journal, settings(failure_tolerance=Tolerance.parse("1")), sleep=no_sleep
+    )
+    assert view.state == RunState.HALTED
+    later = {a.app_id: a.state for a in view.apps if a.wave and a.wave > 0}
+    assert set(later.values()) == {AppState.PENDING}
+    assert all(arm.writes[a.lower()] == 0 for a in later)
+
+
+async def test_failure_tolerance_as_a_percentage() -> None:
+    tolerance = Tolerance.parse("25%")
+    assert tolerance.allowed(8) == 2
+    assert not tolerance.exceeded(2, 8) and tolerance.exceeded(3, 8)
+    assert Tolerance.parse("0").exceeded(1, 100)
+    with pytest.raises(ValueError, match="count"):
+        Tolerance.parse("ten")
+    with pytest.raises(ValueError, match="at most 100"):
+        Tolerance.parse("150%")
+
+
+async def test_only_one_wave(journal: Journal) -> None:
+    arm, apps = fleet(6)
+    view = await run_plan(make_plan(apps, (2,)), arm, journal, settings(only_wave=1), sleep=no_sleep)
+    assert view.state == RunState.INTERRUPTED
+    assert {a.state for a in view.apps if a.wave == 1} == {AppState.SUCCEEDED}
+    assert {a.state for a in view.apps if a.wave == 0} == {AppState.PENDING}
+
+
+async def test_bake_time_between_waves(journal: Journal) -> None:
+    arm, apps = fleet(6)
+    slept: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    await run_plan(make_plan(apps, (2, 2)), arm, journal, settings(bake_seconds=600), sleep=record_sleep)
+    assert slept.count(600) == 2  # after the canary and after wave-1, not after the last wave
+
+
+async def test_resume_reattaches_to_submitted_operations_instead_of_resubmitting(journal: Journal) -> None:
+    arm, apps = fleet(4)
+    plan = make_plan(apps, (4,))
+    crashing = apps[1].id.lower()
+    arm.script[crashing] = ["crash-after-submit"]
+    with pytest.raises(BaseExceptionGroup):
+        await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    run_id = journal.latest_run_for(plan.digest)
+    assert run_id is not None
+    record = next(r for r in journal.apps(run_id) if r.app_id.lower() == crashing)
+    assert record.state == AppState.SUBMITTED and record.resume_token and record.operation_url
+    succeeded_before = {r.app_id for r in journal.apps(run_id) if r.state == AppState.SUCCEEDED}
+    writes_before = dict(arm.writes)
+
+    view = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)  # the same plan: the same run
+    assert view.run_id == run_id
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+    assert arm.writes[crashing] == 1  # re-attached, not re-submitted
+    for app_id in succeeded_before:
+        assert arm.writes[app_id.lower()] == writes_before[app_id.lower()]  # never touched again
+    assert arm.violations == []
+
+
+async def test_resume_of_a_submitted_app_without_a_token_rereads_first(journal: Journal) -> None:
+    arm, apps = fleet(2)
+    plan = make_plan(apps, (2,))
+    target = apps[0].id
+
+    def crash_on_submit(method: str, key: str) -> None:
+        if method == "submit_upgrade" and key == target:
+            raise Crash("died right after journaling the intent")
+
+    arm.before_call = crash_on_submit
+    with pytest.raises(BaseExceptionGroup):
+        await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    run_id = journal.latest_run_for(plan.digest)
+    assert run_id is not None
+    assert states(journal, run_id)[target] == AppState.SUBMITTED
+    arm.before_call = None
+    view = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+    assert arm.writes[target.lower()] == 1  # the write never happened before; now exactly once
+
+
+async def test_resume_of_verifying_reverifies_without_writing(journal: Journal) -> None:
+    arm, apps = fleet(1)
+    plan = make_plan(apps)
+
+    def crash_on_verify(method: str, key: str) -> None:
+        if method == "list_deny_assignments_at" and arm.writes[apps[0].id.lower()] == 1:
+            raise Crash("died while verifying")
+
+    arm.before_call = crash_on_verify
+    with pytest.raises(BaseExceptionGroup):
+        await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    run_id = journal.latest_run_for(plan.digest)
+    assert run_id is not None
+    assert states(journal, run_id)[apps[0].id] == AppState.VERIFYING
+    arm.before_call = None
+    view = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    assert view.apps[0].state == AppState.SUCCEEDED
+    assert arm.writes[apps[0].id.lower()] == 1
+
+
+async def test_new_run_flag_starts_a_fresh_run(journal: Journal) -> None:
+    arm, apps = fleet(2)
+    plan = make_plan(apps)
+    first = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    second = await run_plan(plan, arm, journal, settings(), sleep=no_sleep, new_run=True)
+    assert second.run_id != first.run_id
+    # The apps moved since the plan was made: a fresh run finds them stale and writes nothing.
+    assert {a.state for a in second.apps} == {AppState.STALE}
+    assert all(arm.writes[a.id.lower()] == 1 for a in apps)
+
+
+async def test_rollback_puts_apps_back_and_marks_the_original(journal: Journal) -> None:
+    arm, apps = fleet(3)
+    applied = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    rolled = await run_rollback(
+        applied.run_id, arm, journal, settings(), app_ids=[apps[0].id, apps[1].id], sleep=no_sleep
+    )
+    assert rolled.kind == "rollback"
+    assert {a.state for a in rolled.apps} == {AppState.SUCCEEDED}
+    assert len(rolled.apps) == 2
+    assert arm.app(apps[0].id).definition_id == V1
+    assert arm.app(apps[0].id).deny_assignment is not None
+    assert set(arm.app(apps[0].id).deny_assignment.not_actions) == set(OLD)  # type: ignore[union-attr]
+    assert arm.app(apps[2].id).definition_id == V2
+    after = states(journal, applied.run_id)
+    assert after[apps[0].id] == after[apps[1].id] == AppState.ROLLED_BACK
+    assert after[apps[2].id] == AppState.SUCCEEDED
+    assert journal.run(rolled.run_id).parent_run_id == applied.run_id
+    # Running the same rollback again continues that run and writes nothing more.
+    again = await run_rollback(
+        applied.run_id, arm, journal, settings(), app_ids=[apps[0].id, apps[1].id], sleep=no_sleep
+    )
+    assert again.run_id == rolled.run_id
+    assert arm.writes[apps[0].id.lower()] == 2
+
+
+async def test_pacing_slows_a_throttled_subscription() -> None:
+    from orchestrator.executor.pacing import Pacer
+    from orchestrator.gateway import CallInfo
+
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = Pacer(
+        global_limit=4,
+        per_subscription=2,
+        policy=PacingPolicy(low_water=10, base_interval=1.0, max_interval=8.0),
+        clock=lambda: now[0],
+        sleep=fake_sleep,
+    )
+    await pacer.before_call("hot", "write")
+    pacer.observe("hot", CallInfo(remaining_writes=3))
+    await pacer.before_call("hot", "write")
+    assert slept == [1.0]
+    await pacer.before_call("cold", "write")  # another subscription is not slowed
+    assert slept == [1.0]
+    pacer.throttled("hot", 30.0)
+    await pacer.before_call("hot", "write")
+    assert now[0] >= 31.0
+    for _ in range(5):
+        pacer.observe("hot", CallInfo(remaining_writes=500))
+    slept.clear()
+    await pacer.before_call("hot", "write")
+    assert slept == []
