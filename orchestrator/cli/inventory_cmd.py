@@ -1,9 +1,238 @@
-"""TODO(owner): commands of this module are being written; this file registers nothing yet."""
+"""`orchestrator inventory`: every managed application in the fleet with its deny assignment's exclusions."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
 import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.cli import _common, options
+from orchestrator.config import FleetConfig
+from orchestrator.errors import EXIT_PARTIAL
+from orchestrator.inventory import InventoryProgress, ProgressCallback, collect_snapshot, save_snapshot
+from orchestrator.models import App, Snapshot
+
+InventoryFormat = Literal["table", "json", "csv"]
+
+COLUMNS = (
+    "tenant",
+    "subscription",
+    "resource_group",
+    "app",
+    "kind",
+    "definition_or_plan",
+    "provisioning_state",
+    "lock_level",
+    "managed_resource_group",
+    "excluded_actions",
+    "excluded_data_actions",
+)
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    @app.command()
+    def inventory(
+        config: Path = options.config_option(),
+        fmt: InventoryFormat = options.format_option("table"),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Write the output here instead of stdout."),
+        concurrency: int | None = typer.Option(
+            None,
+            "--concurrency",
+            min=1,
+            max=1024,
+            help="Concurrent ARM calls (default: the config's global_limit).",
+        ),
+        snapshot_out: Path | None = typer.Option(
+            None, "--snapshot", help="Also save the full snapshot as JSON (for `plan --snapshot`, `explain`)."
+        ),
+        log_format: options.LogFormatChoice = options.log_format_option(),
+        log_level: options.LogLevelChoice = options.log_level_option(),
+    ) -> None:
+        """List every managed application: kind, definition or plan, lock level and excluded actions."""
+        options.setup_logging(log_format, log_level)
+        fleet = options.load_fleet(config)
+        snapshot = read_fleet(fleet, config, concurrency=concurrency)
+        if snapshot_out is not None:
+            save_snapshot(snapshot, snapshot_out)
+        text = render(snapshot, fmt)
+        if out is not None:
+            out.write_text(text, encoding="utf-8")
+        else:
+            _common.console.file.write(text)
+        exit_for_failures(snapshot)
+
+
+def read_fleet(fleet: FleetConfig, config_path: Path, *, concurrency: int | None) -> Snapshot:
+    """Inventory the fleet with the real SDK, showing a progress bar when stderr is a terminal."""
+    limit = concurrency or fleet.concurrency.global_limit
+
+    async def run(progress: ProgressCallback | None) -> Snapshot:
+        async with options.open_gateway(fleet, config_path) as gateway:
+            return await collect_snapshot(
+                fleet, gateway, concurrency=limit, per_tenant=max(2, limit // 2), progress=progress
+            )
+
+    with _progress_bar() as progress:
+        return options.run_async(run(progress))
+
+
+@contextmanager
+def _progress_bar() -> Iterator[ProgressCallback | None]:
+    console = _common.err_console
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("inventory"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("subscriptions · {task.fields[apps]} apps · {task.fields[tenants]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("inventory", total=None, apps=0, tenants="")
+
+        def update(p: InventoryProgress) -> None:
+            bar.update(
+                task,
+                total=p.subscriptions_total or None,
+                completed=p.subscriptions_done,
+                apps=p.apps,
+                tenants=f"{p.tenants_done}/{p.tenants_total} tenants",
+            )
+
+        yield update
+
+
+def exit_for_failures(snapshot: Snapshot) -> None:
+    """Print each tenant that could not be (fully) read, then exit 3 when there is any."""
+    failed = [t for t in snapshot.tenants if t.error]
+    for tenant in failed:
+        _common.err_console.print(
+            f"[bold yellow]tenant {tenant.display_name}[/] ({tenant.tenant_id}): {tenant.error}",
+            highlight=False,
+            soft_wrap=True,
+            markup=True,
+        )
+    if failed:
+        _common.err_console.print(
+            f"{len(failed)} of {len(snapshot.tenants)} tenants could not be fully read", highlight=False
+        )
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def rows(snapshot: Snapshot) -> list[dict[str, str]]:
+    names = {t.tenant_id.lower(): t.display_name for t in snapshot.tenants}
+    return [_row(app, names.get(app.tenant_id.lower(), app.tenant_id)) for app in snapshot.apps]
+
+
+def _row(app: App, tenant_name: str) -> dict[str, str]:
+    deny = app.deny_assignment
+    if app.plan is not None:
+        target = f"{app.plan.publisher}/{app.plan.product}/{app.plan.name}@{app.plan.version}"
+    else:
+        target = app.definition_id or ""
+    return {
+        "tenant": tenant_name,
+        "subscription": app.subscription_id,
+        "resource_group": app.resource_group,
+        "app": app.name,
+        "kind": app.kind,
+        "definition_or_plan": target,
+        "provisioning_state": app.provisioning_state,
+        "lock_level": app.lock_level or "",
+        "managed_resource_group": app.managed_resource_group_id,
+        "excluded_actions": "; ".join(deny.not_actions) if deny else "none",
+        "excluded_data_actions": "; ".join(deny.not_data_actions) if deny else "none",
+    }
+
+
+def render(snapshot: Snapshot, fmt: InventoryFormat) -> str:
+    table = rows(snapshot)
+    if fmt == "json":
+        doc = {
+            "taken_at": snapshot.taken_at.isoformat(),
+            "tenants": [
+                {
+                    "tenant_id": t.tenant_id,
+                    "name": t.display_name,
+                    "ring": t.ring,
+                    "subscriptions": [s.id for s in t.subscriptions],
+                    "error": t.error,
+                }
+                for t in snapshot.tenants
+            ],
+            "apps": [
+                {"id": app.id, "tenant_id": app.tenant_id, **row}
+                for app, row in zip(snapshot.apps, table, strict=True)
+            ],
+        }
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
+        return buffer.getvalue()
+    return _render_table(snapshot, table)
+
+
+def _last(resource_id: str) -> str:
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _render_table(snapshot: Snapshot, table_rows: list[dict[str, str]]) -> str:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for title in (
+        "Tenant",
+        "Subscription",
+        "Resource group",
+        "App",
+        "Kind",
+        "Definition / plan",
+        "State",
+        "Lock",
+        "MRG",
+        "Excluded actions",
+        "Excluded data actions",
+    ):
+        table.add_column(title, overflow="fold")
+    for row in table_rows:
+        target = row["definition_or_plan"]
+        table.add_row(
+            row["tenant"],
+            row["subscription"],
+            row["resource_group"],
+            row["app"],
+            row["kind"],
+            _last(target) if "/providers/" in target else target,
+            row["provisioning_state"],
+            row["lock_level"] or "?",
+            _last(row["managed_resource_group"]),
+            row["excluded_actions"].replace("; ", "\n") or "—",
+            row["excluded_data_actions"].replace("; ", "\n") or "—",
+        )
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=max(_common.console.width, 160), no_color=True, highlight=False)
+    console.print(table)
+    failed = sum(1 for t in snapshot.tenants if t.error)
+    console.print(
+        f"{len(snapshot.apps)} apps in {len(snapshot.tenants) - failed} tenants"
+        + (f" ({failed} tenants not fully read)" if failed else ""),
+        highlight=False,
+    )
+    return buffer.getvalue()
