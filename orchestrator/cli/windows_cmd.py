@@ -12,21 +12,15 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli import _common
-from orchestrator.config import FleetConfig, MaintenanceConfig, load_config
+from orchestrator.cli import _common, options
+from orchestrator.config import FleetConfig, MaintenanceConfig
 from orchestrator.windows import DEFAULT_NEED, WindowSpan, describe_window, is_open, next_windows
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def windows(
-        config: Path = typer.Option(
-            Path("orchestrator.toml"),
-            "--config",
-            "-c",
-            envvar="ORCHESTRATOR_CONFIG",
-            help="Fleet config file (TOML).",
-        ),
+        config: Path = options.config_option(),
         count: int = typer.Option(3, "--count", "-n", min=1, max=50, help="Windows to list per tenant."),
         need_minutes: int = typer.Option(
             int(DEFAULT_NEED.total_seconds() // 60),
@@ -36,7 +30,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show each tenant's next maintenance windows, in its time zone and in UTC."""
-        fleet = load_config(config)
+        fleet = options.load_fleet(config)
         now = datetime.now(UTC)
         _common.console.print(render_windows(fleet, now, count=count, need=timedelta(minutes=need_minutes)))
 
