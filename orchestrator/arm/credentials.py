@@ -8,6 +8,7 @@ azure-identity; they are never logged, and the wrapper's repr shows only the ten
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +50,9 @@ class TenantCredential:
         self._inner = inner
         # The default chain is not built for one tenant: ask each link for ours explicitly.
         self._pass_tenant = pass_tenant
+        # One token request at a time: every SDK client has its own auth policy, and without this a
+        # burst of first calls would each fetch a token before azure-identity's cache holds one.
+        self._lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"TenantCredential(tenant_id={self.tenant_id!r}, kind={self.kind!r})"
@@ -72,7 +76,8 @@ class TenantCredential:
             kwargs["tenant_id"] = self.tenant_id
         if enable_cae:
             kwargs["enable_cae"] = True
-        token: AccessToken = await self._inner.get_token(*scopes, claims=claims, **kwargs)
+        async with self._lock:
+            token: AccessToken = await self._inner.get_token(*scopes, claims=claims, **kwargs)
         return token
 
     async def get_token_info(
@@ -83,7 +88,8 @@ class TenantCredential:
         if self._pass_tenant:
             opts["tenant_id"] = self.tenant_id
         if hasattr(self._inner, "get_token_info"):
-            info: AccessTokenInfo = await self._inner.get_token_info(*scopes, options=opts)
+            async with self._lock:
+                info: AccessTokenInfo = await self._inner.get_token_info(*scopes, options=opts)
             return info
         token = await self.get_token(*scopes, claims=opts.get("claims"))
         return AccessTokenInfo(token.token, token.expires_on)
@@ -128,10 +134,10 @@ def build_credential(tenant: TenantConfig, cloud: CloudConfig) -> TenantCredenti
                 **common,
             )
         except (ValueError, OSError) as exc:
-            # The message is about the file's format, never its content.
+            # azure-identity / cryptography describe the format problem, never the key material.
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(
-                f"{who}: certificate_path {cred.certificate_path} is not a usable certificate: "
-                f"{type(exc).__name__}"
+                f"{who}: certificate_path {cred.certificate_path} is not a usable certificate: {reason}"
             ) from None
         return TenantCredential(tenant.id, cred.kind, inner)
     if isinstance(cred, WorkloadIdentityCredentialConfig):
