@@ -1,0 +1,320 @@
+"""ARM route table and dispatch: api-version, authentication, tenant isolation, access, paging.
+
+Paths are matched case-insensitively (ARM treats `resourcegroups` and `resourceGroups` alike) with
+precompiled regexes; the handlers themselves live in arm_handlers.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from orchestrator.emulator.armhttp import ArmError
+from orchestrator.emulator.runtime import Runtime
+from orchestrator.emulator.state import Tenant
+from orchestrator.emulator.tokens import Claims, TokenError
+
+_I = re.IGNORECASE
+_SUB = r"^/subscriptions/(?P<sub>[^/]+)"
+_RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
+
+API_VERSIONS: dict[str, frozenset[str]] = {
+    # azure-mgmt-resource-subscriptions 1.0.0 sends 2022-12-01.
+    "subscriptions": frozenset({"2022-12-01", "2021-01-01", "2020-01-01", "2016-06-01"}),
+    # azure-mgmt-managedapplications 1.0.0b2 sends 2023-12-01-preview; 2021-07-01 is the last stable.
+    "solutions": frozenset({"2023-12-01-preview", "2021-07-01"}),
+    # azure-mgmt-authorization 4.0.0 sends 2022-04-01 for deny assignments and permissions.
+    "authorization": frozenset({"2022-04-01"}),
+    "resources": frozenset({"2021-04-01", "2022-09-01", "2023-07-01", "2024-03-01"}),
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    pattern: re.Pattern[str]
+    family: str
+    resource_type: str
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("subscriptions", re.compile(r"^/subscriptions/?$", _I), "subscriptions", "subscriptions"),
+    Route("subscription", re.compile(_SUB + r"/?$", _I), "subscriptions", "subscriptions"),
+    Route("tenants", re.compile(r"^/tenants/?$", _I), "subscriptions", "tenants"),
+    Route(
+        "app",
+        re.compile(_RG + r"/providers/microsoft\.solutions/applications/(?P<name>[^/]+)$", _I),
+        "solutions",
+        "applications",
+    ),
+    Route(
+        "app_action",
+        re.compile(
+            _RG + r"/providers/microsoft\.solutions/applications/(?P<name>[^/]+)/(?P<action>[^/]+)$", _I
+        ),
+        "solutions",
+        "applications",
+    ),
+    Route(
+        "apps",
+        re.compile(
+            _SUB + r"(?:/resourcegroups/(?P<rg>[^/]+))?/providers/microsoft\.solutions/applications$", _I
+        ),
+        "solutions",
+        "applications",
+    ),
+    Route(
+        "op",
+        re.compile(
+            _SUB + r"/providers/microsoft\.solutions/locations/(?P<loc>[^/]+)/"
+            r"(?P<opkind>operationstatuses|operationresults)/(?P<op>[^/]+)$",
+            _I,
+        ),
+        "solutions",
+        "locations/operationstatuses",
+    ),
+    Route(
+        "definition",
+        re.compile(_RG + r"/providers/microsoft\.solutions/applicationdefinitions/(?P<name>[^/]+)$", _I),
+        "solutions",
+        "applicationDefinitions",
+    ),
+    Route(
+        "definitions",
+        re.compile(
+            _SUB
+            + r"(?:/resourcegroups/(?P<rg>[^/]+))?/providers/microsoft\.solutions/applicationdefinitions$",
+            _I,
+        ),
+        "solutions",
+        "applicationDefinitions",
+    ),
+    Route(
+        "permissions",
+        re.compile(_RG + r"/providers/microsoft\.authorization/permissions$", _I),
+        "authorization",
+        "permissions",
+    ),
+    Route(
+        "deny",
+        re.compile(
+            r"^(?P<scope>.*?)/providers/microsoft\.authorization/denyassignments(?:/(?P<name>[^/]+))?$", _I
+        ),
+        "authorization",
+        "denyAssignments",
+    ),
+    Route("rg", re.compile(_RG + r"$", _I), "resources", "resourceGroups"),
+)
+
+_SCOPE_SUB = re.compile(r"^/subscriptions/([^/]+)", _I)
+
+
+@dataclass
+class Ctx:
+    """One ARM request after dispatch, authentication and tenant checks."""
+
+    rt: Runtime
+    request: web.Request
+    route: Route
+    groups: dict[str, str]
+    claims: Claims
+    tenant: Tenant | None
+    api_version: str
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+
+Handler = Callable[[Ctx], Awaitable[web.Response]]
+
+
+def match(path: str) -> tuple[Route, dict[str, str]] | None:
+    for route in ROUTES:
+        m = route.pattern.match(path)
+        if m:
+            return route, {k: v for k, v in m.groupdict().items() if v is not None}
+    return None
+
+
+def kind_of(route: Route, groups: dict[str, str], method: str) -> str:
+    if method != "GET":
+        return "write"
+    if route.name == "op":
+        return "poll"
+    if route.name in ("subscriptions", "tenants", "apps", "definitions"):
+        return "list"
+    if route.name == "deny" and "name" not in groups:
+        return "list"
+    return "read"
+
+
+def check_api_version(route: Route, request: web.Request) -> str:
+    version = request.query.get("api-version")
+    if not version:
+        raise ArmError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+    supported = API_VERSIONS[route.family]
+    if version not in supported:
+        listed = "', '".join(sorted(supported, reverse=True))
+        if route.family == "solutions":
+            raise ArmError(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider found for location 'global' and API version '{version}' for "
+                f"type '{route.resource_type}'. The supported api-versions are '{listed}'. The supported "
+                "locations are 'eastus, westeurope, westus2'.",
+            )
+        raise ArmError(
+            400,
+            "InvalidApiVersionParameter",
+            f"The api-version '{version}' is invalid. The supported versions are '{listed}'.",
+        )
+    return version
+
+
+def _www_authenticate(rt: Runtime, tenant: str, error: str) -> dict[str, str]:
+    return {
+        "WWW-Authenticate": f'Bearer authorization_uri="{rt.base_url}{tenant}", error="invalid_token", '
+        f'error_description="{error}"'
+    }
+
+
+def authenticate(rt: Runtime, request: web.Request) -> Claims:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer "):
+        rt.stats.unauthenticated_attempts += 1
+        raise ArmError(
+            401,
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+            _www_authenticate(
+                rt, "common", "The authentication failed because of missing 'Authorization' header."
+            ),
+        )
+    try:
+        claims = rt.tokens.verify(header[7:].strip())
+    except TokenError as exc:
+        if exc.code == "ExpiredAuthenticationToken":
+            rt.stats.expired_token_attempts += 1
+        else:
+            rt.stats.unauthenticated_attempts += 1
+        raise ArmError(401, exc.code, exc.message, _www_authenticate(rt, "common", exc.message)) from None
+    if str(claims.get("aud", "")) not in rt.audiences:
+        rt.stats.unauthenticated_attempts += 1
+        raise ArmError(
+            401,
+            "InvalidAuthenticationTokenAudience",
+            f"The access token has been obtained for wrong audience or resource '{claims.get('aud')}'. It should "
+            f"exactly match with one of the allowed audiences '{rt.base_url}'.",
+            _www_authenticate(rt, str(claims.get("tid", "common")), "The access token audience is invalid."),
+        )
+    return claims
+
+
+def subscription_of(route: Route, groups: dict[str, str]) -> str | None:
+    if "sub" in groups:
+        return groups["sub"]
+    if route.name == "deny":
+        m = _SCOPE_SUB.match(groups.get("scope", ""))
+        return m.group(1) if m else None
+    return None
+
+
+def check_tenant(rt: Runtime, route: Route, method: str, sub_id: str | None, claims: Claims) -> str | None:
+    """Tenant isolation: a token is good only for its own tenant's subscriptions. Returns the sub's tenant."""
+    if sub_id is None:
+        return None
+    sub = rt.state.subscriptions.get(sub_id.lower())
+    if sub is None:
+        raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub_id}' could not be found.")
+    tid = str(claims.get("tid", ""))
+    # Documented simplification: any authenticated caller may read a definition (service catalog /
+    # marketplace sharing is out of scope); writes to it still need the publisher tenant.
+    if route.name == "definition" and method == "GET":
+        return sub.tenant_id
+    if sub.tenant_id.lower() != tid.lower():
+        rt.stats.cross_tenant_attempts += 1
+        raise ArmError(
+            401,
+            "InvalidAuthenticationTokenTenant",
+            f"The access token is from the wrong issuer '{rt.base_url}{tid}/v2.0'. It must match the tenant "
+            f"'{rt.base_url}{sub.tenant_id}/v2.0' associated with this subscription. Please use the authority "
+            f"(URL) '{rt.base_url}{sub.tenant_id}' to get the token. Note, if the subscription is transferred to "
+            "another tenant there is no impact to the services, but information about new tenant could take "
+            "time to propagate (up to an hour). If you just transferred your subscription and see this error "
+            "message, please try back later.",
+            _www_authenticate(rt, sub.tenant_id, "The access token is from the wrong issuer."),
+        )
+    return sub.tenant_id
+
+
+ACTIONS: dict[tuple[str, str], str] = {
+    ("app", "PUT"): "Microsoft.Solutions/applications/write",
+    ("app", "PATCH"): "Microsoft.Solutions/applications/write",
+    ("app", "DELETE"): "Microsoft.Solutions/applications/delete",
+    ("app_action", "POST"): "Microsoft.Solutions/applications/{action}/action",
+    ("definition", "PUT"): "Microsoft.Solutions/applicationDefinitions/write",
+    ("definition", "PATCH"): "Microsoft.Solutions/applicationDefinitions/write",
+    ("definition", "DELETE"): "Microsoft.Solutions/applicationDefinitions/delete",
+}
+READ_ACTIONS: dict[str, str] = {
+    "app": "Microsoft.Solutions/applications/read",
+    "apps": "Microsoft.Solutions/applications/read",
+    "deny": "Microsoft.Authorization/denyAssignments/read",
+    "rg": "Microsoft.Resources/subscriptions/resourceGroups/read",
+}
+
+
+def check_access(ctx: Ctx) -> None:
+    """publisher_access on the tenant: read-only refuses writes, none refuses reads too (403)."""
+    tenant = ctx.tenant
+    if tenant is None or tenant.publisher_access == "full":
+        return
+    route, method = ctx.route, ctx.method
+    action: str | None = None
+    if method == "GET":
+        if tenant.publisher_access == "none":
+            action = READ_ACTIONS.get(route.name)
+    else:
+        template = ACTIONS.get((route.name, method))
+        if template is not None:
+            action = template.format(action=ctx.groups.get("action", ""))
+    if action is None:
+        return
+    scope = ctx.request.path
+    oid = ctx.claims.get("oid", "")
+    raise ArmError(
+        403,
+        "AuthorizationFailed",
+        f"The client '{oid}' with object id '{oid}' does not have authorization to perform action '{action}' "
+        f"over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your "
+        "credentials.",
+    )
+
+
+def page_of(ctx: Ctx, items: list[Any]) -> dict[str, Any]:
+    """One page plus an absolute nextLink carrying api-version and an opaque skip token."""
+    from urllib.parse import urlencode
+
+    size = max(1, ctx.rt.settings.page_size)
+    raw = ctx.request.query.get("$skiptoken", "")
+    try:
+        offset = int(raw, 16) if raw else 0
+    except ValueError:
+        raise ArmError(400, "InvalidSkipToken", f"The skip token '{raw}' is invalid.") from None
+    body: dict[str, Any] = {"value": items[offset : offset + size]}
+    if offset + size < len(items):
+        query = {"api-version": ctx.api_version}
+        if "$filter" in ctx.request.query:
+            query["$filter"] = ctx.request.query["$filter"]
+        query["$skiptoken"] = f"{offset + size:08x}"
+        body["nextLink"] = f"{ctx.rt.base_url}{ctx.request.path.lstrip('/')}?{urlencode(query)}"
+    return body

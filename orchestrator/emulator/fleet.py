@@ -1,0 +1,252 @@
+"""Deterministic fleet generator: a publisher with definitions and offers, customer tenants with apps.
+
+Which apps are marketplace, unlocked, failed, drifted or trapped depends on the app's global index
+(so every kind shows up even in a small fleet); ids, secrets and suffixes depend on the seed.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from orchestrator.emulator.derive import derive_deny_assignment
+from orchestrator.emulator.state import Json, State, Subscription, Tenant
+
+PUBLISHER_RG = "rg-publisher"
+CUSTOMER_RG = "rg-managedapps"
+OWNER_ROLE = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"  # built-in Owner role definition id
+
+V1_ALLOWED_ACTIONS = [
+    "Microsoft.Web/sites/restart/action",
+    "Microsoft.Web/sites/config/list/action",
+    "Microsoft.Insights/diagnosticSettings/write",
+]
+V1_ALLOWED_DATA_ACTIONS = ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"]
+V2_EXTRA_ACTION = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+MARKETPLACE_PLAN = {"publisher": "contoso-isv", "product": "contoso-app", "name": "standard"}
+LOCATIONS = ["eastus", "westeurope", "westus2"]
+
+
+def parse_generate(spec: str) -> tuple[int, int, int]:
+    """Parse 'tenants=T,subscriptions=S,apps=N' (any order; missing keys default to 1)."""
+    values = {"tenants": 1, "subscriptions": 1, "apps": 1}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        key, _, raw = part.partition("=")
+        key = key.strip().lower()
+        if key not in values or not raw.strip().isdigit():
+            raise ValueError(f"bad --generate part {part!r}; expected tenants=T,subscriptions=S,apps=N")
+        values[key] = int(raw)
+    return values["tenants"], values["subscriptions"], values["apps"]
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _definition(sub: str, name: str, lock: str, actions: list[str], principal: str, tenant: str) -> Json:
+    return {
+        "id": f"/subscriptions/{sub}/resourceGroups/{PUBLISHER_RG}/providers/Microsoft.Solutions/"
+        f"applicationDefinitions/{name}",
+        "name": name,
+        "type": "Microsoft.Solutions/applicationDefinitions",
+        "location": "eastus",
+        "tags": {},
+        "properties": {
+            "lockLevel": lock,
+            "displayName": f"Contoso App ({name})",
+            "description": f"Contoso managed application, definition {name}.",
+            "isEnabled": True,
+            "authorizations": [{"principalId": principal, "roleDefinitionId": OWNER_ROLE}],
+            "lockingPolicy": {
+                "allowedActions": list(actions),
+                "allowedDataActions": list(V1_ALLOWED_DATA_ACTIONS),
+            },
+            "packageFileUri": f"https://contosoisv.blob.core.windows.net/packages/{name}.zip",
+            "provisioningState": "Succeeded",
+        },
+    }
+
+
+def _offer(version: str, actions: list[str], principal: str) -> Json:
+    return {
+        **MARKETPLACE_PLAN,
+        "version": version,
+        "lockLevel": "ReadOnly",
+        "allowedActions": list(actions),
+        "allowedDataActions": list(V1_ALLOWED_DATA_ACTIONS),
+        "authorizations": [{"principalId": principal, "roleDefinitionId": OWNER_ROLE}],
+    }
+
+
+def _rg(sub: str, name: str, location: str, managed_by: str | None = None) -> Json:
+    rg: Json = {
+        "id": f"/subscriptions/{sub}/resourceGroups/{name}",
+        "name": name,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": location,
+        "properties": {"provisioningState": "Succeeded"},
+    }
+    if managed_by:
+        rg["managedBy"] = managed_by
+    return rg
+
+
+def _add_rg(state: State, rg: Json) -> None:
+    state.resource_groups[rg["id"].lower()] = rg
+
+
+def generate(spec: str, seed: int) -> State:
+    n_tenants, n_subs, n_apps = parse_generate(spec)
+    rng = random.Random(seed)
+    state = State()
+
+    # Publisher: tenant, subscription, definitions and marketplace offer versions.
+    pub_tid, pub_sub = _uuid(rng), _uuid(rng)
+    pub = Tenant(
+        id=pub_tid,
+        name="Contoso ISV (publisher)",
+        client_id=_uuid(rng),
+        client_secret=rng.randbytes(24).hex(),
+        principal_id=_uuid(rng),
+        role="publisher",
+        ring="publisher",
+    )
+    state.tenants[pub_tid] = pub
+    state.subscriptions[pub_sub] = Subscription(pub_sub, pub_tid, "Contoso ISV Publishing")
+    state.publisher_tenant_id, state.publisher_subscription_id = pub_tid, pub_sub
+    _add_rg(state, _rg(pub_sub, PUBLISHER_RG, "eastus"))
+    authz_principal = _uuid(rng)  # the publisher group/SP granted access to every MRG
+    v2_actions = [*V1_ALLOWED_ACTIONS, V2_EXTRA_ACTION]
+    definitions = {
+        "app-v1": _definition(pub_sub, "app-v1", "ReadOnly", V1_ALLOWED_ACTIONS, authz_principal, pub_tid),
+        "app-v2": _definition(pub_sub, "app-v2", "ReadOnly", v2_actions, authz_principal, pub_tid),
+        "app-v1-unlocked": _definition(
+            pub_sub, "app-v1-unlocked", "None", V1_ALLOWED_ACTIONS, authz_principal, pub_tid
+        ),
+    }
+    for d in definitions.values():
+        state.definitions[d["id"].lower()] = d
+    state.offers = [
+        _offer("1.0.0", V1_ALLOWED_ACTIONS, authz_principal),
+        _offer("2.0.0", v2_actions, authz_principal),
+    ]
+
+    index = 0
+    for t in range(1, n_tenants + 1):
+        tid = _uuid(rng)
+        tenant = Tenant(
+            id=tid,
+            name=f"Contoso {t:03d}",
+            client_id=_uuid(rng),
+            client_secret=rng.randbytes(24).hex(),
+            principal_id=_uuid(rng),
+            # One read-only tenant (the last) as soon as there is more than one.
+            publisher_access="read-only" if n_tenants > 1 and t == n_tenants else "full",
+            ring="canary" if t == 1 else "default",
+        )
+        state.tenants[tid] = tenant
+        for s in range(1, n_subs + 1):
+            sub = _uuid(rng)
+            state.subscriptions[sub] = Subscription(sub, tid, f"Contoso {t:03d} Production {s}")
+            location = LOCATIONS[(t + s) % len(LOCATIONS)]
+            _add_rg(state, _rg(sub, CUSTOMER_RG, location))
+            for n in range(1, n_apps + 1):
+                _add_app(
+                    state, rng, index, sub, location, f"ma-{t:03d}-{s:02d}-{n:02d}", pub_tid, authz_principal
+                )
+                index += 1
+    return state
+
+
+def _add_app(
+    state: State, rng: random.Random, index: int, sub: str, location: str, name: str, pub_tid: str, authz: str
+) -> None:
+    app_id = (
+        f"/subscriptions/{sub}/resourceGroups/{CUSTOMER_RG}/providers/Microsoft.Solutions/applications/{name}"
+    )
+    mrg_name = f"mrg-{name}-{rng.randbytes(3).hex()}"
+    mrg_id = f"/subscriptions/{sub}/resourceGroups/{mrg_name}"
+    _add_rg(state, _rg(sub, mrg_name, location, managed_by=app_id))
+    marketplace = index % 3 == 2
+    unlocked = not marketplace and index % 7 == 3
+    failed = index % 11 == 5
+    drifted = not unlocked and index % 6 == 4
+    trap = index % 5 == 1
+
+    props: dict[str, Any] = {
+        "managedResourceGroupId": mrg_id,
+        "parameters": {"environment": {"value": "production"}},
+        "outputs": {},
+        "provisioningState": "Failed" if failed else "Succeeded",
+        "publisherTenantId": pub_tid,
+        "authorizations": [{"principalId": authz, "roleDefinitionId": OWNER_ROLE}],
+        "managementMode": "Managed",
+    }
+    app: Json = {
+        "id": app_id,
+        "name": name,
+        "type": "Microsoft.Solutions/applications",
+        "location": location,
+        "tags": {},
+        "kind": "MarketPlace" if marketplace else "ServiceCatalog",
+        "managedBy": None,
+        "properties": props,
+    }
+    if marketplace:
+        app["plan"] = {**MARKETPLACE_PLAN, "version": "1.0.0"}
+        offer = state.offers[0]
+        lock, actions, data_actions = offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"]
+    else:
+        def_name = "app-v1-unlocked" if unlocked else "app-v1"
+        definition = next(d for d in state.definitions.values() if d["name"] == def_name)
+        props["applicationDefinitionId"] = definition["id"]
+        dprops = definition["properties"]
+        lock = dprops["lockLevel"]
+        actions = dprops["lockingPolicy"]["allowedActions"]
+        data_actions = dprops["lockingPolicy"]["allowedDataActions"]
+    state.applications[app_id.lower()] = app
+
+    deny = derive_deny_assignment(
+        app_id=app_id,
+        mrg_id=mrg_id,
+        lock_level=lock,
+        allowed_actions=actions,
+        allowed_data_actions=data_actions,
+        excluded_principal_ids=[authz],
+    )
+    if deny is not None:
+        if drifted:
+            # Someone (or an older platform version) left the deny out of step with the definition.
+            perm = deny["properties"]["permissions"][0]
+            perm["notActions"] = [a for a in perm["notActions"] if a != V1_ALLOWED_ACTIONS[1]]
+            perm["notActions"].append("Microsoft.Web/sites/stop/action")
+        state.deny_assignments[deny["id"].lower()] = deny
+    if trap:
+        # A customer-created deny assignment on the MRG: not the managed app's, must be ignored.
+        trap_name = _uuid(rng)
+        trap_id = f"{mrg_id}/providers/Microsoft.Authorization/denyAssignments/{trap_name}"
+        state.deny_assignments[trap_id.lower()] = {
+            "id": trap_id,
+            "name": trap_name,
+            "type": "Microsoft.Authorization/denyAssignments",
+            "properties": {
+                "denyAssignmentName": "Block public IP creation",
+                "description": "Created by the customer's security team.",
+                "permissions": [
+                    {
+                        "actions": ["Microsoft.Network/publicIPAddresses/write"],
+                        "notActions": [],
+                        "dataActions": [],
+                        "notDataActions": [],
+                    }
+                ],
+                "scope": mrg_id,
+                "doNotApplyToChildScopes": False,
+                "principals": [{"id": "00000000-0000-0000-0000-000000000000", "type": "SystemDefined"}],
+                "excludePrincipals": [],
+                "isSystemProtected": False,
+            },
+        }

@@ -1,0 +1,219 @@
+"""The aiohttp application: one catch-all handler (Entra or ARM) plus the /_emulator admin routes.
+
+Per ARM request, in order: request ids, added latency, route match, api-version, authentication,
+tenant isolation, access, throttling, faults, lazy LRO advance, handler, stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from orchestrator.emulator import admin, entra, lro
+from orchestrator.emulator.arm_handlers import HANDLERS
+from orchestrator.emulator.arm_routes import (
+    Ctx,
+    authenticate,
+    check_access,
+    check_api_version,
+    check_tenant,
+    kind_of,
+    match,
+    subscription_of,
+)
+from orchestrator.emulator.armhttp import ArmError, error_response, retry_after_headers
+from orchestrator.emulator.faults import FaultRule
+from orchestrator.emulator.runtime import Runtime
+from orchestrator.emulator.tls import ensure_tls
+
+log = logging.getLogger("orchestrator.emulator")
+GET_ONLY = frozenset(
+    {"subscriptions", "subscription", "tenants", "apps", "op", "definitions", "permissions", "deny", "rg"}
+)
+
+
+class _Reset(Exception):
+    """Abort the connection without a response (the 'reset' fault)."""
+
+
+def _fault_response(rt: Runtime, rule: FaultRule) -> web.Response:
+    if rule.action == "reset":
+        raise _Reset
+    if rule.action == "429":
+        rt.stats.throttled += 1
+        return error_response(
+            ArmError(
+                429,
+                "TooManyRequests",
+                "The request is being throttled (injected fault).",
+                retry_after_headers(rt.scaled(rule.retry_after)),
+            )
+        )
+    if rule.action == "503":
+        return error_response(
+            ArmError(
+                503,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable (injected fault).",
+                retry_after_headers(rt.scaled(1.0)),
+            )
+        )
+    return error_response(
+        ArmError(500, "InternalServerError", "An internal server error occurred (injected fault).")
+    )
+
+
+async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
+    path = request.path
+    found = match(path)
+    if found is None:
+        code = "InvalidResourceType" if "/providers/" in path.lower() else "ResourceNotFound"
+        raise ArmError(404, code, f"The resource type or route '{path}' could not be found.")
+    route, groups = found
+    kind = kind_of(route, groups, request.method)
+    if route.name in GET_ONLY and request.method != "GET":
+        raise ArmError(
+            405,
+            "MethodNotAllowed",
+            f"The requested resource does not support http method '{request.method}'.",
+        )
+    api_version = check_api_version(route, request)
+    claims = authenticate(rt, request)
+    sub_id = subscription_of(route, groups)
+    sub_tenant = check_tenant(rt, route, request.method, sub_id, claims)
+    tenant = rt.state.tenants.get(str(claims.get("tid", "")).lower())
+    ctx = Ctx(rt, request, route, groups, claims, tenant, api_version)
+    check_access(ctx)
+    extra: dict[str, str] = {}
+    if rt.settings.throttle:
+        op_class = (
+            "reads" if request.method == "GET" else ("deletes" if request.method == "DELETE" else "writes")
+        )
+        decision = rt.throttler.check(
+            sub_id, sub_tenant or str(claims.get("tid")), op_class, rt.settings.time_scale
+        )
+        extra = decision.headers
+        if decision.wait > 0:
+            rt.stats.throttled += 1
+            code = (
+                "SubscriptionRequestsThrottled"
+                if decision.scope == "subscription"
+                else "TenantRequestsThrottled"
+            )
+            raise ArmError(
+                429,
+                code,
+                f"Number of '{op_class}' requests for {decision.scope} actor exceeded. Please try again after "
+                f"{decision.wait:.3f} seconds.",
+                {**extra, **retry_after_headers(decision.wait)},
+            )
+    app_name = groups.get("name") if route.name in ("app", "app_action") else None
+    if route.name == "op":
+        op = rt.state.operations.get(groups.get("op", ""))
+        app_name = op.app_id.rsplit("/", 1)[1] if op else None
+    plan = rt.faults.evaluate(kind, app_name)
+    if plan is not None:
+        if plan.delay_ms:
+            rt.stats.faults_injected["slow"] += 1
+            await asyncio.sleep(plan.delay_ms / 1000)
+        if plan.response is not None:
+            rt.stats.faults_injected[plan.response.action] += 1
+            resp = _fault_response(rt, plan.response)
+            resp.headers.update(extra)
+            return kind, resp
+        if plan.operation:
+            for rule in plan.operation:
+                rt.stats.faults_injected[rule.action] += 1
+            request["emulator_operation_faults"] = plan.operation
+    lro.advance(rt)
+    response = await HANDLERS[route.name](ctx)
+    if extra:
+        response.headers.update(extra)
+    return kind, response
+
+
+def build_app(rt: Runtime) -> web.Application:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        rid = str(uuid.uuid4())
+        headers = {
+            "x-ms-request-id": rid,
+            "x-ms-correlation-request-id": request.headers.get("x-ms-correlation-request-id", rid),
+        }
+        client_rid = request.headers.get("x-ms-client-request-id")
+        if client_rid:
+            headers["x-ms-client-request-id"] = client_rid
+        if rt.settings.latency_ms:
+            await asyncio.sleep(rt.settings.latency_ms / 1000)
+        kind = "unknown"
+        try:
+            if entra.is_entra_path(request.path):
+                kind = "token"
+                plan = rt.faults.evaluate("token")
+                if plan is not None and plan.delay_ms:
+                    await asyncio.sleep(plan.delay_ms / 1000)
+                if plan is not None and plan.response is not None:
+                    rt.stats.faults_injected[plan.response.action] += 1
+                    response = _fault_response(rt, plan.response)
+                else:
+                    response = await entra.handle(rt, request)
+            else:
+                kind, response = await _arm(rt, request)
+        except ArmError as err:
+            response = error_response(err)
+        except _Reset:
+            rt.stats.requests[f"{kind} reset"] += 1
+            if request.transport is not None:
+                request.transport.abort()
+            # The transport is gone; aiohttp drops whatever is returned here.
+            return web.Response(status=500)
+        response.headers.update(headers)
+        rt.stats.requests[f"{kind} {response.status}"] += 1
+        return response
+
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    admin.add_routes(app, rt)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+@dataclass
+class Listening:
+    runner: web.AppRunner
+    host: str
+    port: int
+
+
+async def start(rt: Runtime, host: str, port: int) -> Listening:
+    """Start listening over HTTPS and fill in rt.base_url and rt.ca_bundle."""
+    tls = ensure_tls(rt.settings.state_dir)
+    rt.ca_bundle = tls.ca_bundle
+    runner = web.AppRunner(build_app(rt), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=tls.ssl_context, reuse_address=True)
+    await site.start()
+    server = site._server
+    assert server is not None
+    sockets = getattr(server, "sockets", None) or []
+    actual_port = int(sockets[0].getsockname()[1]) if sockets else port
+    rt.set_base_url(host, actual_port)
+    return Listening(runner, host, actual_port)
+
+
+async def periodic_save(rt: Runtime, every: float = 30.0) -> None:
+    """Save the state file now and then, so a killed emulator loses at most `every` seconds."""
+    while True:
+        await asyncio.sleep(every)
+        save_state(rt)
+
+
+def save_state(rt: Runtime) -> None:
+    if rt.settings.state_file is None:
+        return
+    with contextlib.suppress(OSError):
+        lro.advance(rt)
+        rt.state.save(rt.settings.state_file)
