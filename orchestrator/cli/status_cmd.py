@@ -1,9 +1,142 @@
-"""TODO(owner): commands of this module are being written; this file registers nothing yet."""
+"""`orchestrator status` and `orchestrator runs`: what the journal knows, per tenant or per app."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Literal
+
 import typer
+from rich.table import Table
+
+from orchestrator.cli._common import console
+from orchestrator.cli.apply_cmd import journal_option
+from orchestrator.errors import InputError, JournalError
+from orchestrator.journal import Journal, resolve_path
+from orchestrator.models import AppState, RunView
+
+FAILURE_STATES = (AppState.FAILED, AppState.UNVERIFIED, AppState.STALE)
+STATE_ORDER = list(AppState)
+
+
+def render_table(view: RunView, *, by: str) -> None:
+    console.print(
+        f"Run {view.run_id} ({view.kind}) → {view.target_name}: [bold]{view.state.value}[/]",
+        highlight=False,
+    )
+    present = [s for s in STATE_ORDER if any(a.state == s for a in view.apps)]
+    if by == "tenant":
+        table = Table(title="Per tenant", title_justify="left")
+        table.add_column("tenant")
+        table.add_column("apps", justify="right")
+        for state in present:
+            table.add_column(state.value, justify="right")
+        groups: dict[str, Counter[AppState]] = defaultdict(Counter)
+        for app in view.apps:
+            groups[app.tenant_name or app.tenant_id][app.state] += 1
+        for tenant in sorted(groups):
+            counts = groups[tenant]
+            table.add_row(tenant, str(sum(counts.values())), *(str(counts[s] or "") for s in present))
+        console.print(table)
+    else:
+        table = Table(title="Per app", title_justify="left")
+        for column in ("tenant", "app", "wave", "state", "attempts", "cause"):
+            table.add_column(column)
+        for app in view.apps:
+            cause = f"{app.error_code}: {app.error_message}" if app.error_code else (app.error_message or "")
+            table.add_row(
+                app.tenant_name or app.tenant_id,
+                app.app_name,
+                "" if app.wave is None else str(app.wave),
+                app.state.value,
+                str(app.attempts),
+                cause,
+            )
+        console.print(table)
+    problems = [a for a in view.apps if a.state in FAILURE_STATES]
+    if problems and by == "tenant":
+        table = Table(title="Failures and their causes", title_justify="left")
+        for column in ("tenant", "app", "state", "code", "cause", "request id"):
+            table.add_column(column)
+        for app in problems:
+            table.add_row(
+                app.tenant_name or app.tenant_id,
+                app.app_name,
+                app.state.value,
+                app.error_code or "",
+                app.error_message or "",
+                app.request_id or "",
+            )
+        console.print(table)
+
+
+def _as_json(view: RunView) -> str:
+    body = view.model_dump(mode="json")
+    body["counts"] = dict(Counter(a.state.value for a in view.apps))
+    tenants: dict[str, Counter[str]] = defaultdict(Counter)
+    for app in view.apps:
+        tenants[app.tenant_id][app.state.value] += 1
+    body["tenants"] = {t: dict(c) for t, c in sorted(tenants.items())}
+    return json.dumps(body, indent=2)
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    @app.command()
+    def status(
+        run_id: str | None = typer.Argument(None, metavar="[RUN]", help="A run id; default the latest run."),
+        by: Literal["tenant", "app"] = typer.Option(
+            "tenant", "--by", help="Group by tenant or list every app."
+        ),
+        fmt: Literal["table", "json", "html"] = typer.Option(
+            "table", "--format", "-f", help="Output format."
+        ),
+        journal_path: Path | None = journal_option(),
+    ) -> None:
+        """Where a run stands: per-tenant counts and the failures with their causes."""
+        if fmt == "html" and importlib.util.find_spec("orchestrator.render.html") is None:
+            raise InputError("--format html: the HTML renderer is not available in this installation")
+        path = resolve_path(journal_path)
+        if not path.exists():
+            raise JournalError(
+                f"{path}: no journal here yet (run `orchestrator apply` first, or give --journal)"
+            )
+        with Journal(path) as journal:
+            chosen = run_id or journal.latest_run()
+            if chosen is None:
+                raise JournalError(f"{path}: the journal has no runs yet")
+            view = journal.run_view(chosen)
+        if fmt == "json":
+            typer.echo(_as_json(view))
+        elif fmt == "html":
+            from orchestrator.render.html import render_run_html
+
+            typer.echo(render_run_html(view))
+        else:
+            render_table(view, by=by)
+
+    @app.command()
+    def runs(journal_path: Path | None = journal_option()) -> None:
+        """Every run in the journal, newest first."""
+        path = resolve_path(journal_path)
+        if not path.exists():
+            raise JournalError(
+                f"{path}: no journal here yet (run `orchestrator apply` first, or give --journal)"
+            )
+        with Journal(path) as journal:
+            summaries = journal.runs()
+        table = Table(title=f"Runs in {path}", title_justify="left")
+        for column in ("run", "kind", "state", "target", "created", "apps", "by state"):
+            table.add_column(column)
+        for run in summaries:
+            table.add_row(
+                run.run_id,
+                run.kind + (f" of {run.parent_run_id}" if run.parent_run_id else ""),
+                run.state.value,
+                run.target_name,
+                f"{run.created_at:%Y-%m-%d %H:%M:%S}Z",
+                str(sum(run.counts.values())),
+                " ".join(f"{k}={v}" for k, v in sorted(run.counts.items())),
+            )
+        console.print(table)
