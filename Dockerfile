@@ -1,0 +1,40 @@
+# managedapp-orchestrator as a container job: `docker run ... IMAGE apply /plans/v2.plan.json --respect-windows --yes`.
+# Dependencies are installed from requirements.lock (regenerate with ./scripts/lock); no secret is baked in:
+# credentials come at run time from workload identity, managed identity or a mounted secret file.
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/orchestrator
+# Dependencies first, from the lock alone, so this layer is reused until the lock changes.
+COPY requirements.lock ./
+RUN /opt/orchestrator/bin/pip install --requirement requirements.lock
+COPY pyproject.toml README.md ./
+COPY orchestrator ./orchestrator
+RUN /opt/orchestrator/bin/pip install --no-deps --constraint requirements.lock . \
+ && /opt/orchestrator/bin/pip check
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="managedapp-orchestrator" \
+      org.opencontainers.image.description="Plan, review and apply Azure Managed Application upgrades across a customer fleet"
+ENV PATH=/opt/orchestrator/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    ORCHESTRATOR_CONFIG=/etc/orchestrator/fleet.toml \
+    ORCHESTRATOR_JOURNAL=/var/lib/orchestrator/journal.db
+RUN groupadd --system --gid 10001 orchestrator \
+ && useradd --system --uid 10001 --gid orchestrator --home-dir /var/lib/orchestrator --no-create-home \
+      --shell /usr/sbin/nologin orchestrator \
+ && mkdir -p /var/lib/orchestrator /plans /etc/orchestrator \
+ && chown orchestrator:orchestrator /var/lib/orchestrator /plans
+COPY --from=build /opt/orchestrator /opt/orchestrator
+# Journal and run state (must persist between scheduled runs), plans and reports, and the fleet config.
+VOLUME ["/var/lib/orchestrator", "/plans", "/etc/orchestrator"]
+WORKDIR /plans
+USER 10001:10001
+ENTRYPOINT ["orchestrator"]
+CMD ["--help"]
