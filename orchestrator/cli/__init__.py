@@ -40,7 +40,10 @@ _register()
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Non-standalone click returns (rather than raises) the code of a command's `typer.Exit(n)`.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except OrchestratorError as exc:
         _common.fail(str(exc), exc.exit_code)
     except _common.ClickExit as exc:
