@@ -1,0 +1,145 @@
+"""The plan file: versioned JSON, validated against its JSON Schema, sealed with a digest.
+
+The digest is sha256 over the canonical JSON (sorted keys, no insignificant whitespace, UTF-8) of the
+plan body without the `digest` field. `read_plan` recomputes it over the body exactly as stored, so any
+edit after `write_plan` (even one byte) is refused, and apply executes only what was reviewed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+# jsonschema ships no type hints (types-jsonschema is not a project dependency).
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+from jsonschema.exceptions import best_match  # type: ignore[import-untyped, unused-ignore]
+from pydantic import ValidationError
+
+from orchestrator.errors import PlanFileError
+from orchestrator.models import Plan
+
+SUPPORTED_SCHEMA_VERSION = 1
+DIGEST_PREFIX = "sha256:"
+SCHEMA_RESOURCE = "plan.schema.json"
+
+
+def _canonical(body: Any) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _body(plan: Plan) -> dict[str, Any]:
+    return plan.model_dump(mode="json")
+
+
+def canonical_json(plan: Plan) -> bytes:
+    """The plan's canonical form: sorted keys, compact separators, UTF-8."""
+    return _canonical(_body(plan))
+
+
+def _digest_of(body: dict[str, Any]) -> str:
+    unsealed = {k: v for k, v in body.items() if k != "digest"}
+    return DIGEST_PREFIX + hashlib.sha256(_canonical(unsealed)).hexdigest()
+
+
+def seal(plan: Plan) -> Plan:
+    """The plan with `digest` set over its canonical body (the digest field itself excluded)."""
+    return plan.model_copy(update={"digest": _digest_of(_body(plan))})
+
+
+def plan_schema() -> dict[str, Any]:
+    """The JSON Schema every plan file must satisfy (generated from `Plan`; see scripts/gen_schemas.py)."""
+    schema = Plan.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Managed application upgrade plan",
+        "description": f"Written by `orchestrator plan`; schema_version {SUPPORTED_SCHEMA_VERSION}.",
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    text = resources.files("orchestrator.schemas").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def write_plan(plan: Plan, path: Path) -> None:
+    """Write the plan as pretty-printed JSON, atomically (a reader never sees half a file)."""
+    if not plan.digest:
+        raise ValueError("write_plan needs a sealed plan: call seal(plan) first")
+    text = json.dumps(_body(plan), indent=2, ensure_ascii=False) + "\n"
+    path = Path(path)
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp_name).replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            Path(temp_name).unlink()
+        raise PlanFileError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _location(path: Any) -> str:
+    parts = [str(p) for p in path]
+    return "/".join(parts) if parts else "(top level)"
+
+
+def read_plan(path: Path) -> Plan:
+    """Read, validate and verify a plan file; every problem is one PlanFileError naming the file."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PlanFileError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise PlanFileError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(body, dict):
+        raise PlanFileError(f"{path}: not a plan: the top level must be a JSON object")
+
+    version = body.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise PlanFileError(f"{path}: not a plan: schema_version is missing or not an integer")
+    if version != SUPPORTED_SCHEMA_VERSION:
+        which = "a newer" if version > SUPPORTED_SCHEMA_VERSION else "an older"
+        raise PlanFileError(
+            f"{path}: plan was written by {which} orchestrator (schema version {version}; "
+            f"this one reads {SUPPORTED_SCHEMA_VERSION})"
+        )
+
+    error = best_match(_validator().iter_errors(body))
+    if error is not None:
+        raise PlanFileError(
+            f"{path}: does not match the plan schema at {_location(error.absolute_path)}: {error.message}"
+        )
+
+    digest = body.get("digest")
+    if not digest:
+        raise PlanFileError(f"{path}: the plan is not sealed (no digest)")
+    if digest != _digest_of(body):
+        raise PlanFileError(f"{path}: digest mismatch: the plan was modified after it was written")
+
+    try:
+        return Plan.model_validate(body)
+    except ValidationError as exc:  # the schema and the model agree; this guards the gap between them
+        first = exc.errors()[0]
+        raise PlanFileError(f"{path}: invalid plan at {_location(first['loc'])}: {first['msg']}") from exc
