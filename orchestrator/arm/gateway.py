@@ -61,6 +61,10 @@ class RetrySettings:
     def client_kwargs(self) -> dict[str, Any]:
         return {
             "retry_total": self.total,
+            # azure-core caps status/connect/read retries at 3 each unless told: let `total` govern.
+            "retry_status": self.total,
+            "retry_connect": self.total,
+            "retry_read": self.total,
             "retry_backoff_factor": self.backoff_factor,
             "retry_backoff_max": self.backoff_max,
             "retry_mode": "exponential",

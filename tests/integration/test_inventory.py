@@ -1,0 +1,241 @@
+"""Inventory and the ARM edge through the real SDK and credentials, over HTTPS, against the emulator."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.arm import AzureGateway, RetrySettings
+from orchestrator.inventory import collect_snapshot, load_snapshot, save_snapshot
+from orchestrator.models import Snapshot
+from tests.integration.conftest import Fleet, make_fleet
+
+pytestmark = pytest.mark.integration
+
+FAST = RetrySettings(backoff_factor=0.01, backoff_max=0.2, polling_interval=0.05)
+
+
+async def inventory(fleet: Fleet, *, concurrency: int = 8) -> Snapshot:
+    config = fleet.config
+    async with AzureGateway(config, retry=FAST) as gateway:
+        return await collect_snapshot(config, gateway, concurrency=concurrency)
+
+
+def by_id(items: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {i["id"].lower(): i for i in items}
+
+
+async def test_inventory_matches_the_emulators_fleet(fleet: Fleet) -> None:
+    snapshot = await inventory(fleet)
+    state = fleet.emulator.state()
+    apps = by_id(state["applications"])
+
+    assert all(t.error is None for t in snapshot.tenants)
+    assert {a.id.lower() for a in snapshot.apps} == set(apps)
+    subscriptions = {s["id"].lower(): s["tenant_id"].lower() for s in state["subscriptions"]}
+    assert {
+        s.id.lower(): t.tenant_id.lower() for t in snapshot.tenants for s in t.subscriptions
+    } == subscriptions
+    definitions = {d["id"].lower(): d for d in state["application_definitions"]}
+    denies = state["deny_assignments"]
+    user_denies = 0
+    for app in snapshot.apps:
+        raw = apps[app.id.lower()]
+        assert app.kind == raw["kind"]
+        assert app.provisioning_state == raw["properties"]["provisioningState"]
+        assert app.managed_resource_group_id == raw["properties"]["managedResourceGroupId"]
+        assert app.tenant_id.lower() == subscriptions[app.subscription_id.lower()]
+        if raw["kind"] == "MarketPlace":
+            assert app.plan is not None and app.plan.version == raw["plan"]["version"]
+            assert app.definition_id is None
+        else:
+            definition = definitions[raw["properties"]["applicationDefinitionId"].lower()]
+            assert app.lock_level == definition["properties"]["lockLevel"]
+        at_mrg = [
+            d for d in denies if d["properties"]["scope"].lower() == app.managed_resource_group_id.lower()
+        ]
+        system = [d for d in at_mrg if d["properties"].get("isSystemProtected")]
+        user_denies += len(at_mrg) - len(system)
+        if not system:
+            assert app.deny_assignment is None
+            continue
+        assert app.deny_assignment is not None
+        assert app.deny_assignment.is_system_protected
+        assert app.deny_assignment.id.lower() == system[0]["id"].lower()
+        assert (
+            list(app.deny_assignment.not_actions) == system[0]["properties"]["permissions"][0]["notActions"]
+        )
+    assert user_denies > 0, "the generated fleet has customer deny assignments that must be ignored"
+    # Each distinct definition read once, through the publisher tenant's own credential.
+    used = {a.definition_id.lower() for a in snapshot.apps if a.definition_id}
+    assert set(snapshot.definitions) == used
+    stats = fleet.emulator.stats()
+    assert stats["requests"].get("read 200", 0) == len(used)
+    assert stats["cross_tenant_attempts"] == 0
+
+
+@pytest.fixture
+def wide_fleet(tmp_path: Path) -> Iterator[Fleet]:
+    # 20 apps per subscription; pages as large as ARM's so paging does not dominate the count.
+    yield from make_fleet(tmp_path, generate="tenants=3,subscriptions=2,apps=20", page_size=100)
+
+
+async def test_requests_stay_per_subscription_not_per_app(wide_fleet: Fleet) -> None:
+    snapshot = await inventory(wide_fleet)
+    stats = wide_fleet.emulator.stats()
+    arm = sum(n for key, n in stats["requests"].items() if not key.startswith("token"))
+    subscriptions = [s for t in snapshot.tenants for s in t.subscriptions]
+    per_sub: dict[str, int] = {}
+    for app in snapshot.apps:
+        per_sub[app.subscription_id.lower()] = per_sub.get(app.subscription_id.lower(), 0) + 1
+    app_listing = sum(max(1, math.ceil(per_sub.get(s.id.lower(), 0) / 100)) for s in subscriptions)
+    beyond = (arm - app_listing) / len(snapshot.apps)
+    assert len(snapshot.apps) == 120
+    assert beyond <= 0.2, (
+        f"{arm} ARM requests, {app_listing} for the app listing: {beyond:.3f} per app beyond it"
+    )
+    # One token per tenant, however many SDK clients it has.
+    assert stats["tokens_issued"] == len(snapshot.tenants)
+
+
+async def test_a_tenant_with_a_bad_secret_is_reported_and_the_others_complete(fleet: Fleet) -> None:
+    victim = fleet.customer_tenants()[0]
+    fleet.break_secret(victim["id"])
+    snapshot = await inventory(fleet)
+    failed = {t.tenant_id: t.error for t in snapshot.tenants if t.error}
+    assert list(failed) == [victim["id"]]
+    error = failed[victim["id"]]
+    assert error is not None and "\n" not in error and "authentication failed" in error
+    assert "not-the-secret" not in error
+    others = {s.lower() for t in fleet.customer_tenants()[1:] for s in t["subscriptions"]}
+    assert {a.subscription_id.lower() for a in snapshot.apps} == others
+    assert not any(a.tenant_id == victim["id"] for a in snapshot.apps)
+
+
+async def test_a_throttled_subscription_completes_through_the_sdk_retry(tmp_path: Path) -> None:
+    faults = [{"kind": "list", "action": "429", "first": 4, "retry_after": 1.0}]
+    for fleet in make_fleet(tmp_path, faults=faults):
+        snapshot = await inventory(fleet, concurrency=1)
+        stats = fleet.emulator.stats()
+        assert stats["throttled_429"] == 4
+        assert [t.error for t in snapshot.tenants if t.error] == []
+        assert len(snapshot.apps) == len(fleet.emulator.fleet()["applications"])
+
+
+async def test_throttling_past_the_retry_budget_fails_that_tenant_with_its_cause(tmp_path: Path) -> None:
+    faults = [{"kind": "list", "action": "429", "retry_after": 0.5}]
+    for fleet in make_fleet(tmp_path, faults=faults):
+        config = fleet.config
+        retry = RetrySettings(total=2, backoff_factor=0.01, backoff_max=0.05)
+        async with AzureGateway(config, retry=retry) as gateway:
+            snapshot = await collect_snapshot(config, gateway, concurrency=4)
+        assert snapshot.apps == ()
+        for tenant in snapshot.tenants:
+            assert tenant.error is not None and "HTTP 429" in tenant.error
+
+
+async def test_snapshot_round_trip(fleet: Fleet, tmp_path: Path) -> None:
+    snapshot = await inventory(fleet)
+    path = tmp_path / "snapshot.json"
+    save_snapshot(snapshot, path)
+    assert load_snapshot(path) == snapshot
+    text = path.read_text(encoding="utf-8")
+    assert not any(secret in text for secret in fleet.secrets())
+
+
+async def test_upgrade_resume_token_and_verification(fleet: Fleet) -> None:
+    config = fleet.config
+    snapshot = await inventory(fleet)
+    app = next(
+        a
+        for a in snapshot.apps
+        if a.kind == "ServiceCatalog" and a.lock_level == "ReadOnly" and a.provisioning_state == "Succeeded"
+    )
+    assert app.definition_id is not None
+    v2 = fleet.emulator.fleet()["publisher"]["definitions"]["app-v2"]
+    async with AzureGateway(config, retry=FAST) as gateway:
+        submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
+        assert submitted.operation_url and "operationStatuses" in submitted.operation_url
+        assert submitted.info.request_id
+        decoded = base64.b64decode(submitted.resume_token).decode("utf-8")
+        token = json.loads(decoded)  # JSON, as azure-core >= 1.38 writes it
+        headers = {**token["data"]["request"]["headers"], **token["data"]["response"]["headers"]}
+        assert "authorization" not in {h.lower() for h in headers}
+        for text in (submitted.resume_token, decoded):
+            assert "bearer" not in text.lower()
+            assert not re.search(r"eyJ[\w-]+\.eyJ[\w-]+\.", text), "a JWT in the resume token"
+            assert not any(secret in text for secret in fleet.secrets())
+    # A new process (a fresh gateway) re-attaches with the token alone.
+    async with AzureGateway(config, retry=FAST) as gateway:
+        result = await gateway.wait_operation(app.tenant_id, submitted.resume_token)
+        assert result.status == "Succeeded"
+        now = await gateway.get_application(app.tenant_id, app.id)
+        assert now is not None and now.definition_id is not None and now.definition_id.lower() == v2.lower()
+        denies = await gateway.list_deny_assignments_at(app.tenant_id, app.managed_resource_group_id)
+    system = [
+        d
+        for d in denies
+        if d.is_system_protected and d.scope.lower() == app.managed_resource_group_id.lower()
+    ]
+    assert len(system) == 1
+    assert "Microsoft.KeyVault/vaults/secrets/readMetadata/action" in system[0].not_actions
+    # The PUT carried the rest of the resource over unchanged.
+    raw = by_id(fleet.emulator.state()["applications"])[app.id.lower()]
+    assert raw["properties"]["parameters"] == {"environment": {"value": "production"}}
+    assert raw["properties"]["managedResourceGroupId"] == app.managed_resource_group_id
+    assert raw["location"] == app.location
+
+
+async def test_marketplace_upgrade_changes_only_the_plan_version(fleet: Fleet) -> None:
+    config = fleet.config
+    snapshot = await inventory(fleet)
+    app = next(a for a in snapshot.apps if a.kind == "MarketPlace" and a.provisioning_state == "Succeeded")
+    assert app.plan is not None
+    target = app.plan.model_copy(update={"version": "2.0.0"})
+    async with AzureGateway(config, retry=FAST) as gateway:
+        submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=None, plan=target)
+        result = await gateway.wait_operation(app.tenant_id, submitted.resume_token)
+        assert result.status == "Succeeded"
+        now = await gateway.get_application(app.tenant_id, app.id)
+    assert now is not None and now.plan == target and now.kind == "MarketPlace"
+
+
+async def test_a_failed_operation_is_a_result_not_an_exception(tmp_path: Path) -> None:
+    faults = [{"kind": "write", "action": "fail_permanent"}]
+    for fleet in make_fleet(tmp_path, faults=faults):
+        config = fleet.config
+        snapshot = await inventory(fleet)
+        app = next(
+            a for a in snapshot.apps if a.kind == "ServiceCatalog" and a.provisioning_state == "Succeeded"
+        )
+        v2 = fleet.emulator.fleet()["publisher"]["definitions"]["app-v2"]
+        async with AzureGateway(config, retry=FAST) as gateway:
+            submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
+            result = await gateway.wait_operation(app.tenant_id, submitted.resume_token)
+        assert result.status == "Failed"
+        assert result.error_code == "ApplicationDefinitionInvalid"
+        assert result.error_message and "cannot succeed" in result.error_message
+
+
+async def test_a_missing_application_reads_as_none_and_a_write_to_it_is_not_transient(fleet: Fleet) -> None:
+    from orchestrator.gateway import ArmError
+
+    config = fleet.config
+    tenant = fleet.customer_tenants()[0]
+    missing = f"/subscriptions/{tenant['subscriptions'][0]}/resourceGroups/rg-managedapps/providers/Microsoft.Solutions/applications/nope"
+    async with AzureGateway(config, retry=FAST) as gateway:
+        assert await gateway.get_application(tenant["id"], missing) is None
+        with pytest.raises(ArmError) as info:
+            await gateway.submit_upgrade(tenant["id"], missing, definition_id="/x", plan=None)
+        assert info.value.status == 404 and not info.value.transient
+        # Another tenant's subscription: refused before any request leaves.
+        other = fleet.customer_tenants()[1]
+        with pytest.raises(ArmError) as wrong:
+            await gateway.list_applications(other["id"], tenant["subscriptions"][0])
+        assert wrong.value.code in ("WrongTenant", "InvalidAuthenticationTokenTenant")
