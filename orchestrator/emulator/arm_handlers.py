@@ -231,7 +231,6 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
         "location": existing["location"] if existing else location,
         "tags": body.get("tags", (existing or {}).get("tags", {})),
         "kind": kind,
-        "managedBy": None,
         "properties": new_props,
     }
     if kind == "MarketPlace":

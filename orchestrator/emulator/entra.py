@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -99,7 +100,9 @@ async def handle(rt: Runtime, request: web.Request) -> web.Response:
     m = DISCOVERY_RE.match(path)
     if m and request.method == "GET":
         endpoint = request.query.get("authorization_endpoint", "")
-        tenant = endpoint.rstrip("/").split("/")[-3] if endpoint.count("/") >= 5 else m.group(1)
+        # MSAL passes "https://host/{tenant}/oauth2/v2.0/authorize"; the tenant is the first path segment.
+        segments = urlsplit(endpoint).path.strip("/").split("/") if endpoint else []
+        tenant = segments[0] if segments and segments[0] else m.group(1)
         return json_response(
             {
                 "tenant_discovery_endpoint": f"{rt.base_url}{tenant}/v2.0/.well-known/openid-configuration",

@@ -192,7 +192,6 @@ def _add_app(
         "location": location,
         "tags": {},
         "kind": "MarketPlace" if marketplace else "ServiceCatalog",
-        "managedBy": None,
         "properties": props,
     }
     if marketplace:
