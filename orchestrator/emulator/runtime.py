@@ -33,6 +33,7 @@ class Runtime:
         self.settings = settings
         self.state = state
         self.initial_state = copy.deepcopy(state.to_json())  # what /_emulator/reset goes back to
+        self.initial_time_scale = settings.time_scale
         self.tokens = TokenService(secrets.token_bytes(32), settings.token_lifetime)
         self.stats = Stats()
         self.faults = faults or FaultEngine(settings.seed)
@@ -55,5 +56,6 @@ class Runtime:
     def reset(self) -> None:
         self.state = State.from_json(copy.deepcopy(self.initial_state))
         self.stats = Stats()
+        self.settings.time_scale = self.initial_time_scale
         self.faults.replace([])
         self.throttler.reset()

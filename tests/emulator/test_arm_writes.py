@@ -1,0 +1,294 @@
+"""Application writes: LROs to completion, 409 while busy, validation, access, deny re-derivation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.mgmt.authorization import AuthorizationManagementClient
+from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
+from azure.mgmt.managedapplications.aio import ManagedApplicationsMgmtClient as AioManagedAppsClient
+
+from orchestrator.emulator.testing import EmulatorHandle
+from tests.emulator.conftest import (
+    Tenant,
+    aio_credential,
+    client_kwargs,
+    publisher_of,
+    raw,
+    sync_credential,
+    tenant_of,
+    token_for,
+)
+
+pytestmark = pytest.mark.integration
+API = "api-version=2023-12-01-preview"
+KV = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+
+
+def _apps(emu: EmulatorHandle, tenant: Tenant) -> list[dict[str, Any]]:
+    token = token_for(emu, tenant)
+    out: list[dict[str, Any]] = []
+    for sub in tenant.subscriptions:
+        _, _, body = raw(emu, "GET", f"subscriptions/{sub}/providers/Microsoft.Solutions/applications?{API}", token)
+        while True:
+            out += body["value"]
+            if "nextLink" not in body:
+                break
+            _, _, body = raw(emu, "GET", body["nextLink"], token)
+    return out
+
+
+def _pick(emu: EmulatorHandle, fleet: dict, tenant: Tenant, kind: str, definition: str = "app-v1") -> dict[str, Any]:
+    def_id = fleet["publisher"]["definitions"][definition].lower()
+    for app in _apps(emu, tenant):
+        if app["kind"] != kind or app["properties"]["provisioningState"] != "Succeeded":
+            continue
+        if kind == "MarketPlace" or app["properties"].get("applicationDefinitionId", "").lower() == def_id:
+            return app
+    raise AssertionError(f"no {kind} app on {definition}")
+
+
+def _system_deny(emu: EmulatorHandle, tenant: Tenant, app: dict[str, Any]) -> list[Any]:
+    sub = app["id"].split("/")[2]
+    mrg = app["properties"]["managedResourceGroupId"].split("/")[-1]
+    client = AuthorizationManagementClient(sync_credential(emu, tenant), sub, **client_kwargs(emu))
+    return [d for d in client.deny_assignments.list_for_resource_group(mrg) if d.is_system_protected]
+
+
+def _expected_not_actions(fleet: dict, version: str) -> list[str]:
+    plan = next(p for p in fleet["publisher"]["marketplace_plans"] if p["version"] == version)
+    return ["*/read", *plan["allowedActions"]]
+
+
+def _put_body(app: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    body = {
+        "kind": app["kind"],
+        "location": app["location"],
+        "properties": {
+            "managedResourceGroupId": app["properties"]["managedResourceGroupId"],
+            "parameters": app["properties"].get("parameters", {}),
+        },
+    }
+    if app["kind"] == "MarketPlace":
+        body["plan"] = dict(app["plan"])
+    else:
+        body["properties"]["applicationDefinitionId"] = app["properties"]["applicationDefinitionId"]
+    body.update(changes)
+    return body
+
+
+async def test_put_to_v2_completes_and_rederives_the_deny_assignment(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    before = _system_deny(emulator, tenant, app)
+    assert len(before) == 1
+    sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
+    body = _put_body(app)
+    body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v2"]
+    async with aio_credential(emulator, tenant) as cred, AioManagedAppsClient(cred, sub, **client_kwargs(emulator)) as c:
+        poller = await c.applications.begin_create_or_update(rg, app["name"], body)
+        during = await c.applications.get(rg, app["name"])
+        assert during.provisioning_state in ("Accepted", "Updating")
+        result = await poller.result()
+    assert result.provisioning_state == "Succeeded"
+    assert result.application_definition_id.lower() == fleet["publisher"]["definitions"]["app-v2"].lower()
+    after = _system_deny(emulator, tenant, app)
+    assert len(after) == 1
+    deny = after[0]
+    perm = deny.permissions[0]
+    assert perm.actions == ["*"]
+    assert perm.not_actions == _expected_not_actions(fleet, "2.0.0")
+    assert KV in perm.not_actions
+    assert perm.data_actions == ["*"]
+    assert perm.not_data_actions == fleet["publisher"]["marketplace_plans"][1]["allowedDataActions"]
+    assert deny.name == str(uuid.uuid5(uuid.NAMESPACE_URL, app["id"].lower()))
+    assert deny.deny_assignment_name == "System deny assignment created by managed application"
+    assert deny.description == f"Created by managed application '{app['id']}'."
+    assert deny.scope == app["properties"]["managedResourceGroupId"]
+    assert deny.do_not_apply_to_child_scopes is False
+    assert [(p.id, p.type) for p in deny.principals] == [("00000000-0000-0000-0000-000000000000", "SystemDefined")]
+    assert [p.type for p in deny.exclude_principals] == ["ServicePrincipal"]
+    writes = emulator.stats()["writes"][app["id"].lower()]
+    assert [w["conflict"] for w in writes] == [False]
+    assert writes[0]["end"] is not None and writes[0]["end"] >= writes[0]["start"]
+
+
+def test_marketplace_patch_to_plan_2_sync(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "MarketPlace")
+    sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    result = client.applications.begin_update(rg, app["name"], {"plan": {**app["plan"], "version": "2.0.0"}}).result()
+    assert result.provisioning_state == "Succeeded"
+    assert result.plan.version == "2.0.0"
+    deny = _system_deny(emulator, tenant, app)[0]
+    assert deny.permissions[0].not_actions == _expected_not_actions(fleet, "2.0.0")
+
+
+def test_write_during_an_operation_is_409_and_counted(emulator: EmulatorHandle, fleet: dict) -> None:
+    emulator.set_time_scale(0.02)  # 2.4 s operations: room for the conflicting write
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    token = token_for(emulator, tenant)
+    url = f"{app['id']}?{API}"
+    status, headers, body = raw(emulator, "PUT", url, token, _put_body(app))
+    assert status == 200
+    assert body["properties"]["provisioningState"] == "Accepted"
+    lowered = {k.lower(): v for k, v in headers.items()}
+    assert "/operationStatuses/" in lowered["azure-asyncoperation"]
+    assert "retry-after-ms" in lowered or "retry-after" in lowered
+    for method, payload in (("PUT", _put_body(app)), ("PATCH", {"tags": {"a": "b"}}), ("DELETE", None)):
+        status, _, body = raw(emulator, method, url, token, payload)
+        assert status == 409, (method, body)
+        assert body["error"]["code"] == "AnotherOperationInProgress"
+    status, _, body = raw(emulator, "POST", f"{app['id']}/refreshPermissions?{API}", token)
+    assert status == 409
+    sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    with pytest.raises(HttpResponseError) as info:
+        client.applications.begin_update(rg, app["name"], {"tags": {"x": "y"}})
+    assert info.value.status_code == 409
+    status, _, op = raw(emulator, "GET", lowered["azure-asyncoperation"], token)
+    assert status == 200 and op["status"] in ("Accepted", "Running")
+    stats = emulator.stats()
+    assert stats["conflicting_writes"] == 5
+    assert stats["max_concurrent_ops_per_app"][app["id"]] == 1
+    # Accepted writes never overlap; conflicting ones are recorded and flagged.
+    records = stats["writes"][app["id"].lower()]
+    accepted = [r for r in records if not r["conflict"]]
+    assert len(accepted) == 1 and len(records) == 6
+
+
+def test_put_validation_like_arm(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    market = _pick(emulator, fleet, tenant, "MarketPlace")
+    token = token_for(emulator, tenant)
+    url = f"{app['id']}?{API}"
+    cases: list[tuple[dict[str, Any], str]] = []
+    no_kind = _put_body(app)
+    del no_kind["kind"]
+    cases.append((no_kind, "InvalidApplicationKind"))
+    no_location = _put_body(app)
+    del no_location["location"]
+    cases.append((no_location, "LocationRequired"))
+    cases.append((_put_body(app, location="australiaeast"), "InvalidResourceLocation"))
+    moved = _put_body(app)
+    moved["properties"]["managedResourceGroupId"] = app["properties"]["managedResourceGroupId"] + "x"
+    cases.append((moved, "ManagedResourceGroupIdCannotBeChanged"))
+    bad_def = _put_body(app)
+    bad_def["properties"]["applicationDefinitionId"] += "-missing"
+    cases.append((bad_def, "ApplicationDefinitionNotFound"))
+    for body, code in cases:
+        status, _, err = raw(emulator, "PUT", url, token, body)
+        assert (status, err["error"]["code"]) == (400, code)
+    bad_plan = _put_body(market)
+    bad_plan["plan"]["version"] = "9.9.9"
+    status, _, err = raw(emulator, "PUT", f"{market['id']}?{API}", token, bad_plan)
+    assert (status, err["error"]["code"]) == (400, "InvalidMarketplacePlan")
+    assert emulator.stats()["operations_in_flight"] == 0
+
+
+def test_read_only_tenant_gets_403_on_writes(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet, len(fleet["tenants"]) - 1)
+    assert tenant.raw["publisher_access"] == "read-only"
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    assert client.applications.get(rg, app["name"]) is not None  # reads are fine
+    with pytest.raises(HttpResponseError) as info:
+        client.applications.begin_create_or_update(rg, app["name"], _put_body(app))
+    assert info.value.status_code == 403
+    assert info.value.error.code == "AuthorizationFailed"
+    assert "Microsoft.Solutions/applications/write" in info.value.error.message
+    assert app["name"] in info.value.error.message  # the scope is named
+
+
+def test_unlocked_definition_removes_the_system_deny_and_back(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    body = _put_body(app)
+    body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v1-unlocked"]
+    client.applications.begin_create_or_update(rg, app["name"], body).result()
+    assert _system_deny(emulator, tenant, app) == []
+    body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v1"]
+    client.applications.begin_create_or_update(rg, app["name"], body).result()
+    assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(fleet, "1.0.0")
+
+
+def test_refresh_permissions_repairs_a_drifted_deny(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet)
+    expected = _expected_not_actions(fleet, "1.0.0")
+    drifted = None
+    for app in _apps(emulator, tenant):
+        denies = _system_deny(emulator, tenant, app)
+        if app["kind"] == "ServiceCatalog" and denies and denies[0].permissions[0].not_actions != expected:
+            drifted = app
+            break
+    assert drifted is not None, "the generated fleet has drifted deny assignments"
+    sub, rg = drifted["id"].split("/")[2], drifted["id"].split("/")[4]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    assert client.applications.begin_refresh_permissions(rg, drifted["name"]).result() is None
+    assert _system_deny(emulator, tenant, drifted)[0].permissions[0].not_actions == expected
+    assert client.applications.get(rg, drifted["name"]).provisioning_state == "Succeeded"
+
+
+def test_create_and_delete_an_application(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet)
+    sub = tenant.subscriptions[0]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    mrg = f"/subscriptions/{sub}/resourceGroups/mrg-newapp-abc123"
+    body = {
+        "kind": "ServiceCatalog",
+        "location": "eastus",
+        "properties": {"managedResourceGroupId": mrg, "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"]},
+    }
+    created = client.applications.begin_create_or_update("rg-managedapps", "newapp", body).result()
+    assert created.provisioning_state == "Succeeded"
+    app = {"id": created.id, "properties": {"managedResourceGroupId": mrg}}
+    assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(fleet, "2.0.0")
+    client.applications.begin_delete("rg-managedapps", "newapp").result()
+    assert client.applications.get("rg-managedapps", "newapp") is None  # this SDK maps 404 to None
+    token = token_for(emulator, tenant)
+    status, _, err = raw(emulator, "GET", f"{created.id}?{API}", token)
+    assert (status, err["error"]["code"]) == (404, "ResourceNotFound")
+
+
+def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, fleet: dict) -> None:
+    publisher = publisher_of(emulator, fleet)
+    pub_sub = fleet["publisher"]["subscription_id"]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, publisher), pub_sub, **client_kwargs(emulator))
+    v3 = {
+        "location": "eastus",
+        "properties": {
+            "lockLevel": "CanNotDelete",
+            "authorizations": [{"principalId": str(uuid.uuid4()), "roleDefinitionId": str(uuid.uuid4())}],
+            "lockingPolicy": {"allowedActions": ["Microsoft.Web/sites/restart/action"], "allowedDataActions": []},
+        },
+    }
+    created = client.application_definitions.create_or_update("rg-publisher", "app-v3", v3)
+    assert created.lock_level == "CanNotDelete"
+    customer = tenant_of(emulator, fleet)
+    status, _, err = raw(emulator, "PUT", f"{created.id}?{API}", token_for(emulator, customer), v3)
+    assert (status, err["error"]["code"]) == (401, "InvalidAuthenticationTokenTenant")
+    # CanNotDelete derivation on an app moved to the new definition.
+    app = _pick(emulator, fleet, customer, "ServiceCatalog")
+    sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
+    mclient = ManagedApplicationsMgmtClient(sync_credential(emulator, customer), sub, **client_kwargs(emulator))
+    body = _put_body(app)
+    body["properties"]["applicationDefinitionId"] = created.id
+    mclient.applications.begin_create_or_update(rg, app["name"], body).result()
+    perm = _system_deny(emulator, customer, app)[0].permissions[0]
+    assert (perm.actions, perm.not_actions, perm.data_actions) == (
+        ["*/delete"], ["Microsoft.Web/sites/restart/action"], []
+    )
+
+
+def test_generated_fleet_has_failed_apps(emulator: EmulatorHandle, fleet: dict) -> None:
+    states = {a["properties"]["provisioningState"] for t in range(len(fleet["tenants"])) for a in _apps(emulator, tenant_of(emulator, fleet, t))}
+    assert {"Succeeded", "Failed"} <= states
