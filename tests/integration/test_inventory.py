@@ -14,7 +14,7 @@ import pytest
 from orchestrator.arm import AzureGateway, RetrySettings
 from orchestrator.inventory import collect_snapshot, load_snapshot, save_snapshot
 from orchestrator.models import Snapshot
-from tests.integration.conftest import Fleet, make_fleet
+from tests.integration.conftest import Fleet, make_fleet, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -228,7 +228,10 @@ async def test_a_missing_application_reads_as_none_and_a_write_to_it_is_not_tran
 
     config = fleet.config
     tenant = fleet.customer_tenants()[0]
-    missing = f"/subscriptions/{tenant['subscriptions'][0]}/resourceGroups/rg-managedapps/providers/Microsoft.Solutions/applications/nope"
+    missing = (
+        f"/subscriptions/{tenant['subscriptions'][0]}/resourceGroups/rg-managedapps"
+        "/providers/Microsoft.Solutions/applications/nope"
+    )
     async with AzureGateway(config, retry=FAST) as gateway:
         assert await gateway.get_application(tenant["id"], missing) is None
         with pytest.raises(ArmError) as info:
@@ -239,3 +242,71 @@ async def test_a_missing_application_reads_as_none_and_a_write_to_it_is_not_tran
         with pytest.raises(ArmError) as wrong:
             await gateway.list_applications(other["id"], tenant["subscriptions"][0])
         assert wrong.value.code in ("WrongTenant", "InvalidAuthenticationTokenTenant")
+
+
+# -- the `orchestrator inventory` command ---------------------------------------------------------
+
+
+def test_inventory_cli_formats_and_no_secret_anywhere(fleet: Fleet, tmp_path: Path) -> None:
+    apps = fleet.emulator.fleet()["applications"]
+    as_json = run_cli(
+        "inventory", "--config", str(fleet.config_path), "--format", "json", "--log-level", "debug"
+    )
+    assert as_json.code == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert {a["id"].lower() for a in doc["apps"]} == {a["id"].lower() for a in apps}
+    row = next(a for a in doc["apps"] if a["kind"] == "ServiceCatalog" and a["lock_level"] == "ReadOnly")
+    assert set(row) >= {"tenant", "subscription", "resource_group", "app", "definition_or_plan", "lock_level"}
+    assert "*/read" in row["excluded_actions"]
+    market = next(a for a in doc["apps"] if a["kind"] == "MarketPlace")
+    assert market["definition_or_plan"] == "contoso-isv/contoso-app/standard@1.0.0"
+
+    out = tmp_path / "inventory.csv"
+    as_csv = run_cli("inventory", "--config", str(fleet.config_path), "--format", "csv", "--out", str(out))
+    assert as_csv.code == 0 and as_csv.stdout == ""
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("tenant,subscription,resource_group,app,kind") and len(lines) == len(apps) + 1
+
+    table = run_cli("inventory", "--config", str(fleet.config_path))
+    assert table.code == 0 and f"{len(apps)} apps in" in table.stdout
+    # Piped: no progress bar on stderr.
+    assert table.stderr == ""
+    for result in (as_json, as_csv, table):
+        for secret in fleet.secrets():
+            assert secret not in result.stdout and secret not in result.stderr
+    assert not any(secret in out.read_text(encoding="utf-8") for secret in fleet.secrets())
+
+
+def test_inventory_cli_exits_3_and_names_the_failed_tenant(fleet: Fleet) -> None:
+    victim = fleet.customer_tenants()[1]
+    fleet.break_secret(victim["id"])
+    result = run_cli("inventory", "--config", str(fleet.config_path), "--format", "json")
+    assert result.code == 3, result.stderr
+    assert victim["id"] in result.stderr and "authentication failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    doc = json.loads(result.stdout)
+    assert [t["tenant_id"] for t in doc["tenants"] if t["error"]] == [victim["id"]]
+    assert doc["apps"] and not any(a["tenant_id"] == victim["id"] for a in doc["apps"])
+    assert "not-the-secret" not in result.stderr + result.stdout
+
+
+def test_inventory_cli_bad_config_and_missing_secret_env_are_one_line_exit_2(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[cloud]\nname = 'Mars'\n", encoding="utf-8")
+    result = run_cli("inventory", "--config", str(bad))
+    assert result.code == 2 and str(bad) in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    text = fleet.config_path.read_text(encoding="utf-8")
+    first_secret_file = text.split('secret_file = "', 1)[1].split('"', 1)[0]
+    env_config = fleet.config_path.with_name("env.toml")
+    env_config.write_text(
+        text.replace(f'secret_file = "{first_secret_file}"', 'secret_env = "NO_SUCH_SECRET_VAR"', 1),
+        encoding="utf-8",
+    )
+    result = run_cli("inventory", "--config", str(env_config))
+    assert result.code == 2, result.stderr
+    assert "NO_SUCH_SECRET_VAR" in result.stderr and str(env_config) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
