@@ -10,7 +10,7 @@ from aiohttp import web
 
 from orchestrator.emulator import lro
 from orchestrator.emulator.arm_routes import Ctx, Handler, page_of
-from orchestrator.emulator.armhttp import ArmError, json_response, retry_after_headers
+from orchestrator.emulator.armhttp import OPERATION_FAULTS_KEY, ArmError, json_response, retry_after_headers
 from orchestrator.emulator.derive import EVERYONE
 from orchestrator.emulator.state import Json, Subscription
 
@@ -304,7 +304,7 @@ async def _patch_application(ctx: Ctx) -> web.Response:
 
 def _start_write(ctx: Ctx, app: Json, existing: Json | None, kind: str, status: int) -> web.Response:
     state = ctx.rt.state
-    faults = ctx.request.get("emulator_operation_faults", [])
+    faults = ctx.request.get(OPERATION_FAULTS_KEY, [])
     if existing is None:
         mrg = app["properties"]["managedResourceGroupId"]
         state.resource_groups.setdefault(
@@ -332,7 +332,7 @@ def _delete_application(ctx: Ctx) -> web.Response:
         return web.Response(status=204)
     _busy(ctx, key)
     app["properties"]["provisioningState"] = "Deleting"
-    faults = ctx.request.get("emulator_operation_faults", [])
+    faults = ctx.request.get(OPERATION_FAULTS_KEY, [])
     op = lro.start_operation(ctx.rt, kind="delete", method="DELETE", app=app, previous=None, faults=faults)
     lro.record_write_status(ctx.rt, op, 202)
     headers = _op_headers(ctx, op.id, op.location, with_location=False)
@@ -352,7 +352,7 @@ async def application_action(ctx: Ctx) -> web.Response:
         raise _not_found("Microsoft.Solutions/applications", ctx.groups["name"], ctx.groups["rg"])
     if action == "refreshpermissions":
         _busy(ctx, key)
-        faults = ctx.request.get("emulator_operation_faults", [])
+        faults = ctx.request.get(OPERATION_FAULTS_KEY, [])
         op = lro.start_operation(
             ctx.rt,
             kind="refreshPermissions",

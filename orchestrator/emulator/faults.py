@@ -102,6 +102,8 @@ class FaultEngine:
                 continue
             if rule.action in OPERATION_ACTIONS and kind != "write":
                 continue
+            if rule.action in RESPONSE_ACTIONS and plan.response is not None:
+                continue  # one response fault per request; later rules keep their "first N" budget
             rule.seen += 1
             if rule.first is not None and rule.seen > rule.first:
                 continue

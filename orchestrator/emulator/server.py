@@ -26,7 +26,13 @@ from orchestrator.emulator.arm_routes import (
     match,
     subscription_of,
 )
-from orchestrator.emulator.armhttp import ArmError, error_response, retry_after_headers
+from orchestrator.emulator.armhttp import (
+    KIND_KEY,
+    OPERATION_FAULTS_KEY,
+    ArmError,
+    error_response,
+    retry_after_headers,
+)
 from orchestrator.emulator.faults import FaultRule
 from orchestrator.emulator.runtime import Runtime
 from orchestrator.emulator.tls import ensure_tls
@@ -76,6 +82,7 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
         raise ArmError(404, code, f"The resource type or route '{path}' could not be found.")
     route, groups = found
     kind = kind_of(route, groups, request.method)
+    request[KIND_KEY] = kind  # so errors raised below are still counted under their kind
     if route.name in GET_ONLY and request.method != "GET":
         raise ArmError(
             405,
@@ -129,7 +136,7 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
         if plan.operation:
             for rule in plan.operation:
                 rt.stats.faults_injected[rule.action] += 1
-            request["emulator_operation_faults"] = plan.operation
+            request[OPERATION_FAULTS_KEY] = plan.operation
     lro.advance(rt)
     response = await HANDLERS[route.name](ctx)
     if extra:
@@ -164,8 +171,10 @@ def build_app(rt: Runtime) -> web.Application:
             else:
                 kind, response = await _arm(rt, request)
         except ArmError as err:
+            kind = request.get(KIND_KEY, kind)
             response = error_response(err)
         except _Reset:
+            kind = request.get(KIND_KEY, kind)
             rt.stats.requests[f"{kind} reset"] += 1
             if request.transport is not None:
                 request.transport.abort()
