@@ -284,10 +284,16 @@ def _change(deny: DenyAssignment | None, expected: tuple[tuple[str, ...], tuple[
 def _change_text(change: ActionChange) -> str:
     if change.empty:
         return "exclusions unchanged"
-    return (
-        f"excluded actions +{len(change.actions_added)} -{len(change.actions_removed)}, "
-        f"data actions +{len(change.data_actions_added)} -{len(change.data_actions_removed)}"
-    )
+    parts = []
+    for sign, patterns, noun in (
+        ("+", change.actions_added, "excluded action"),
+        ("-", change.actions_removed, "excluded action"),
+        ("+", change.data_actions_added, "excluded data action"),
+        ("-", change.data_actions_removed, "excluded data action"),
+    ):
+        if patterns:
+            parts.append(f"{sign}{len(patterns)} {noun}{'' if len(patterns) == 1 else 's'}")
+    return ", ".join(parts)
 
 
 def _current_definition(app: App, target: Target, snapshot: Snapshot) -> Definition | None:

@@ -1,9 +1,76 @@
-"""TODO(owner): commands of this module are being written; this file registers nothing yet."""
+"""`orchestrator show PLAN_FILE`: a saved plan for review, as a table, Markdown, JSON or HTML."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import io
+from collections.abc import Callable
+from pathlib import Path
+
 import typer
+from rich.console import Console
+
+from orchestrator.cli import _common
+from orchestrator.errors import InputError
+from orchestrator.models import Plan
+from orchestrator.planfile import read_plan
+from orchestrator.render.plan_review import render_json, render_markdown, render_table
+
+FORMATS = ("table", "markdown", "json", "html")
+# The HTML page lives in its own module; `--format html` works when it is part of this build.
+HTML_MODULE = "orchestrator.render.html"
+
+
+def _html_renderer() -> Callable[[Plan], str]:
+    if importlib.util.find_spec(HTML_MODULE) is None:
+        raise InputError(f"--format: 'html' is not available in this build ({HTML_MODULE} is missing)")
+    renderer: Callable[[Plan], str] = importlib.import_module(HTML_MODULE).render_plan_html
+    return renderer
+
+
+def _table_text(plan: Plan, width: int) -> str:
+    sink = io.StringIO()
+    render_table(plan, Console(file=sink, width=width, force_terminal=False, color_system=None))
+    return sink.getvalue()
+
+
+def _write(out: Path, text: str) -> None:
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    @app.command()
+    def show(
+        plan_file: Path = typer.Argument(..., help="A plan file written by `orchestrator plan --out`."),
+        output_format: str = typer.Option(
+            "table", "--format", "-f", help="table, markdown (for a pull request), json or html."
+        ),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+    ) -> None:
+        """Show a saved plan for review (its digest is verified first)."""
+        fmt = output_format.strip().lower()
+        if fmt not in FORMATS:
+            raise InputError(f"--format: {output_format!r} is not one of {', '.join(FORMATS)}")
+        render_html = _html_renderer() if fmt == "html" else None
+        plan = read_plan(plan_file)
+        if fmt == "table":
+            if out is None:
+                render_table(plan, _common.console)
+                return
+            text = _table_text(plan, width=160)
+        elif fmt == "markdown":
+            text = render_markdown(plan)
+        elif fmt == "json":
+            text = render_json(plan)
+        else:
+            assert render_html is not None
+            text = render_html(plan)
+        if out is None:
+            typer.echo(text, nl=not text.endswith("\n"))
+        else:
+            _write(out, text)
+            _common.err_console.print(f"wrote {out}", highlight=False)

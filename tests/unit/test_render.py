@@ -1,0 +1,171 @@
+"""Review output: Markdown for pull requests (risks before tenants, collapsible tenants), table, JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from orchestrator.models import (
+    ActionChange,
+    Decision,
+    Definition,
+    Plan,
+    PlanItem,
+    PlanOptions,
+    Risk,
+    Severity,
+    Target,
+    Wave,
+)
+from orchestrator.planfile import read_plan, seal
+from orchestrator.render.plan_review import render_json, render_markdown, render_table, summary_line
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "plans" / "examples" / "example-plan.json"
+DEF_ID = "/subscriptions/s/resourceGroups/r/providers/Microsoft.Solutions/applicationDefinitions/app-v2"
+
+
+def _item(name: str, tenant: str, decision: Decision, **fields: object) -> PlanItem:
+    values: dict[str, object] = {
+        "app_id": f"/subscriptions/s/resourceGroups/r/providers/Microsoft.Solutions/applications/{name}",
+        "app_name": name,
+        "tenant_id": f"id-{tenant}",
+        "tenant_name": tenant,
+        "subscription_id": "s",
+        "resource_group": "r",
+        "kind": "ServiceCatalog",
+        "decision": decision,
+        "reason": f"reason for {name}",
+        "fingerprint": "sha256:0",
+    }
+    values.update(fields)
+    return PlanItem.model_validate(values)
+
+
+@pytest.fixture
+def plan() -> Plan:
+    items = (
+        _item(
+            "a1",
+            "Alpha <Ltd>",
+            Decision.UPDATE,
+            wave=0,
+            change=ActionChange(
+                actions_added=("Microsoft.Web/sites/write",), data_actions_removed=("D/x|y",)
+            ),
+            risks=(
+                Risk(
+                    code="widens-write",
+                    severity=Severity.HIGH,
+                    message="allows writes: `Microsoft.Web/sites/write`",
+                ),
+                Risk(code="widens-data", severity=Severity.MEDIUM, message="allows data actions"),
+                Risk(code="widens-authorization", severity=Severity.LOW, message="low one"),
+            ),
+        ),
+        _item("a2", "Alpha <Ltd>", Decision.SKIP, reason="provisioning state is Failed | not Succeeded"),
+        _item("b1", "Beta", Decision.UPDATE, wave=1),
+        _item("b2", "Beta", Decision.UPDATE, wave=1),
+        _item("b3", "Beta", Decision.CURRENT),
+        _item("b4", "Beta", Decision.DRIFTED),
+    )
+    return seal(
+        Plan(
+            tool_version="1.2.3",
+            created_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+            target=Target(
+                name="app-v2", definition_id=DEF_ID, definition=Definition(id=DEF_ID, lock_level="ReadOnly")
+            ),
+            options=PlanOptions(),
+            items=items,
+            waves=(
+                Wave(index=0, name="canary", app_ids=(items[0].app_id,)),
+                Wave(index=1, name="wave-1", app_ids=(items[2].app_id, items[3].app_id)),
+            ),
+            notes=("tenant Gamma (g) was not fully read: throttled",),
+        )
+    )
+
+
+def test_markdown_has_title_counts_risks_before_tenants(plan: Plan) -> None:
+    md = render_markdown(plan)
+    assert md.startswith("## Rollout plan: app-v2\n")
+    assert f"`{plan.digest}`" in md
+    assert f"`{DEF_ID}` (lock level ReadOnly)" in md
+    assert "| 6 | 2 | 3 | 1 | 1 | 1 |" in md  # apps, tenants, update, current, drifted, skip
+    assert "canary (1) → wave-1 (2)" in md
+    risks, notes, tenants = md.index("### Risks"), md.index("### Notes"), md.index("### Tenants")
+    assert risks < notes < tenants
+    risk_section = md[risks:notes]
+    # High before medium; low ones only counted.
+    assert risk_section.index("`widens-write`") < risk_section.index("`widens-data`")
+    assert (
+        "| high | `widens-write` | Alpha &lt;Ltd&gt; | a1 | allows writes: `Microsoft.Web/sites/write` |"
+        in md
+    )
+    assert "widens-authorization" not in risk_section.split("Also")[0]
+    assert "Also 1 low-severity risk" in risk_section
+    assert "- tenant Gamma (g) was not fully read: throttled" in md
+
+
+def test_markdown_tenants_are_collapsible_tables(plan: Plan) -> None:
+    md = render_markdown(plan)
+    assert md.count("<details><summary>") == 2 and md.count("</details>") == 2
+    assert "<details><summary>Alpha &lt;Ltd&gt; (1 update, 1 skip)</summary>" in md
+    assert "<details><summary>Beta (2 updates, 1 current, 1 drifted)</summary>" in md
+    assert md.index("Alpha &lt;Ltd&gt; (") < md.index("Beta (")
+    row = next(line for line in md.splitlines() if line.startswith("| a1 |"))
+    assert "| update | canary | `Microsoft.Web/sites/write` | `D/x\\|y` (data) |" in row
+    assert "`widens-write` (high)" in row
+    # Pipes in free text cannot break the table.
+    assert "provisioning state is Failed \\| not Succeeded" in md
+    assert "| b1 | update | wave-1 |" in md
+
+
+def test_markdown_without_risks_says_so(plan: Plan) -> None:
+    quiet = plan.model_copy(update={"items": tuple(i.model_copy(update={"risks": ()}) for i in plan.items)})
+    md = render_markdown(quiet)
+    assert "No high or medium risks" in md
+    assert "| Severity |" not in md
+
+
+def test_summary_line(plan: Plan) -> None:
+    line = summary_line(plan)
+    assert "\n" not in line
+    assert line.startswith(
+        "plan app-v2: 6 apps in 2 tenants: 3 update in 2 waves, 1 current, 1 drifted, 1 skip"
+    )
+    assert "risks: 1 high, 1 medium" in line and "1 note" in line and plan.digest[:19] in line
+
+
+def test_table_lists_risks_before_apps(plan: Plan) -> None:
+    sink = io.StringIO()
+    render_table(plan, Console(file=sink, width=200, color_system=None))
+    text = sink.getvalue()
+    assert text.index("Risks") < text.index("Apps by tenant")
+    assert text.index("widens-write") < text.index("widens-data") < text.index("widens-authorization")
+    assert "Microsoft.Web/sites/write" in text and "note: tenant Gamma" in text
+    for name in ("a1", "a2", "b1", "b2", "b3", "b4"):
+        assert f" {name} " in text
+
+
+def test_table_limit_summarises_the_rest(plan: Plan) -> None:
+    sink = io.StringIO()
+    render_table(plan, Console(file=sink, width=200, color_system=None), limit=2)
+    text = sink.getvalue()
+    assert " b4 " not in text and "4 more apps" in text
+
+
+def test_json_round_trips(plan: Plan) -> None:
+    assert Plan.model_validate(json.loads(render_json(plan))) == plan
+
+
+def test_example_plan_renders() -> None:
+    example = read_plan(EXAMPLE)
+    md = render_markdown(example)
+    assert "`tightens`" in md and md.index("### Risks") < md.index("### Tenants")
+    assert "Microsoft.KeyVault/vaults/secrets/readMetadata/action" in md
