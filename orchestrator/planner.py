@@ -175,6 +175,17 @@ def _denied_by(pattern: str, denied: Sequence[str]) -> bool:
     return any(intersects(pattern, d) for d in denied)
 
 
+def _version_key(version: str) -> tuple[int, ...] | None:
+    parts = version.strip().split(".")
+    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
+
+
+def _is_downgrade(current: str, target: str) -> bool:
+    """Whether a marketplace plan version moves backwards (only for dotted numeric versions)."""
+    before, after = _version_key(current), _version_key(target)
+    return before is not None and after is not None and after < before
+
+
 def _risks(change: ActionChange, target: Target, lock_before: LockLevel | None, app: App) -> tuple[Risk, ...]:
     lock_after = target.definition.lock_level
     denied, denied_data = denied_actions(lock_after)
@@ -249,6 +260,19 @@ def _risks(change: ActionChange, target: Target, lock_before: LockLevel | None, 
                 code="lock-level-change",
                 severity=Severity.HIGH,
                 message=f"lock level {lock_before} → {lock_after}: the set of denied operations changes",
+            )
+        )
+
+    if (
+        app.plan is not None
+        and target.plan is not None
+        and _is_downgrade(app.plan.version, target.plan.version)
+    ):
+        risks.append(
+            Risk(
+                code="downgrade",
+                severity=Severity.MEDIUM,
+                message=f"plan version {app.plan.version} → {target.plan.version} is an older version",
             )
         )
 

@@ -400,6 +400,16 @@ def test_principals_change_when_target_authorizations_differ() -> None:
     assert f"+{OTHER_PRINCIPAL}" in risk.message and f"-{PUBLISHER}" in risk.message
 
 
+@pytest.mark.parametrize(
+    ("version", "downgrade"), [("3.0.0", True), ("2.0.1", True), ("1.9.9", False), ("preview-7", False)]
+)
+def test_marketplace_downgrade_is_flagged(version: str, downgrade: bool) -> None:
+    plan = PLAN_1.model_copy(update={"version": version})
+    item = only(plan_for([mp_app(plan=plan, deny_assignment=DENY_V2)], TARGET_MP))
+    assert item.decision == Decision.UPDATE
+    assert ("downgrade" in codes(item)) is downgrade
+
+
 def test_principals_unchecked_when_target_lists_no_authorizations() -> None:
     item = only(plan_for([mp_app()], TARGET_MP))
     assert "principals-change" not in codes(item)
