@@ -27,8 +27,8 @@ class Bucket:
 
     def _refill(self, now: float, scale: float) -> None:
         rate = self.refill / max(scale, 1e-9)
-        self.tokens = min(self.size, self.tokens + (now - self.stamp) * rate)
-        self.stamp = now
+        self.tokens = min(self.size, self.tokens + max(0.0, now - self.stamp) * rate)
+        self.stamp = max(self.stamp, now)
 
     def take(self, now: float, scale: float) -> float:
         """Take one token; return 0 on success, else the seconds until one is available."""
