@@ -1,9 +1,130 @@
-"""TODO(owner): commands of this module are being written; this file registers nothing yet."""
+"""`orchestrator plan`: inventory the fleet, plan the move to a target, write the sealed plan file."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import typer
+
+from orchestrator import __version__
+from orchestrator.cli import _common, options
+from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
+from orchestrator.config import FleetConfig
+from orchestrator.errors import InputError, TargetError
+from orchestrator.gateway import ArmError
+from orchestrator.inventory import load_snapshot
+from orchestrator.models import Definition, Plan, PlanOptions, Snapshot, Target, WaveSpec
+from orchestrator.planfile import seal, write_plan
+from orchestrator.planner import build_plan
+from orchestrator.render.plan_review import render_table, summary_line
+from orchestrator.target import load_target, target_from_definition
+
+
+class FlagError(InputError):
+    pass
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    @app.command()
+    def plan(
+        config: Path = options.config_option(),
+        target_file: Path | None = typer.Option(
+            None, "--target", "-t", help="Target file (TOML, schema in plans/target.schema.json)."
+        ),
+        target_definition: str | None = typer.Option(
+            None, "--target-definition", help="Service-catalog definition id to read from ARM as the target."
+        ),
+        waves: str = typer.Option(
+            "25%,100%",
+            "--waves",
+            help="Wave steps after the canary wave: counts or percentages, comma-separated.",
+        ),
+        canary_ring: str = typer.Option("canary", "--canary-ring", help="Tenants in this ring go first."),
+        out: Path | None = typer.Option(None, "--out", "-o", help="Write the sealed plan file here."),
+        snapshot_in: Path | None = typer.Option(
+            None, "--snapshot", help="Plan from a saved inventory snapshot instead of reading Azure now."
+        ),
+        concurrency: int | None = typer.Option(
+            None, "--concurrency", min=1, max=1024, help="Concurrent ARM calls."
+        ),
+        log_format: options.LogFormatChoice = options.log_format_option(),
+        log_level: options.LogLevelChoice = options.log_level_option(),
+    ) -> None:
+        """Plan moving every fitting instance to the target; print the review table and write the plan."""
+        options.setup_logging(log_format, log_level)
+        if (target_file is None) == (target_definition is None):
+            raise FlagError("give exactly one of --target FILE or --target-definition ID")
+        steps = tuple(s.strip() for s in waves.split(",") if s.strip())
+        if not steps:
+            raise FlagError(f"--waves {waves!r}: give at least one step, e.g. '25%,100%'")
+        target = load_target(target_file) if target_file is not None else None
+        fleet = options.load_fleet(config)
+        if snapshot_in is not None:
+            snapshot = load_snapshot(snapshot_in)
+        else:
+            snapshot = read_fleet(fleet, config, concurrency=concurrency)
+        if target is None:
+            assert target_definition is not None
+            target = target_from_definition(
+                _read_definition(fleet, config, snapshot, target_definition.strip())
+            )
+        result = make_plan(fleet, snapshot, target, WaveSpec(canary_ring=canary_ring, steps=steps), waves)
+        if out is not None:
+            write_plan(result, out)
+        render_table(result, _common.console)
+        _common.console.print(summary_line(result), highlight=False, soft_wrap=True)
+        if out is not None:
+            _common.err_console.print(
+                f"plan written to {out} ({result.digest})", highlight=False, soft_wrap=True
+            )
+        exit_for_failures(snapshot)
+
+
+def make_plan(
+    fleet: FleetConfig, snapshot: Snapshot, target: Target, spec: WaveSpec, waves_flag: str
+) -> Plan:
+    try:
+        plan = build_plan(
+            snapshot,
+            target,
+            PlanOptions(waves=spec),
+            tool_version=__version__,
+            now=datetime.now(UTC),
+            rings={t.id: t.ring for t in fleet.tenants},
+        )
+    except ValueError as exc:  # invalid wave steps
+        raise FlagError(f"--waves {waves_flag!r}: {exc}") from None
+    return seal(plan)
+
+
+def _read_definition(
+    fleet: FleetConfig, config_path: Path, snapshot: Snapshot, definition_id: str
+) -> Definition:
+    """The target definition: from the snapshot when an app already uses it, else one read from ARM."""
+    known = snapshot.definitions.get(definition_id.lower())
+    if known is not None:
+        return known
+    reader = _reader_tenant(fleet, snapshot, definition_id)
+
+    async def read() -> Definition:
+        async with options.open_gateway(fleet, config_path) as gateway:
+            return await gateway.get_definition(reader, definition_id)
+
+    try:
+        return options.run_async(read())
+    except ArmError as exc:
+        raise TargetError(f"--target-definition {definition_id}: {exc}") from None
+
+
+def _reader_tenant(fleet: FleetConfig, snapshot: Snapshot, definition_id: str) -> str:
+    """The configured tenant owning the definition's subscription (the publisher), else a readable one."""
+    parts = definition_id.strip("/").split("/")
+    if len(parts) < 2 or parts[0].lower() != "subscriptions":
+        raise TargetError(f"--target-definition {definition_id!r}: not an application definition resource id")
+    subscription = parts[1].lower()
+    for tenant in snapshot.tenants:
+        if any(s.id.lower() == subscription for s in tenant.subscriptions):
+            return tenant.tenant_id
+    readable = [t.tenant_id for t in snapshot.tenants if not t.error] or [t.id for t in fleet.tenants]
+    return readable[0]
