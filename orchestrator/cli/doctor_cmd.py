@@ -1,9 +1,106 @@
-"""TODO(owner): commands of this module are being written; this file registers nothing yet."""
+"""`orchestrator doctor`: per tenant, does the identity hold what inventory, plan and apply need."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Literal
+
 import typer
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.cli import _common, options
+from orchestrator.doctor import Check, TenantDiagnosis, Verdict, diagnose_fleet
+from orchestrator.errors import EXIT_PARTIAL
+
+VERDICT_STYLES = {
+    Verdict.READY: "bold green",
+    Verdict.UNCHECKED: "bold yellow",
+    Verdict.READ_ONLY: "bold yellow",
+    Verdict.CANNOT_READ: "bold red",
+    Verdict.UNREACHABLE: "bold red",
+}
+_MARKS = {"ok": ("✓", "green"), "failed": ("✗", "red"), "unchecked": ("?", "yellow"), "skipped": ("–", "dim")}
 
 
 def register(app: typer.Typer) -> None:
-    del app
+    @app.command()
+    def doctor(
+        config: Path = options.config_option(),
+        fmt: Literal["table", "json"] = options.format_option("table"),
+        concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="ARM calls at once."),
+        log_format: options.LogFormatChoice = options.log_format_option(),
+        log_level: options.LogLevelChoice = options.log_level_option(),
+    ) -> None:
+        """Check each tenant's access: token, subscriptions, reads, and write access for apply.
+
+        Exit code 0 when every tenant is ready, 3 otherwise.
+        """
+        options.setup_logging(log_format, log_level)
+        fleet = options.load_fleet(config)
+        results = options.run_async(diagnose_fleet(fleet, concurrency=concurrency))
+        if fmt == "json":
+            typer.echo(json.dumps([as_dict(r) for r in results], indent=2))
+        else:
+            _common.console.print(render_doctor(results))
+        if any(r.verdict != Verdict.READY for r in results):
+            raise typer.Exit(EXIT_PARTIAL)
+
+
+def render_doctor(results: list[TenantDiagnosis]) -> Group:
+    table = Table(title="Access per tenant", title_justify="left", show_lines=True)
+    table.add_column("Tenant", overflow="fold", max_width=30)
+    table.add_column("Verdict", no_wrap=True)
+    table.add_column("Checks", overflow="fold")
+    for result in results:
+        name = Text(result.tenant_name, style="bold")
+        if result.tenant_name != result.tenant_id:
+            name.append(f"\n{result.tenant_id}", style="dim")
+        table.add_row(
+            name, Text(result.verdict.value, style=VERDICT_STYLES[result.verdict]), _checks(result.checks)
+        )
+    parts: list[RenderableType] = [table]
+    fixes = [r for r in results if r.verdict != Verdict.READY]
+    if fixes:
+        parts.append(Text("\nWhat to do", style="bold"))
+        for result in fixes:
+            for check in result.checks:
+                if check.status in ("failed", "unchecked") and check.fix:
+                    line = Text(f"• {result.tenant_name} ({check.name}): ", style="bold")
+                    line.append(check.fix)
+                    parts.append(line)
+            if result.not_writable:
+                parts.append(Text("  not writable: " + ", ".join(result.not_writable), style="dim"))
+    ready = sum(1 for r in results if r.verdict == Verdict.READY)
+    parts.append(Text(f"\n{ready} of {len(results)} tenants ready.", style="bold"))
+    return Group(*parts)
+
+
+def _checks(checks: tuple[Check, ...]) -> Text:
+    text = Text()
+    for i, check in enumerate(checks):
+        mark, style = _MARKS[check.status]
+        if i:
+            text.append("\n")
+        text.append(f"{mark} ", style=style)
+        text.append(f"{check.name}: ", style="bold")
+        text.append(check.detail)
+    return text
+
+
+def as_dict(result: TenantDiagnosis) -> dict[str, object]:
+    return {
+        "tenant_id": result.tenant_id,
+        "tenant_name": result.tenant_name,
+        "verdict": result.verdict.value,
+        "subscriptions": list(result.subscriptions),
+        "apps": result.apps,
+        "not_writable": list(result.not_writable),
+        "not_checked": list(result.not_checked),
+        "checks": [
+            {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix or None}
+            for c in result.checks
+        ],
+    }

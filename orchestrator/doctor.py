@@ -1,0 +1,282 @@
+"""`doctor`: can the orchestrator do its job in each tenant, and if not, what to change.
+
+Per tenant, in order (a failed step stops the ones that depend on it):
+token → subscriptions → applications and deny assignments (read) → write access on each resource group
+holding an application (ARM's permissions listing). The verdict is the worst finding:
+
+- `unreachable`: no token, or the credential sees no subscription;
+- `cannot-read`: a token, but applications or deny assignments cannot be listed (plan would be blind);
+- `read-only`: everything reads, but apply would be refused on some apps' resource groups;
+- `unchecked`: everything reads, but write access could not be checked (the listing was refused);
+- `ready`: apply holds what it needs everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from orchestrator.arm import AzureGateway, TenantCredential, build_credential
+from orchestrator.arm.permissions import (
+    APPLICATIONS_WRITE,
+    DENY_ASSIGNMENTS_READ,
+    ResourceGroupAccess,
+    probe_token,
+    writable_resource_groups,
+)
+from orchestrator.config import FleetConfig, TenantConfig
+from orchestrator.errors import ConfigError
+from orchestrator.gateway import ArmError
+from orchestrator.models import App
+
+ROLE_FILE = "roles/orchestrator-operator.json"
+READER_ROLE_FILE = "roles/orchestrator-reader.json"
+
+FIX_CREDENTIAL = (
+    "fix this tenant's credential in the fleet config: the client id, the secret / certificate / "
+    "federated token file it names, and that the app registration has a service principal in this "
+    "tenant (admin consent for a multi-tenant app)"
+)
+FIX_NO_SUBSCRIPTION = (
+    "the identity holds no role on any subscription of this tenant: have the customer grant "
+    f"{READER_ROLE_FILE} (or Reader) on the subscription, or onboard it through Azure Lighthouse"
+)
+FIX_READ_APPS = (
+    "grant Microsoft.Solutions/applications/read on the subscription (in "
+    f"{READER_ROLE_FILE} and {ROLE_FILE}); without it plan cannot see this tenant's instances"
+)
+FIX_READ_DENY = (
+    f"grant {DENY_ASSIGNMENTS_READ} on the subscription (in {READER_ROLE_FILE} and {ROLE_FILE}); "
+    "without it plan cannot diff and apply cannot verify the deny assignments"
+)
+FIX_WRITE = (
+    "the application resources live in the customers' resource groups, where a publisher has no rights "
+    "by default (its authorizations cover only the managed resource group); get delegated access "
+    "through Azure Lighthouse (built-in Managed Application Contributor Role) or a customer-granted "
+    f"role with the actions in {ROLE_FILE}, on these resource groups or their subscription"
+)
+FIX_UNCHECKED = (
+    "doctor could not list the identity's permissions there: grant "
+    "Microsoft.Authorization/permissions/read (in both roles/*.json) so it can check, or confirm by "
+    f"hand that the identity holds {APPLICATIONS_WRITE} on these resource groups"
+)
+
+
+class Verdict(StrEnum):
+    READY = "ready"
+    UNCHECKED = "unchecked"
+    READ_ONLY = "read-only"
+    CANNOT_READ = "cannot-read"
+    UNREACHABLE = "unreachable"
+
+
+_SEVERITY = [Verdict.READY, Verdict.UNCHECKED, Verdict.READ_ONLY, Verdict.CANNOT_READ, Verdict.UNREACHABLE]
+
+CheckStatus = Literal["ok", "failed", "unchecked", "skipped"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # "token", "subscriptions", "applications", "deny assignments", "write access"
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+    verdict: Verdict = Verdict.READY  # what this finding makes of the tenant when it is not ok
+
+
+@dataclass(frozen=True)
+class TenantDiagnosis:
+    tenant_id: str
+    tenant_name: str
+    checks: tuple[Check, ...]
+    subscriptions: tuple[str, ...] = ()
+    apps: int = 0
+    # Resource groups (as "subscription/resource group") where apply would be refused / was not checked.
+    not_writable: tuple[str, ...] = ()
+    not_checked: tuple[str, ...] = ()
+    access: tuple[ResourceGroupAccess, ...] = field(default=(), repr=False)
+
+    @property
+    def verdict(self) -> Verdict:
+        return worst(c.verdict for c in self.checks if c.status in ("failed", "unchecked"))
+
+
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    found = list(verdicts)
+    return max(found, key=_SEVERITY.index) if found else Verdict.READY
+
+
+async def diagnose_fleet(fleet: FleetConfig, *, concurrency: int = 8) -> list[TenantDiagnosis]:
+    """One diagnosis per tenant of the fleet, in config order. Never raises for a tenant's problem."""
+    credentials: dict[str, TenantCredential] = {}
+    broken: dict[str, str] = {}
+    for tenant in fleet.tenants:
+        try:
+            credentials[tenant.id.lower()] = build_credential(tenant, fleet.cloud)
+        except ConfigError as exc:
+            broken[tenant.id.lower()] = str(exc)
+    reachable = tuple(t for t in fleet.tenants if t.id.lower() in credentials)
+    gateway = AzureGateway(fleet.model_copy(update={"tenants": reachable}), credentials=credentials)
+    gate = asyncio.Semaphore(concurrency)
+    try:
+
+        async def one(tenant: TenantConfig) -> TenantDiagnosis:
+            key = tenant.id.lower()
+            if key in broken:
+                check = Check("credential", "failed", broken[key], FIX_CREDENTIAL, Verdict.UNREACHABLE)
+                return TenantDiagnosis(tenant.id, tenant.display_name, (check,))
+            return await _diagnose_tenant(gateway, credentials[key], fleet, tenant, gate)
+
+        return list(await asyncio.gather(*(one(t) for t in fleet.tenants)))
+    finally:
+        await gateway.close()  # closes the credentials it was given too
+
+
+async def _diagnose_tenant(
+    gateway: AzureGateway,
+    credential: TenantCredential,
+    fleet: FleetConfig,
+    tenant: TenantConfig,
+    gate: asyncio.Semaphore,
+) -> TenantDiagnosis:
+    name = tenant.display_name
+    checks: list[Check] = []
+
+    def done(**extra: object) -> TenantDiagnosis:
+        return TenantDiagnosis(tenant.id, name, tuple(checks), **extra)  # type: ignore[arg-type]
+
+    try:
+        await probe_token(credential, fleet.cloud.scope)
+    except ArmError as exc:
+        checks.append(Check("token", "failed", str(exc), FIX_CREDENTIAL, Verdict.UNREACHABLE))
+        return done()
+    checks.append(Check("token", "ok", f"{credential.kind} credential issued an ARM token"))
+
+    try:
+        async with gate:
+            visible = await gateway.list_subscriptions(tenant.id)
+    except ArmError as exc:
+        checks.append(Check("subscriptions", "failed", str(exc), FIX_NO_SUBSCRIPTION, Verdict.UNREACHABLE))
+        return done()
+    seen = {s.id.lower(): s for s in visible}
+    if tenant.subscriptions == "all":
+        chosen = [s.id for s in visible]
+        missing: list[str] = []
+    else:
+        chosen = [s for s in tenant.subscriptions if s.lower() in seen]
+        missing = [s for s in tenant.subscriptions if s.lower() not in seen]
+    if not chosen:
+        detail = "none visible" + (f" (configured: {', '.join(missing)})" if missing else "")
+        checks.append(Check("subscriptions", "failed", detail, FIX_NO_SUBSCRIPTION, Verdict.UNREACHABLE))
+        return done()
+    labels = [seen[s.lower()].display_name or s for s in chosen]
+    if missing:
+        checks.append(
+            Check(
+                "subscriptions",
+                "failed",
+                f"{len(chosen)} visible ({', '.join(labels)}); not visible: {', '.join(missing)}",
+                FIX_NO_SUBSCRIPTION,
+                Verdict.CANNOT_READ,
+            )
+        )
+    else:
+        checks.append(Check("subscriptions", "ok", f"{len(chosen)} visible: {', '.join(labels)}"))
+
+    apps, app_errors, deny_errors = await _read_subscriptions(gateway, tenant.id, chosen, gate)
+    if app_errors:
+        checks.append(
+            Check("applications", "failed", "; ".join(app_errors), FIX_READ_APPS, Verdict.CANNOT_READ)
+        )
+    else:
+        checks.append(Check("applications", "ok", f"{len(apps)} readable"))
+    if deny_errors:
+        detail = "; ".join(deny_errors)
+        checks.append(Check("deny assignments", "failed", detail, FIX_READ_DENY, Verdict.CANNOT_READ))
+    else:
+        checks.append(Check("deny assignments", "ok", "readable"))
+
+    if not apps:
+        detail = "no applications found: nothing to write" if not app_errors else "not checked: no app read"
+        checks.append(Check("write access", "skipped", detail))
+        return done(subscriptions=tuple(chosen))
+    access = await writable_resource_groups(
+        gateway, tenant.id, [(a.subscription_id, a.resource_group) for a in apps]
+    )
+    write_check, not_writable, not_checked = _write_check(apps, access)
+    checks.append(write_check)
+    return done(
+        subscriptions=tuple(chosen),
+        apps=len(apps),
+        not_writable=not_writable,
+        not_checked=not_checked,
+        access=tuple(access.values()),
+    )
+
+
+async def _read_subscriptions(
+    gateway: AzureGateway, tenant_id: str, subscriptions: Sequence[str], gate: asyncio.Semaphore
+) -> tuple[list[App], list[str], list[str]]:
+    apps: list[App] = []
+    app_errors: list[str] = []
+    deny_errors: list[str] = []
+
+    async def one(sub: str) -> None:
+        async with gate:
+            try:
+                apps.extend(await gateway.list_applications(tenant_id, sub))
+            except ArmError as exc:
+                app_errors.append(str(exc))
+        async with gate:
+            try:
+                await gateway.list_deny_assignments(tenant_id, sub)
+            except ArmError as exc:
+                deny_errors.append(str(exc))
+
+    await asyncio.gather(*(one(s) for s in subscriptions))
+    return apps, sorted(app_errors), sorted(deny_errors)
+
+
+def _write_check(
+    apps: Sequence[App], access: dict[tuple[str, str], ResourceGroupAccess]
+) -> tuple[Check, tuple[str, ...], tuple[str, ...]]:
+    """Judge write access from the per-resource-group listing; pure, so it is unit-tested directly."""
+
+    def key(app: App) -> tuple[str, str]:
+        return (app.subscription_id.lower(), app.resource_group.lower())
+
+    denied = sorted({k for a in apps if (k := key(a)) in access and access[k].can_write is False})
+    unknown = sorted({k for a in apps if (k := key(a)) not in access or access[k].can_write is None})
+    denied_apps = sum(1 for a in apps if key(a) in denied)
+    unknown_apps = sum(1 for a in apps if key(a) in unknown)
+    groups = len({key(a) for a in apps})
+    not_writable = tuple(f"{s}/{rg}" for s, rg in denied)
+    not_checked = tuple(f"{s}/{rg}" for s, rg in unknown)
+    if denied:
+        where = _sample(not_writable)
+        detail = (
+            f"apply would be refused for {denied_apps} of {len(apps)} apps "
+            f"(no {APPLICATIONS_WRITE} on {where})"
+        )
+        if unknown:
+            detail += f"; {unknown_apps} more not checked"
+        return (
+            Check("write access", "failed", detail, FIX_WRITE, Verdict.READ_ONLY),
+            not_writable,
+            not_checked,
+        )
+    if unknown:
+        reasons = sorted({access[k].error or "no answer" for k in unknown if k in access})
+        detail = f"not checked for {unknown_apps} of {len(apps)} apps on {_sample(not_checked)}"
+        if reasons:
+            detail += f": {reasons[0]}"
+        return Check("write access", "unchecked", detail, FIX_UNCHECKED, Verdict.UNCHECKED), (), not_checked
+    return Check("write access", "ok", f"{len(apps)} apps in {groups} resource groups writable"), (), ()
+
+
+def _sample(items: Sequence[str], limit: int = 3) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
