@@ -42,7 +42,7 @@ async def _body(ctx: Ctx) -> Json:
     except ValueError:
         raise ArmError(
             400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
-        )
+        ) from None
     if not isinstance(body, dict):
         raise ArmError(400, "InvalidRequestContent", "The request content must be a JSON object.")
     return body
@@ -58,14 +58,16 @@ def _rg_or_404(ctx: Ctx) -> Json:
 
 def _app_key(ctx: Ctx) -> str:
     g = ctx.groups
-    return f"/subscriptions/{g['sub']}/resourcegroups/{g['rg']}/providers/microsoft.solutions/applications/{g['name']}".lower()
+    rg = f"/subscriptions/{g['sub']}/resourcegroups/{g['rg']}"
+    return f"{rg}/providers/microsoft.solutions/applications/{g['name']}".lower()
 
 
 def _not_found(kind: str, name: str, rg: str) -> ArmError:
     return ArmError(
         404,
         "ResourceNotFound",
-        f"The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to "
+        f"The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please "
+        "go to "
         "https://aka.ms/ARMResourceNotFoundFix",
     )
 
@@ -78,13 +80,15 @@ def _busy(ctx: Ctx, key: str) -> None:
         raise ArmError(
             409,
             "AnotherOperationInProgress",
-            f"Another operation ('{op_id}') is in progress on the managed application '{ctx.groups['name']}'. "
+            f"Another operation ('{op_id}') is in progress on the managed application "
+            f"'{ctx.groups['name']}'. "
             "Wait for it to finish and retry.",
         )
 
 
 def _op_headers(ctx: Ctx, op_id: str, location: str, *, with_location: bool) -> dict[str, str]:
-    base = f"{ctx.rt.base_url}subscriptions/{ctx.groups['sub']}/providers/Microsoft.Solutions/locations/{location}"
+    sub = ctx.groups["sub"]
+    base = f"{ctx.rt.base_url}subscriptions/{sub}/providers/Microsoft.Solutions/locations/{location}"
     headers = retry_after_headers(ctx.rt.scaled(ctx.rt.settings.poll_seconds))
     if with_location:
         headers["Location"] = f"{base}/operationResults/{op_id}?api-version={ctx.api_version}"
@@ -181,8 +185,10 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
             raise ArmError(
                 400,
                 "InvalidResourceLocation",
-                f"The resource '{existing['name']}' already exists in location '{existing['location']}' in resource "
-                f"group '{rg['name']}'. A resource with the same name cannot be created in location '{location}'. "
+                f"The resource '{existing['name']}' already exists in location '{existing['location']}' in "
+                "resource "
+                f"group '{rg['name']}'. A resource with the same name cannot be created in location "
+                f"'{location}'. "
                 "Please select a new resource name.",
             )
         old_mrg = existing["properties"]["managedResourceGroupId"]
@@ -190,7 +196,8 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
             raise ArmError(
                 400,
                 "ManagedResourceGroupIdCannotBeChanged",
-                f"The managed resource group id of the application '{existing['name']}' cannot be changed from "
+                f"The managed resource group id of the application '{existing['name']}' cannot be changed "
+                "from "
                 f"'{old_mrg}' to '{mrg}'.",
             )
         if kind.lower() != str(existing.get("kind", "")).lower():
@@ -208,11 +215,11 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
                 f"The managed resource group '{mrg}' must be in the application's subscription.",
             )
     sub_id = state.subscriptions[ctx.groups["sub"].lower()].id
+    rg_id = f"/subscriptions/{sub_id}/resourceGroups/{rg['name']}"
     app_id = (
         existing["id"]
         if existing is not None
-        else f"/subscriptions/{sub_id}/resourceGroups/{rg['name']}/providers/Microsoft.Solutions/applications/"
-        f"{ctx.groups['name']}"
+        else f"{rg_id}/providers/Microsoft.Solutions/applications/{ctx.groups['name']}"
     )
     new_props: Json = {
         "managedResourceGroupId": existing["properties"]["managedResourceGroupId"] if existing else mrg,

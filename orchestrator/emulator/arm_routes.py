@@ -168,7 +168,8 @@ def check_api_version(route: Route, request: web.Request) -> str:
             raise ArmError(
                 400,
                 "NoRegisteredProviderFound",
-                f"No registered resource provider found for location 'global' and API version '{version}' for "
+                f"No registered resource provider found for location 'global' and API version '{version}' "
+                "for "
                 f"type '{route.resource_type}'. The supported api-versions are '{listed}'. The supported "
                 "locations are 'eastus, westeurope, westus2'.",
             )
@@ -212,7 +213,8 @@ def authenticate(rt: Runtime, request: web.Request) -> Claims:
         raise ArmError(
             401,
             "InvalidAuthenticationTokenAudience",
-            f"The access token has been obtained for wrong audience or resource '{claims.get('aud')}'. It should "
+            f"The access token has been obtained for wrong audience or resource '{claims.get('aud')}'. It "
+            "should "
             f"exactly match with one of the allowed audiences '{rt.base_url}'.",
             _www_authenticate(rt, str(claims.get("tid", "common")), "The access token audience is invalid."),
         )
@@ -246,8 +248,10 @@ def check_tenant(rt: Runtime, route: Route, method: str, sub_id: str | None, cla
             401,
             "InvalidAuthenticationTokenTenant",
             f"The access token is from the wrong issuer '{rt.base_url}{tid}/v2.0'. It must match the tenant "
-            f"'{rt.base_url}{sub.tenant_id}/v2.0' associated with this subscription. Please use the authority "
-            f"(URL) '{rt.base_url}{sub.tenant_id}' to get the token. Note, if the subscription is transferred to "
+            f"'{rt.base_url}{sub.tenant_id}/v2.0' associated with this subscription. Please use the "
+            "authority "
+            f"(URL) '{rt.base_url}{sub.tenant_id}' to get the token. Note, if the subscription is "
+            "transferred to "
             "another tenant there is no impact to the services, but information about new tenant could take "
             "time to propagate (up to an hour). If you just transferred your subscription and see this error "
             "message, please try back later.",

@@ -189,7 +189,8 @@ async def _token(rt: Runtime, request: web.Request, tenant_id: str) -> web.Respo
             "invalid_scope",
             1002012,
             f"The provided value for scope {scope} is not valid. Client credential "
-            "flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+            "flows must have a scope value with /.default suffixed to the resource identifier (application "
+            "ID URI).",
         )
     audience = scope.split(" ")[0].removesuffix(".default")
     token, lifetime = rt.tokens.issue(

@@ -58,6 +58,8 @@ async def serve(
     ready_file: Path | None = None,
     config_file: Path | None = None,
     stop: asyncio.Event | None = None,
+    on_ready: asyncio.Event | None = None,
+    quiet: bool = False,
 ) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -69,15 +71,18 @@ async def serve(
     if config_file is not None:
         assert rt.ca_bundle is not None
         info["config"] = str(write_config(rt.state, rt.base_url, rt.ca_bundle, config_file))
-    print(f"emulator listening on {rt.base_url}", flush=True)  # noqa: T201
-    print(f"CA bundle: {rt.ca_bundle}", flush=True)  # noqa: T201
-    if "config" in info:
-        print(f"fleet config: {info['config']}", flush=True)  # noqa: T201
+    if not quiet:
+        print(f"emulator listening on {rt.base_url}", flush=True)  # noqa: T201
+        print(f"CA bundle: {rt.ca_bundle}", flush=True)  # noqa: T201
+        if "config" in info:
+            print(f"fleet config: {info['config']}", flush=True)  # noqa: T201
     if ready_file is not None:
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = ready_file.with_suffix(ready_file.suffix + ".tmp")
         tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
         tmp.replace(ready_file)  # atomic, so a watcher never reads half a line
+    if on_ready is not None:
+        on_ready.set()
     saver = asyncio.create_task(server.periodic_save(rt))
     try:
         await stop.wait()

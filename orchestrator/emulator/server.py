@@ -115,7 +115,8 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
             raise ArmError(
                 429,
                 code,
-                f"Number of '{op_class}' requests for {decision.scope} actor exceeded. Please try again after "
+                f"Number of '{op_class}' requests for {decision.scope} actor exceeded. Please try again "
+                "after "
                 f"{decision.wait:.3f} seconds.",
                 {**extra, **retry_after_headers(decision.wait)},
             )

@@ -7,7 +7,6 @@ ids are case-insensitive. The fleet file (`--fleet`) and the state file (`--stat
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,7 +168,7 @@ class State:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> State:

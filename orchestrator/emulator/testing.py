@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import shutil
 import ssl
 import subprocess as sp
@@ -137,9 +135,11 @@ def _run_thread(rt: Any, workdir: Path) -> Iterator[EmulatorHandle]:
     errors: list[BaseException] = []
 
     async def main() -> None:
-        task = asyncio.create_task(serve(rt, "127.0.0.1", 0, stop=stop))
-        while not rt.base_url and not task.done():
-            await asyncio.sleep(0.005)
+        listening = asyncio.Event()
+        task = asyncio.create_task(serve(rt, "127.0.0.1", 0, stop=stop, on_ready=listening, quiet=True))
+        waiter = asyncio.create_task(listening.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
         ready.set()
         await task
 
@@ -154,9 +154,8 @@ def _run_thread(rt: Any, workdir: Path) -> Iterator[EmulatorHandle]:
             loop.close()
 
     thread = threading.Thread(target=run, name="emulator", daemon=True)
-    with contextlib.redirect_stdout(open(os.devnull, "w")):
-        thread.start()
-        ready.wait(30)
+    thread.start()
+    ready.wait(30)
     if errors or not rt.base_url:
         raise RuntimeError(f"emulator did not start: {errors[0] if errors else 'timeout'}")
     try:

@@ -36,7 +36,7 @@ def write_config(state: State, base_url: str, ca_bundle: Path, path: Path) -> Pa
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(tenant.client_secret)
-        os.chmod(secret_file, 0o600)
+        secret_file.chmod(0o600)
         ring = "publisher" if tenant.role == "publisher" else tenant.ring
         lines += [
             "[[tenants]]",
@@ -52,5 +52,5 @@ def write_config(state: State, base_url: str, ca_bundle: Path, path: Path) -> Pa
         ]
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("\n".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    tmp.replace(path)
     return path

@@ -100,7 +100,11 @@ def token_for(emu: EmulatorHandle, tenant: Tenant) -> str:
 
 
 def raw(
-    emu: EmulatorHandle, method: str, path: str, token: str | None = None, body: Any = None,
+    emu: EmulatorHandle,
+    method: str,
+    path: str,
+    token: str | None = None,
+    body: Any = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     """A plain HTTPS call (urllib) for what the SDKs hide: status codes, headers, envelopes."""

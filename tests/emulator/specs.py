@@ -19,8 +19,16 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 SPECS = Path("/work/shared/azure-specs/specification")
-SOLUTIONS = SPECS / "solutions/resource-manager/Microsoft.Solutions/ManagedApplications/preview/2023-12-01-preview/managedapplications.json"
-DENY = SPECS / "authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/authorization-DenyAssignmentCalls.json"
+SOLUTIONS = (
+    SPECS
+    / "solutions/resource-manager/Microsoft.Solutions/ManagedApplications"
+    / "preview/2023-12-01-preview/managedapplications.json"
+)
+DENY = (
+    SPECS
+    / "authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01"
+    / "authorization-DenyAssignmentCalls.json"
+)
 COMMON = SPECS / "common-types/resource-management/v2/types.json"
 PRINCIPAL_STANDIN = {
     "definitions": {

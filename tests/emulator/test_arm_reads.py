@@ -45,7 +45,10 @@ def test_subscriptions_only_the_token_tenant_sync_and_paged(emulator: EmulatorHa
 
 async def test_subscriptions_aio(emulator: EmulatorHandle, fleet: dict) -> None:
     tenant = tenant_of(emulator, fleet, 1)
-    async with aio_credential(emulator, tenant) as cred, AioSubscriptionClient(cred, **client_kwargs(emulator)) as c:
+    async with (
+        aio_credential(emulator, tenant) as cred,
+        AioSubscriptionClient(cred, **client_kwargs(emulator)) as c,
+    ):
         subs = [s.subscription_id async for s in c.subscriptions.list()]
     assert sorted(subs) == sorted(tenant.subscriptions)
 
@@ -68,24 +71,41 @@ def test_applications_list_get_sync(emulator: EmulatorHandle, fleet: dict) -> No
 async def test_applications_aio_paging_and_definitions(emulator: EmulatorHandle, fleet: dict) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[1]
-    async with aio_credential(emulator, tenant) as cred, AioManagedAppsClient(cred, sub, **client_kwargs(emulator)) as c:
+    async with (
+        aio_credential(emulator, tenant) as cred,
+        AioManagedAppsClient(cred, sub, **client_kwargs(emulator)) as c,
+    ):
         apps = [a async for a in c.applications.list_by_subscription()]
         assert len(apps) == 7
         app = await c.applications.get("rg-managedapps", apps[3].name)
         assert app is not None and app.managed_resource_group_id.split("/")[-1].startswith(f"mrg-{app.name}-")
-    # Any authenticated token may read a definition in the publisher's subscription (documented simplification).
+    # Any authenticated token may read a definition in the publisher's subscription
+    # (documented simplification).
     pub_sub = fleet["publisher"]["subscription_id"]
-    async with aio_credential(emulator, tenant) as cred, AioManagedAppsClient(cred, pub_sub, **client_kwargs(emulator)) as c:
+    async with (
+        aio_credential(emulator, tenant) as cred,
+        AioManagedAppsClient(cred, pub_sub, **client_kwargs(emulator)) as c,
+    ):
         definition = await c.application_definitions.get("rg-publisher", "app-v2")
         assert definition is not None
-        assert "Microsoft.KeyVault/vaults/secrets/readMetadata/action" in definition.locking_policy.allowed_actions
+        assert (
+            "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+            in definition.locking_policy.allowed_actions
+        )
 
 
-def test_next_link_is_absolute_https_with_api_version_and_skip_token(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_next_link_is_absolute_https_with_api_version_and_skip_token(
+    emulator: EmulatorHandle, fleet: dict
+) -> None:
     tenant = tenant_of(emulator, fleet)
     token = token_for(emulator, tenant)
     sub = tenant.subscriptions[0]
-    status, _, body = raw(emulator, "GET", f"subscriptions/{sub}/providers/Microsoft.Solutions/applications?{SOLUTIONS_API}", token)
+    status, _, body = raw(
+        emulator,
+        "GET",
+        f"subscriptions/{sub}/providers/Microsoft.Solutions/applications?{SOLUTIONS_API}",
+        token,
+    )
     assert status == 200
     assert len(body["value"]) == PAGE_SIZE
     link = urlsplit(body["nextLink"])
@@ -105,7 +125,9 @@ def test_paths_are_case_insensitive(emulator: EmulatorHandle, fleet: dict) -> No
     tenant = tenant_of(emulator, fleet)
     token = token_for(emulator, tenant)
     app_id = next(a["id"] for a in fleet["applications"] if a["id"].split("/")[2] == tenant.subscriptions[0])
-    lower = app_id.replace("resourceGroups", "resourcegroups").replace("Microsoft.Solutions", "microsoft.solutions")
+    lower = app_id.replace("resourceGroups", "resourcegroups").replace(
+        "Microsoft.Solutions", "microsoft.solutions"
+    )
     upper = app_id.replace("resourceGroups", "RESOURCEGROUPS").replace("/applications/", "/Applications/")
     for path in (app_id, lower, upper):
         status, _, body = raw(emulator, "GET", f"{path}?{SOLUTIONS_API}", token)
@@ -126,7 +148,7 @@ def test_api_version_is_required_and_checked(emulator: EmulatorHandle, fleet: di
     validate(COMMON, "ErrorResponse", body)
     status, _, body = raw(emulator, "GET", f"{path}?api-version=2021-07-01", token)
     assert status == 200
-    status, _, body = raw(emulator, "GET", f"subscriptions?api-version=1999-01-01", token)
+    status, _, body = raw(emulator, "GET", "subscriptions?api-version=1999-01-01", token)
     assert status == 400 and body["error"]["code"] == "InvalidApiVersionParameter"
 
 
@@ -134,21 +156,33 @@ def test_missing_application_unknown_route_and_headers(emulator: EmulatorHandle,
     tenant = tenant_of(emulator, fleet)
     token = token_for(emulator, tenant)
     sub = tenant.subscriptions[0]
-    path = f"subscriptions/{sub}/resourceGroups/rg-managedapps/providers/Microsoft.Solutions/applications/nope"
+    path = (
+        f"subscriptions/{sub}/resourceGroups/rg-managedapps/providers/Microsoft.Solutions/applications/nope"
+    )
     status, headers, body = raw(
-        emulator, "GET", f"{path}?{SOLUTIONS_API}", token,
+        emulator,
+        "GET",
+        f"{path}?{SOLUTIONS_API}",
+        token,
         headers={"x-ms-correlation-request-id": "corr-123", "x-ms-client-request-id": "client-456"},
     )
     assert status == 404
     assert body == {
-        "error": {"code": "ResourceNotFound", "message": body["error"]["message"], "details": [], "additionalInfo": []}
+        "error": {
+            "code": "ResourceNotFound",
+            "message": body["error"]["message"],
+            "details": [],
+            "additionalInfo": [],
+        }
     }
     assert "nope" in body["error"]["message"]
     lowered = {k.lower(): v for k, v in headers.items()}
     assert lowered["x-ms-correlation-request-id"] == "corr-123"
     assert lowered["x-ms-client-request-id"] == "client-456"
     assert lowered["x-ms-request-id"]
-    status, headers, body = raw(emulator, "GET", f"subscriptions/{sub}/providers/Microsoft.Foo/bars?{SOLUTIONS_API}", token)
+    status, headers, body = raw(
+        emulator, "GET", f"subscriptions/{sub}/providers/Microsoft.Foo/bars?{SOLUTIONS_API}", token
+    )
     assert status == 404 and body["error"]["code"] == "InvalidResourceType"
     assert "x-ms-request-id" in {k.lower() for k in headers}
 
@@ -170,14 +204,20 @@ def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: 
     at_scope = list(client.deny_assignments.list_for_scope(da.scope, filter="atScope()"))
     assert {d.id for d in at_scope} == {d.id for d in in_rg}
     named = list(
-        client.deny_assignments.list(filter="denyAssignmentName eq 'System deny assignment created by managed application'")
+        client.deny_assignments.list(
+            filter="denyAssignmentName eq 'System deny assignment created by managed application'"
+        )
     )
     assert {d.id for d in named} == {d.id for d in system}
-    by_principal = list(client.deny_assignments.list(filter="principalId eq '00000000-0000-0000-0000-000000000000'"))
+    by_principal = list(
+        client.deny_assignments.list(filter="principalId eq '00000000-0000-0000-0000-000000000000'")
+    )
     assert len(by_principal) == len(everything)
     # Resource scope below the MRG: assignments at the MRG apply to it (scope "above").
     for_resource = list(
-        client.deny_assignments.list_for_resource(mrg, "Microsoft.Web", "", "sites", "func1", filter="atScope()")
+        client.deny_assignments.list_for_resource(
+            mrg, "Microsoft.Web", "", "sites", "func1", filter="atScope()"
+        )
     )
     assert {d.id for d in for_resource} == {d.id for d in in_rg}
     got = client.deny_assignments.get(da.scope, da.name)
@@ -190,11 +230,19 @@ def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: 
 async def test_deny_assignments_aio_and_schema(emulator: EmulatorHandle, fleet: dict) -> None:
     tenant = tenant_of(emulator, fleet, 1)
     sub = tenant.subscriptions[0]
-    async with aio_credential(emulator, tenant) as cred, AioAuthorizationClient(cred, sub, **client_kwargs(emulator)) as c:
+    async with (
+        aio_credential(emulator, tenant) as cred,
+        AioAuthorizationClient(cred, sub, **client_kwargs(emulator)) as c,
+    ):
         items = [d async for d in c.deny_assignments.list()]
     assert items
     token = token_for(emulator, tenant)
-    status, _, body = raw(emulator, "GET", f"subscriptions/{sub}/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01", token)
+    status, _, body = raw(
+        emulator,
+        "GET",
+        f"subscriptions/{sub}/providers/Microsoft.Authorization/denyAssignments?api-version=2022-04-01",
+        token,
+    )
     assert status == 200
     validate(DENY, "DenyAssignmentListResult", body)
     status, _, one = raw(emulator, "GET", f"{body['value'][0]['id']}?api-version=2022-04-01", token)
@@ -223,6 +271,8 @@ def test_definitions_list_by_publisher(emulator: EmulatorHandle, fleet: dict) ->
     names = sorted(d.name for d in client.application_definitions.list_by_resource_group("rg-publisher"))
     assert names == ["app-v1", "app-v1-unlocked", "app-v2"]
     token = token_for(emulator, publisher)
-    status, _, body = raw(emulator, "GET", f"{fleet['publisher']['definitions']['app-v1']}?{SOLUTIONS_API}", token)
+    status, _, body = raw(
+        emulator, "GET", f"{fleet['publisher']['definitions']['app-v1']}?{SOLUTIONS_API}", token
+    )
     assert status == 200
     validate(SOLUTIONS, "ApplicationDefinition", body)

@@ -32,7 +32,9 @@ def _apps(emu: EmulatorHandle, tenant: Tenant) -> list[dict[str, Any]]:
     token = token_for(emu, tenant)
     out: list[dict[str, Any]] = []
     for sub in tenant.subscriptions:
-        _, _, body = raw(emu, "GET", f"subscriptions/{sub}/providers/Microsoft.Solutions/applications?{API}", token)
+        _, _, body = raw(
+            emu, "GET", f"subscriptions/{sub}/providers/Microsoft.Solutions/applications?{API}", token
+        )
         while True:
             out += body["value"]
             if "nextLink" not in body:
@@ -41,7 +43,9 @@ def _apps(emu: EmulatorHandle, tenant: Tenant) -> list[dict[str, Any]]:
     return out
 
 
-def _pick(emu: EmulatorHandle, fleet: dict, tenant: Tenant, kind: str, definition: str = "app-v1") -> dict[str, Any]:
+def _pick(
+    emu: EmulatorHandle, fleet: dict, tenant: Tenant, kind: str, definition: str = "app-v1"
+) -> dict[str, Any]:
     def_id = fleet["publisher"]["definitions"][definition].lower()
     for app in _apps(emu, tenant):
         if app["kind"] != kind or app["properties"]["provisioningState"] != "Succeeded":
@@ -80,7 +84,9 @@ def _put_body(app: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return body
 
 
-async def test_put_to_v2_completes_and_rederives_the_deny_assignment(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_put_to_v2_completes_and_rederives_the_deny_assignment(
+    emulator: EmulatorHandle, fleet: dict
+) -> None:
     tenant = tenant_of(emulator, fleet)
     app = _pick(emulator, fleet, tenant, "ServiceCatalog")
     before = _system_deny(emulator, tenant, app)
@@ -88,7 +94,10 @@ async def test_put_to_v2_completes_and_rederives_the_deny_assignment(emulator: E
     sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
     body = _put_body(app)
     body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v2"]
-    async with aio_credential(emulator, tenant) as cred, AioManagedAppsClient(cred, sub, **client_kwargs(emulator)) as c:
+    async with (
+        aio_credential(emulator, tenant) as cred,
+        AioManagedAppsClient(cred, sub, **client_kwargs(emulator)) as c,
+    ):
         poller = await c.applications.begin_create_or_update(rg, app["name"], body)
         during = await c.applications.get(rg, app["name"])
         assert during.provisioning_state in ("Accepted", "Updating")
@@ -109,7 +118,9 @@ async def test_put_to_v2_completes_and_rederives_the_deny_assignment(emulator: E
     assert deny.description == f"Created by managed application '{app['id']}'."
     assert deny.scope == app["properties"]["managedResourceGroupId"]
     assert deny.do_not_apply_to_child_scopes is False
-    assert [(p.id, p.type) for p in deny.principals] == [("00000000-0000-0000-0000-000000000000", "SystemDefined")]
+    assert [(p.id, p.type) for p in deny.principals] == [
+        ("00000000-0000-0000-0000-000000000000", "SystemDefined")
+    ]
     assert [p.type for p in deny.exclude_principals] == ["ServicePrincipal"]
     writes = emulator.stats()["writes"][app["id"].lower()]
     assert [w["conflict"] for w in writes] == [False]
@@ -121,7 +132,9 @@ def test_marketplace_patch_to_plan_2_sync(emulator: EmulatorHandle, fleet: dict)
     app = _pick(emulator, fleet, tenant, "MarketPlace")
     sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
-    result = client.applications.begin_update(rg, app["name"], {"plan": {**app["plan"], "version": "2.0.0"}}).result()
+    result = client.applications.begin_update(
+        rg, app["name"], {"plan": {**app["plan"], "version": "2.0.0"}}
+    ).result()
     assert result.provisioning_state == "Succeeded"
     assert result.plan.version == "2.0.0"
     deny = _system_deny(emulator, tenant, app)[0]
@@ -218,7 +231,9 @@ def test_unlocked_definition_removes_the_system_deny_and_back(emulator: Emulator
     assert _system_deny(emulator, tenant, app) == []
     body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v1"]
     client.applications.begin_create_or_update(rg, app["name"], body).result()
-    assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(fleet, "1.0.0")
+    assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(
+        fleet, "1.0.0"
+    )
 
 
 def test_refresh_permissions_repairs_a_drifted_deny(emulator: EmulatorHandle, fleet: dict) -> None:
@@ -246,12 +261,17 @@ def test_create_and_delete_an_application(emulator: EmulatorHandle, fleet: dict)
     body = {
         "kind": "ServiceCatalog",
         "location": "eastus",
-        "properties": {"managedResourceGroupId": mrg, "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"]},
+        "properties": {
+            "managedResourceGroupId": mrg,
+            "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"],
+        },
     }
     created = client.applications.begin_create_or_update("rg-managedapps", "newapp", body).result()
     assert created.provisioning_state == "Succeeded"
     app = {"id": created.id, "properties": {"managedResourceGroupId": mrg}}
-    assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(fleet, "2.0.0")
+    assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(
+        fleet, "2.0.0"
+    )
     client.applications.begin_delete("rg-managedapps", "newapp").result()
     assert client.applications.get("rg-managedapps", "newapp") is None  # this SDK maps 404 to None
     token = token_for(emulator, tenant)
@@ -262,13 +282,18 @@ def test_create_and_delete_an_application(emulator: EmulatorHandle, fleet: dict)
 def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, fleet: dict) -> None:
     publisher = publisher_of(emulator, fleet)
     pub_sub = fleet["publisher"]["subscription_id"]
-    client = ManagedApplicationsMgmtClient(sync_credential(emulator, publisher), pub_sub, **client_kwargs(emulator))
+    client = ManagedApplicationsMgmtClient(
+        sync_credential(emulator, publisher), pub_sub, **client_kwargs(emulator)
+    )
     v3 = {
         "location": "eastus",
         "properties": {
             "lockLevel": "CanNotDelete",
             "authorizations": [{"principalId": str(uuid.uuid4()), "roleDefinitionId": str(uuid.uuid4())}],
-            "lockingPolicy": {"allowedActions": ["Microsoft.Web/sites/restart/action"], "allowedDataActions": []},
+            "lockingPolicy": {
+                "allowedActions": ["Microsoft.Web/sites/restart/action"],
+                "allowedDataActions": [],
+            },
         },
     }
     created = client.application_definitions.create_or_update("rg-publisher", "app-v3", v3)
@@ -279,16 +304,24 @@ def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, f
     # CanNotDelete derivation on an app moved to the new definition.
     app = _pick(emulator, fleet, customer, "ServiceCatalog")
     sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
-    mclient = ManagedApplicationsMgmtClient(sync_credential(emulator, customer), sub, **client_kwargs(emulator))
+    mclient = ManagedApplicationsMgmtClient(
+        sync_credential(emulator, customer), sub, **client_kwargs(emulator)
+    )
     body = _put_body(app)
     body["properties"]["applicationDefinitionId"] = created.id
     mclient.applications.begin_create_or_update(rg, app["name"], body).result()
     perm = _system_deny(emulator, customer, app)[0].permissions[0]
     assert (perm.actions, perm.not_actions, perm.data_actions) == (
-        ["*/delete"], ["Microsoft.Web/sites/restart/action"], []
+        ["*/delete"],
+        ["Microsoft.Web/sites/restart/action"],
+        [],
     )
 
 
 def test_generated_fleet_has_failed_apps(emulator: EmulatorHandle, fleet: dict) -> None:
-    states = {a["properties"]["provisioningState"] for t in range(len(fleet["tenants"])) for a in _apps(emulator, tenant_of(emulator, fleet, t))}
+    states = {
+        a["properties"]["provisioningState"]
+        for t in range(len(fleet["tenants"]))
+        for a in _apps(emulator, tenant_of(emulator, fleet, t))
+    }
     assert {"Succeeded", "Failed"} <= states

@@ -30,7 +30,9 @@ def test_openid_configuration_points_at_the_emulator(emulator: EmulatorHandle, f
 
 
 def test_unknown_tenant_discovery_is_an_aadsts_error(emulator: EmulatorHandle) -> None:
-    status, _, body = raw(emulator, "GET", "11111111-1111-1111-1111-111111111111/v2.0/.well-known/openid-configuration")
+    status, _, body = raw(
+        emulator, "GET", "11111111-1111-1111-1111-111111111111/v2.0/.well-known/openid-configuration"
+    )
     assert status == 400
     assert body["error_codes"] == [90002]
 
@@ -38,7 +40,9 @@ def test_unknown_tenant_discovery_is_an_aadsts_error(emulator: EmulatorHandle) -
 def test_instance_discovery_answers_msal(emulator: EmulatorHandle, fleet: dict) -> None:
     tid = fleet["tenants"][0]["id"]
     auth = f"{emulator.url}{tid}/oauth2/v2.0/authorize"
-    status, _, body = raw(emulator, "GET", f"common/discovery/instance?api-version=1.1&authorization_endpoint={auth}")
+    status, _, body = raw(
+        emulator, "GET", f"common/discovery/instance?api-version=1.1&authorization_endpoint={auth}"
+    )
     assert status == 200
     assert body["tenant_discovery_endpoint"] == f"{emulator.url}{tid}/v2.0/.well-known/openid-configuration"
 
@@ -89,7 +93,9 @@ def test_token_endpoint_error_bodies(emulator: EmulatorHandle, fleet: dict) -> N
 
     def post(form: dict[str, str]) -> tuple[int, dict]:
         req = urllib.request.Request(  # noqa: S310
-            f"{emulator.url}{tenant.id}/oauth2/v2.0/token", data=urllib.parse.urlencode(form).encode(), method="POST"
+            f"{emulator.url}{tenant.id}/oauth2/v2.0/token",
+            data=urllib.parse.urlencode(form).encode(),
+            method="POST",
         )
         try:
             with urllib.request.urlopen(req, context=ssl_context(emulator)) as resp:  # noqa: S310
@@ -97,14 +103,20 @@ def test_token_endpoint_error_bodies(emulator: EmulatorHandle, fleet: dict) -> N
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
-    base = {"grant_type": "client_credentials", "client_id": tenant.client_id, "scope": emulator.url + ".default"}
+    base = {
+        "grant_type": "client_credentials",
+        "client_id": tenant.client_id,
+        "scope": emulator.url + ".default",
+    }
     status, body = post({**base, "client_secret": "wrong"})
     assert status == 401
     assert body["error"] == "invalid_client"
     assert body["error_codes"] == [7000215]
     assert body["error_description"].startswith("AADSTS7000215: Invalid client secret provided.")
     assert {"timestamp", "trace_id", "correlation_id"} <= set(body)
-    status, body = post({**base, "client_id": "00000000-0000-0000-0000-00000000beef", "client_secret": tenant.secret})
+    status, body = post(
+        {**base, "client_id": "00000000-0000-0000-0000-00000000beef", "client_secret": tenant.secret}
+    )
     assert status == 400
     assert body["error"] == "unauthorized_client"
     status, body = post({**base, "client_secret": tenant.secret})
@@ -113,7 +125,11 @@ def test_token_endpoint_error_bodies(emulator: EmulatorHandle, fleet: dict) -> N
     assert body["expires_in"] == 3600
     # Workload identity: a federated assertion is accepted on shape and audience only (documented).
     header = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
-    payload = base64.urlsafe_b64encode(b'{"aud":"api://AzureADTokenExchange","sub":"system:sa"}').rstrip(b"=").decode()
+    payload = (
+        base64.urlsafe_b64encode(b'{"aud":"api://AzureADTokenExchange","sub":"system:sa"}')
+        .rstrip(b"=")
+        .decode()
+    )
     assertion = f"{header}.{payload}.sig"
     status, body = post(
         {

@@ -21,13 +21,17 @@ KV = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 
 
 def _client(emu: EmulatorHandle, tenant: Tenant) -> ManagedApplicationsMgmtClient:
-    return ManagedApplicationsMgmtClient(sync_credential(emu, tenant), tenant.subscriptions[0], **client_kwargs(emu))
+    return ManagedApplicationsMgmtClient(
+        sync_credential(emu, tenant), tenant.subscriptions[0], **client_kwargs(emu)
+    )
 
 
 def _first_app(client: ManagedApplicationsMgmtClient, kind: str = "ServiceCatalog") -> Any:
     return next(
-        a for a in client.applications.list_by_resource_group("rg-managedapps")
-        if a.kind == kind and a.provisioning_state == "Succeeded"
+        a
+        for a in client.applications.list_by_resource_group("rg-managedapps")
+        if a.kind == kind
+        and a.provisioning_state == "Succeeded"
         and (kind == "MarketPlace" or a.application_definition_id.endswith("/app-v1"))
     )
 
@@ -44,7 +48,9 @@ def _v2_body(app: Any, fleet: dict) -> dict[str, Any]:
 
 
 def _not_actions(emu: EmulatorHandle, tenant: Tenant, app: Any) -> list[str]:
-    client = AuthorizationManagementClient(sync_credential(emu, tenant), tenant.subscriptions[0], **client_kwargs(emu))
+    client = AuthorizationManagementClient(
+        sync_credential(emu, tenant), tenant.subscriptions[0], **client_kwargs(emu)
+    )
     mrg = app.managed_resource_group_id.split("/")[-1]
     deny = [d for d in client.deny_assignments.list_for_resource_group(mrg) if d.is_system_protected]
     return list(deny[0].permissions[0].not_actions)
@@ -68,10 +74,13 @@ def test_transport_faults_are_retried_by_the_sdk(emulator: EmulatorHandle, fleet
 
 async def test_reset_and_429_are_retried_by_the_aio_sdk(emulator: EmulatorHandle, fleet: dict) -> None:
     tenant = tenant_of(emulator, fleet)
-    emulator.set_faults([{"kind": "list", "action": "reset", "first": 1}, {"kind": "list", "action": "429", "first": 2}])
-    async with aio_credential(emulator, tenant) as cred, AioManagedAppsClient(
-        cred, tenant.subscriptions[0], **client_kwargs(emulator)
-    ) as c:
+    emulator.set_faults(
+        [{"kind": "list", "action": "reset", "first": 1}, {"kind": "list", "action": "429", "first": 2}]
+    )
+    async with (
+        aio_credential(emulator, tenant) as cred,
+        AioManagedAppsClient(cred, tenant.subscriptions[0], **client_kwargs(emulator)) as c,
+    ):
         apps = [a async for a in c.applications.list_by_subscription()]
     assert len(apps) == 7
     assert emulator.stats()["faults_injected"] == {"reset": 1, "429": 2}
@@ -81,8 +90,12 @@ def test_slow_and_poll_faults(emulator: EmulatorHandle, fleet: dict) -> None:
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
     app = _first_app(client)
-    emulator.set_faults([{"kind": "poll", "action": "503", "first": 1}, {"kind": "read", "action": "slow", "delay_ms": 50}])
-    result = client.applications.begin_create_or_update("rg-managedapps", app.name, _v2_body(app, fleet)).result()
+    emulator.set_faults(
+        [{"kind": "poll", "action": "503", "first": 1}, {"kind": "read", "action": "slow", "delay_ms": 50}]
+    )
+    result = client.applications.begin_create_or_update(
+        "rg-managedapps", app.name, _v2_body(app, fleet)
+    ).result()
     assert result.provisioning_state == "Succeeded"
     stats = emulator.stats()
     assert stats["faults_injected"]["503"] == 1
@@ -90,7 +103,8 @@ def test_slow_and_poll_faults(emulator: EmulatorHandle, fleet: dict) -> None:
 
 
 @pytest.mark.parametrize(
-    ("action", "code"), [("fail_transient", "InternalServerError"), ("fail_permanent", "ApplicationDefinitionInvalid")]
+    ("action", "code"),
+    [("fail_transient", "InternalServerError"), ("fail_permanent", "ApplicationDefinitionInvalid")],
 )
 def test_failed_operations(emulator: EmulatorHandle, fleet: dict, action: str, code: str) -> None:
     tenant = tenant_of(emulator, fleet)
@@ -109,7 +123,9 @@ def test_failed_operations(emulator: EmulatorHandle, fleet: dict, action: str, c
     assert after.application_definition_id.endswith("/app-v1")  # the failed write did not stick
     assert _not_actions(emulator, tenant, app) == before
     # first=1: the retry succeeds.
-    result = client.applications.begin_create_or_update("rg-managedapps", app.name, _v2_body(app, fleet)).result()
+    result = client.applications.begin_create_or_update(
+        "rg-managedapps", app.name, _v2_body(app, fleet)
+    ).result()
     assert result.provisioning_state == "Succeeded"
     assert KV in _not_actions(emulator, tenant, app)
 
@@ -118,7 +134,9 @@ def test_deny_assignment_converges_late(emulator: EmulatorHandle, fleet: dict) -
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
     app = _first_app(client)
-    emulator.set_faults([{"kind": "write", "action": "deny_delay", "deny_delay": 100}])  # 0.5 s at scale 0.005
+    emulator.set_faults(
+        [{"kind": "write", "action": "deny_delay", "deny_delay": 100}]
+    )  # 0.5 s at scale 0.005
     client.applications.begin_create_or_update("rg-managedapps", app.name, _v2_body(app, fleet)).result()
     assert KV not in _not_actions(emulator, tenant, app)  # succeeded, but the deny has not converged yet
     deadline = time.monotonic() + 10
@@ -131,7 +149,12 @@ def test_app_pattern_and_token_faults(emulator: EmulatorHandle, fleet: dict) -> 
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
     apps = [a for a in client.applications.list_by_resource_group("rg-managedapps")]
-    emulator.set_faults([{"kind": "read", "action": "500", "app": apps[0].name}, {"kind": "token", "action": "500", "first": 1}])
+    emulator.set_faults(
+        [
+            {"kind": "read", "action": "500", "app": apps[0].name},
+            {"kind": "token", "action": "500", "first": 1},
+        ]
+    )
     assert client.applications.get("rg-managedapps", apps[1].name) is not None
     with pytest.raises(HttpResponseError) as info:
         client.applications.get("rg-managedapps", apps[0].name)
@@ -164,7 +187,12 @@ def test_fault_files_json_and_toml(tmp_path: Path) -> None:
     toml = tmp_path / "faults.toml"
     toml.write_text('[[rules]]\nkind = "write"\naction = "fail_transient"\nfirst = 2\napp = "ma-001-*"\n')
     rules = load_rules(toml)
-    assert (rules[0].kind, rules[0].action, rules[0].first, rules[0].app) == ("write", "fail_transient", 2, "ma-001-*")
+    assert (rules[0].kind, rules[0].action, rules[0].first, rules[0].app) == (
+        "write",
+        "fail_transient",
+        2,
+        "ma-001-*",
+    )
     js = tmp_path / "faults.json"
     js.write_text('{"rules": [{"kind": "read", "action": "429", "probability": 0.1, "retry_after": 2}]}')
     assert load_rules(js)[0].retry_after == 2

@@ -34,7 +34,9 @@ def test_generated_fleet_has_every_kind_of_instance() -> None:
     assert v2 == [*v1, V2_EXTRA_ACTION]
     assert defs["app-v1"]["properties"]["lockingPolicy"]["allowedDataActions"]
     assert defs["app-v1-unlocked"]["properties"]["lockLevel"] == "None"
-    unlocked = [a for a in apps if a["properties"].get("applicationDefinitionId", "").endswith("app-v1-unlocked")]
+    unlocked = [
+        a for a in apps if a["properties"].get("applicationDefinitionId", "").endswith("app-v1-unlocked")
+    ]
     assert unlocked
     assert any(a["properties"]["provisioningState"] == "Failed" for a in apps)
     for app in apps:
@@ -46,7 +48,11 @@ def test_generated_fleet_has_every_kind_of_instance() -> None:
     traps = [d for d in state.deny_assignments.values() if not d["properties"]["isSystemProtected"]]
     assert traps
     assert len(system) == len(apps) - len(unlocked)
-    drifted = [d for d in system if "Microsoft.Web/sites/stop/action" in d["properties"]["permissions"][0]["notActions"]]
+    drifted = [
+        d
+        for d in system
+        if "Microsoft.Web/sites/stop/action" in d["properties"]["permissions"][0]["notActions"]
+    ]
     assert drifted
     assert {o["version"] for o in state.offers} == {"1.0.0", "2.0.0"}
     assert State.from_json(state.to_json()).to_json() == state.to_json()
@@ -62,18 +68,30 @@ def test_parse_generate() -> None:
 def test_derivation_rule() -> None:
     app_id = "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Solutions/applications/App"
     mrg = "/subscriptions/S/resourceGroups/mrg-app-1"
-    common = {"app_id": app_id, "mrg_id": mrg, "allowed_actions": ["a/action"], "allowed_data_actions": ["d/read"],
-              "excluded_principal_ids": ["p1"]}
+    common = {
+        "app_id": app_id,
+        "mrg_id": mrg,
+        "allowed_actions": ["a/action"],
+        "allowed_data_actions": ["d/read"],
+        "excluded_principal_ids": ["p1"],
+    }
     ro = derive_deny_assignment(lock_level="ReadOnly", **common)  # type: ignore[arg-type]
     assert ro is not None
     assert ro["properties"]["permissions"] == [
-        {"actions": ["*"], "notActions": ["*/read", "a/action"], "dataActions": ["*"], "notDataActions": ["d/read"]}
+        {
+            "actions": ["*"],
+            "notActions": ["*/read", "a/action"],
+            "dataActions": ["*"],
+            "notDataActions": ["d/read"],
+        }
     ]
     assert ro["name"] == str(uuid.uuid5(uuid.NAMESPACE_URL, app_id.lower()))
     assert ro["id"] == f"{mrg}/providers/Microsoft.Authorization/denyAssignments/{ro['name']}"
     assert ro["properties"]["description"] == f"Created by managed application '{app_id}'."
     assert ro["properties"]["excludePrincipals"] == [{"id": "p1", "type": "ServicePrincipal"}]
-    assert ro["properties"]["isSystemProtected"] is True and ro["properties"]["doNotApplyToChildScopes"] is False
+    assert (
+        ro["properties"]["isSystemProtected"] is True and ro["properties"]["doNotApplyToChildScopes"] is False
+    )
     cnd = derive_deny_assignment(lock_level="CanNotDelete", **common)  # type: ignore[arg-type]
     assert cnd is not None
     assert cnd["properties"]["permissions"] == [

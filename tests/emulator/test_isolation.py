@@ -17,18 +17,24 @@ API = "api-version=2023-12-01-preview"
 
 def test_token_for_tenant_a_is_refused_on_tenant_b(emulator: EmulatorHandle, fleet: dict) -> None:
     a, b = tenant_of(emulator, fleet, 0), tenant_of(emulator, fleet, 1)
-    client = ManagedApplicationsMgmtClient(sync_credential(emulator, a), b.subscriptions[0], **client_kwargs(emulator))
+    client = ManagedApplicationsMgmtClient(
+        sync_credential(emulator, a), b.subscriptions[0], **client_kwargs(emulator)
+    )
     with pytest.raises(ClientAuthenticationError) as info:
         list(client.applications.list_by_subscription())
     assert info.value.status_code == 401
     status, headers, body = raw(
-        emulator, "GET", f"subscriptions/{b.subscriptions[0]}/providers/Microsoft.Solutions/applications?{API}",
+        emulator,
+        "GET",
+        f"subscriptions/{b.subscriptions[0]}/providers/Microsoft.Solutions/applications?{API}",
         token_for(emulator, a),
     )
     assert (status, body["error"]["code"]) == (401, "InvalidAuthenticationTokenTenant")
     www = {k.lower(): v for k, v in headers.items()}["www-authenticate"]
     assert www.startswith("Bearer authorization_uri=") and b.id in www
-    status, _, body = raw(emulator, "GET", f"subscriptions/{b.subscriptions[0]}?api-version=2022-12-01", token_for(emulator, a))
+    status, _, body = raw(
+        emulator, "GET", f"subscriptions/{b.subscriptions[0]}?api-version=2022-12-01", token_for(emulator, a)
+    )
     assert status == 401
     assert emulator.stats()["cross_tenant_attempts"] >= 2
 
@@ -49,7 +55,7 @@ def test_expired_token_is_refused() -> None:
         tenant = tenant_of(emu, fleet)
         token = token_for(emu, tenant)
         time.sleep(1.1)
-        status, _, body = raw(emu, "GET", f"subscriptions?api-version=2022-12-01", token)
+        status, _, body = raw(emu, "GET", "subscriptions?api-version=2022-12-01", token)
         assert (status, body["error"]["code"]) == (401, "ExpiredAuthenticationToken")
         assert emu.stats()["expired_token_attempts"] == 1
 

@@ -31,7 +31,9 @@ async def test_throttling_then_success_through_sdk_retry() -> None:
         throttled: dict[str, str] = {}
         body: dict = {}
         connector = aiohttp.TCPConnector(ssl=ssl_context(emu))
-        async with aiohttp.ClientSession(connector=connector, headers={"Authorization": f"Bearer {token}"}) as s:
+        async with aiohttp.ClientSession(
+            connector=connector, headers={"Authorization": f"Bearer {token}"}
+        ) as s:
             async with s.get(url) as first:
                 assert first.headers["x-ms-ratelimit-remaining-subscription-reads"] == "249"
                 assert "x-ms-ratelimit-remaining-tenant-reads" in first.headers
@@ -44,8 +46,11 @@ async def test_throttling_then_success_through_sdk_retry() -> None:
                     else:
                         await resp.read()
             # Writes have their own bucket: still allowed.
-            app_id = f"/subscriptions/{sub}/resourceGroups/rg-managedapps/providers/Microsoft.Solutions/applications"
-            async with s.patch(f"{emu.url}{app_id.lstrip('/')}/ma-001-01-01?{API}", json={"tags": {"t": "1"}}) as resp:
+            rg = f"/subscriptions/{sub}/resourceGroups/rg-managedapps"
+            app_id = f"{rg}/providers/Microsoft.Solutions/applications"
+            async with s.patch(
+                f"{emu.url}{app_id.lstrip('/')}/ma-001-01-01?{API}", json={"tags": {"t": "1"}}
+            ) as resp:
                 assert resp.status == 202
                 assert resp.headers["x-ms-ratelimit-remaining-subscription-writes"] == "199"
         assert 429 in statuses
@@ -61,7 +66,9 @@ async def test_throttling_then_success_through_sdk_retry() -> None:
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     state_file = tmp_path / "state.json"
     state_dir = tmp_path / "ca"
-    with run_emulator(generate="tenants=1,subscriptions=1,apps=3", state_file=state_file, state_dir=state_dir) as emu:
+    with run_emulator(
+        generate="tenants=1,subscriptions=1,apps=3", state_file=state_file, state_dir=state_dir
+    ) as emu:
         fleet = emu.fleet()
         tenant = tenant_of(emu, fleet)
         sub = tenant.subscriptions[0]
@@ -81,7 +88,9 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         client.applications.begin_update("rg-managedapps", other.name, {"tags": {"during": "shutdown"}})
         ca_before = emu.ca_bundle.read_bytes()
     assert state_file.exists()
-    with run_emulator(generate="tenants=2,subscriptions=1,apps=1", state_file=state_file, state_dir=state_dir) as emu:
+    with run_emulator(
+        generate="tenants=2,subscriptions=1,apps=1", state_file=state_file, state_dir=state_dir
+    ) as emu:
         assert emu.ca_bundle.read_bytes() == ca_before  # the CA is made once per state dir
         assert emu.fleet()["tenants"][0]["id"] == tenant.id
         assert len(emu.fleet()["tenants"]) == 1  # loaded, not regenerated
@@ -117,12 +126,19 @@ def test_subprocess_mode_and_written_config(tmp_path: Path) -> None:
         from azure.identity import ClientSecretCredential
 
         cred = ClientSecretCredential(
-            first.id, first.credential.client_id, secret_file.read_text(),  # type: ignore[union-attr]
-            authority=config.cloud.authority, disable_instance_discovery=True, connection_verify=str(config.cloud.ca_bundle),
+            first.id,
+            first.credential.client_id,
+            secret_file.read_text(),  # type: ignore[union-attr]
+            authority=config.cloud.authority,
+            disable_instance_discovery=True,
+            connection_verify=str(config.cloud.ca_bundle),
         )
         client = ManagedApplicationsMgmtClient(
-            cred, fleet["tenants"][0]["subscriptions"][0], base_url=config.cloud.arm,
-            credential_scopes=[config.cloud.scope], connection_verify=str(config.cloud.ca_bundle),
+            cred,
+            fleet["tenants"][0]["subscriptions"][0],
+            base_url=config.cloud.arm,
+            credential_scopes=[config.cloud.scope],
+            connection_verify=str(config.cloud.ca_bundle),
         )
         assert len(list(client.applications.list_by_subscription())) == 2
 
@@ -132,9 +148,20 @@ def test_admin_surface(emulator: EmulatorHandle, fleet: dict) -> None:
     secret = tenant.secret
     stats = emulator.stats()
     for key in (
-        "requests", "requests_total", "writes_per_app", "max_concurrent_ops_per_app", "operations_in_flight",
-        "conflicting_writes", "cross_tenant_attempts", "expired_token_attempts", "unauthenticated_attempts",
-        "throttled_429", "faults_injected", "writes", "faults", "time_scale",
+        "requests",
+        "requests_total",
+        "writes_per_app",
+        "max_concurrent_ops_per_app",
+        "operations_in_flight",
+        "conflicting_writes",
+        "cross_tenant_attempts",
+        "expired_token_attempts",
+        "unauthenticated_attempts",
+        "throttled_429",
+        "faults_injected",
+        "writes",
+        "faults",
+        "time_scale",
     ):
         assert key in stats
     assert secret not in json.dumps(stats)
