@@ -51,13 +51,13 @@ def register(app: typer.Typer) -> None:
 
 def render_doctor(results: list[TenantDiagnosis]) -> Group:
     table = Table(title="Access per tenant", title_justify="left", show_lines=True)
-    table.add_column("Tenant", overflow="fold", max_width=30)
+    table.add_column("Tenant", overflow="fold", max_width=28)
     table.add_column("Verdict", no_wrap=True)
     table.add_column("Checks", overflow="fold")
     for result in results:
         name = Text(result.tenant_name, style="bold")
-        if result.tenant_name != result.tenant_id:
-            name.append(f"\n{result.tenant_id}", style="dim")
+        if result.tenant_name != result.tenant_id:  # the full id is in --format json
+            name.append(f"\n{result.tenant_id[:8]}…", style="dim")
         table.add_row(
             name, Text(result.verdict.value, style=VERDICT_STYLES[result.verdict]), _checks(result.checks)
         )
