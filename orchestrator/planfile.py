@@ -53,9 +53,30 @@ def seal(plan: Plan) -> Plan:
     return plan.model_copy(update={"digest": _digest_of(_body(plan))})
 
 
+def _nullable_as_type_list(node: Any) -> Any:
+    """`anyOf: [{type: T, ...}, {type: null}]` → `{type: [T, null], ...}`: the same constraint.
+
+    Keywords other than `type` apply to one JSON type only, so they leave `null` alone; `enum` and
+    `const` would not, and keep the `anyOf`. Equivalent, easier to read, and much faster for
+    jsonschema to check on a 10,000-app plan (no failed branch per optional field).
+    """
+    if isinstance(node, list):
+        return [_nullable_as_type_list(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _nullable_as_type_list(v) for k, v in node.items()}
+    options = node.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = next(o for o in options if o != {"type": "null"})
+        if isinstance(other.get("type"), str) and "enum" not in other and "const" not in other:
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            return {**other, **rest, "type": [other["type"], "null"]}
+    return node
+
+
 def plan_schema() -> dict[str, Any]:
     """The JSON Schema every plan file must satisfy (generated from `Plan`; see scripts/gen_schemas.py)."""
-    schema = Plan.model_json_schema()
+    schema = _nullable_as_type_list(Plan.model_json_schema())
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Managed application upgrade plan",

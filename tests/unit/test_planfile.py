@@ -167,3 +167,39 @@ def test_committed_schemas_match_the_models() -> None:
 
 def test_committed_example_plan_is_what_the_planner_makes(plan: Plan) -> None:
     assert read_plan(EXAMPLE) == plan, "regenerate with: .venv/bin/python scripts/gen_example_plan.py"
+
+
+def test_simplified_schema_accepts_exactly_what_the_model_schema_accepts(plan_path: Path) -> None:
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+
+    raw = Draft202012Validator(Plan.model_json_schema())
+    simplified = Draft202012Validator(plan_schema())
+    body = json.loads(plan_path.read_text())
+    item = body["items"][0]
+    variants: list[Any] = [body]
+    item_changes: list[tuple[str, Any]] = [
+        ("wave", None),
+        ("wave", "1"),
+        ("wave", 1.5),
+        ("from_definition_id", None),
+        ("from_definition_id", 5),
+        ("from_plan", None),
+        ("from_plan", {"publisher": "p"}),
+        ("as_read", None),
+        ("as_read", "x"),
+        ("decision", None),
+        ("risks", [{"code": "c", "severity": None, "message": "m"}]),
+    ]
+    for key, value in item_changes:
+        variants.append({**body, "items": [{**item, key: value}]})
+    plan_changes: list[tuple[str, Any]] = [
+        ("counts", None),
+        ("counts", "x"),
+        ("digest", None),
+        ("notes", [None]),
+    ]
+    for key, value in plan_changes:
+        variants.append({**body, key: value})
+    verdicts = [(raw.is_valid(v), simplified.is_valid(v)) for v in variants]
+    assert all(a == b for a, b in verdicts), verdicts
+    assert verdicts[0] == (True, True) and (False, False) in verdicts
