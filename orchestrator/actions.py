@@ -24,6 +24,7 @@ WILDCARD = "*"
 _FRESH = "\x00"
 
 
+@lru_cache(maxsize=65536)
 def normalise(pattern: str) -> str:
     """The comparison form: trimmed, case-folded, runs of `*` collapsed (they name the same set)."""
     text = pattern.strip().casefold()
@@ -122,6 +123,14 @@ def diff(old_patterns: Sequence[str], new_patterns: Sequence[str]) -> tuple[tupl
     *removed* are old patterns naming some operation no new pattern names. A new, narrower pattern
     already inside an old wildcard is not an addition.
     """
+    return _diff(tuple(old_patterns), tuple(new_patterns))
+
+
+# A fleet shares a handful of exclusion lists, so the same comparison repeats for thousands of apps.
+@lru_cache(maxsize=4096)
+def _diff(
+    old_patterns: tuple[str, ...], new_patterns: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     old, new = dedupe(old_patterns), dedupe(new_patterns)
     added = tuple(p for p in new if not excluded(p, old))
     removed = tuple(p for p in old if not excluded(p, new))

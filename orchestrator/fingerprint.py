@@ -45,7 +45,12 @@ def summarize(app: App) -> AppStateSummary:
 
 def fingerprint(app: App) -> str:
     """sha256 (hex, prefixed) over the canonical JSON of the app id and its normalised state."""
-    body = {"app_id": _lower(app.id), "state": summarize(app).model_dump(mode="json")}
+    return fingerprint_of(app.id, summarize(app))
+
+
+def fingerprint_of(app_id: str, summary: AppStateSummary) -> str:
+    """`fingerprint` from an already computed summary (the planner stores both)."""
+    body = {"app_id": _lower(app_id), "state": summary.model_dump(mode="json")}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

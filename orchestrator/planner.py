@@ -23,7 +23,7 @@ from datetime import datetime
 from orchestrator.actions import diff, intersects, normalise
 from orchestrator.derive import denied_actions, expected_deny, implied_lock_level
 from orchestrator.errors import TargetError
-from orchestrator.fingerprint import fingerprint, summarize
+from orchestrator.fingerprint import fingerprint_of, summarize
 from orchestrator.models import (
     TERMINAL_SUCCESS,
     ActionChange,
@@ -483,6 +483,7 @@ def build_plan(
         outcome = _decide(app, target, snapshot)
         is_update = outcome.decision == Decision.UPDATE
         expected = expected_deny(target.definition) if is_update else None
+        as_read = summarize(app)
         items.append(
             PlanItem(
                 app_id=app.id,
@@ -502,8 +503,8 @@ def build_plan(
                 expected_not_actions=expected[0] if expected else (),
                 expected_not_data_actions=expected[1] if expected else (),
                 risks=outcome.risks,
-                fingerprint=fingerprint(app),
-                as_read=summarize(app),
+                fingerprint=fingerprint_of(app.id, as_read),
+                as_read=as_read,
             )
         )
 
