@@ -1,10 +1,14 @@
-"""Azure SDK models → `orchestrator.models` value objects, at the edge, with nothing SDK-typed leaking out."""
+"""ARM resources (their JSON wire shape) → `orchestrator.models` value objects, at the edge.
+
+The converters read the REST JSON shape (`properties.lockingPolicy.allowedActions`, ...). They accept the
+azure-mgmt typespec models directly (those are mappings over the JSON as received) and plain JSON from
+the bulk listings, which skip SDK model deserialization for speed (see `gateway._list_raw`).
+"""
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from azure.mgmt.core.tools import parse_resource_id
+from collections.abc import Mapping
+from typing import Any
 
 from orchestrator.models import (
     App,
@@ -16,87 +20,111 @@ from orchestrator.models import (
     Subscription,
 )
 
+Json = Mapping[str, Any]
+
 _LOCK_LEVELS: dict[str, LockLevel] = {"none": "None", "cannotdelete": "CanNotDelete", "readonly": "ReadOnly"}
 
 
 def lock_level(value: Any) -> LockLevel:
-    text = str(getattr(value, "value", value) or "None")
+    text = str(value or "None")
     try:
         return _LOCK_LEVELS[text.lower()]
     except KeyError:
         raise ValueError(f"unknown lock level {text!r}") from None
 
 
-def _str(value: Any) -> str:
-    """Enum-or-string SDK values as their plain string."""
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
+def _map(value: Any) -> Json:
+    return value if isinstance(value, Mapping) else {}
 
 
-def to_subscription(model: Any, tenant_id: str) -> Subscription:
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value or ())
+
+
+def id_parts(resource_id: str) -> dict[str, str]:
+    """Lower-cased segment name → value for `/subscriptions/{s}/resourceGroups/{rg}/providers/.../{name}`."""
+    parts = resource_id.strip("/").split("/")
+    out: dict[str, str] = {}
+    for key, value in zip(parts[0::2], parts[1::2], strict=False):
+        out.setdefault(key.lower(), value)
+    if len(parts) >= 2:
+        out["name"] = parts[-1]
+    return out
+
+
+def to_subscription(data: Json, tenant_id: str) -> Subscription:
+    sub_id = data.get("subscriptionId") or id_parts(str(data.get("id", ""))).get("subscriptions", "")
     return Subscription(
-        id=model.subscription_id or parse_resource_id(model.id)["subscription"],
-        display_name=model.display_name or "",
-        tenant_id=model.tenant_id or tenant_id,
-        state=_str(model.state) or "Enabled",
+        id=str(sub_id),
+        display_name=str(data.get("displayName") or ""),
+        tenant_id=str(data.get("tenantId") or tenant_id),
+        state=str(data.get("state") or "Enabled"),
     )
 
 
-def to_app(model: Any, tenant_id: str) -> App:
-    parts = parse_resource_id(model.id)
-    props = model.properties
-    plan = model.plan
+def to_app(data: Json, tenant_id: str) -> App:
+    app_id = str(data["id"])
+    parts = id_parts(app_id)
+    props = _map(data.get("properties"))
+    plan = data.get("plan")
     return App(
-        id=model.id,
-        name=model.name or parts["name"],
+        id=app_id,
+        name=str(data.get("name") or parts["name"]),
         tenant_id=tenant_id,
-        subscription_id=parts["subscription"],
-        resource_group=parts["resource_group"],
-        location=model.location or "",
-        kind=_str(model.kind),
-        managed_resource_group_id=(props.managed_resource_group_id if props else None) or "",
-        definition_id=(props.application_definition_id if props else None) or None,
+        subscription_id=parts.get("subscriptions", ""),
+        resource_group=parts.get("resourcegroups", ""),
+        location=str(data.get("location") or ""),
+        kind=str(data.get("kind") or ""),
+        managed_resource_group_id=str(props.get("managedResourceGroupId") or ""),
+        definition_id=str(props["applicationDefinitionId"]) if props.get("applicationDefinitionId") else None,
         plan=(
             MarketplacePlan(
-                publisher=plan.publisher, product=plan.product, name=plan.name, version=plan.version
+                publisher=str(plan["publisher"]),
+                product=str(plan["product"]),
+                name=str(plan["name"]),
+                version=str(plan["version"]),
             )
-            if plan is not None
+            if isinstance(plan, Mapping)
             else None
         ),
-        provisioning_state=_str(props.provisioning_state if props else None) or "Unknown",
-        tags=dict(model.tags or {}),
+        provisioning_state=str(props.get("provisioningState") or "Unknown"),
+        tags={str(k): str(v) for k, v in _map(data.get("tags")).items()},
     )
 
 
-def to_definition(model: Any, definition_id: str) -> Definition:
-    props = model.properties
-    policy = props.locking_policy
+def to_definition(data: Json, definition_id: str) -> Definition:
+    props = _map(data.get("properties"))
+    policy = _map(props.get("lockingPolicy"))
     return Definition(
-        id=model.id or definition_id,
-        lock_level=lock_level(props.lock_level),
-        allowed_actions=tuple(policy.allowed_actions or ()) if policy else (),
-        allowed_data_actions=tuple(policy.allowed_data_actions or ()) if policy else (),
+        id=str(data.get("id") or definition_id),
+        lock_level=lock_level(props.get("lockLevel")),
+        allowed_actions=_strings(policy.get("allowedActions")),
+        allowed_data_actions=_strings(policy.get("allowedDataActions")),
         authorizations=tuple(
-            Authorization(principal_id=a.principal_id, role_definition_id=a.role_definition_id)
-            for a in (props.authorizations or ())
+            Authorization(principal_id=str(a["principalId"]), role_definition_id=str(a["roleDefinitionId"]))
+            for a in props.get("authorizations") or ()
         ),
     )
 
 
-def to_deny_assignment(model: Any) -> DenyAssignment:
-    permissions = cast(list[Any], model.permissions or [])
-    first = permissions[0] if permissions else None
+def to_deny_assignment(data: Json) -> DenyAssignment:
+    props = _map(data.get("properties"))
+    permissions = props.get("permissions") or []
+    first = _map(permissions[0]) if permissions else {}
     return DenyAssignment(
-        id=model.id or "",
-        name=model.name or "",
-        scope=model.scope or "",
-        deny_assignment_name=model.deny_assignment_name or "",
-        description=model.description or "",
-        actions=tuple(first.actions or ()) if first else (),
-        not_actions=tuple(first.not_actions or ()) if first else (),
-        data_actions=tuple(first.data_actions or ()) if first else (),
-        not_data_actions=tuple(first.not_data_actions or ()) if first else (),
-        excluded_principal_ids=tuple(p.id for p in (model.exclude_principals or ()) if p.id),
-        is_system_protected=bool(model.is_system_protected),
+        id=str(data.get("id") or ""),
+        name=str(data.get("name") or ""),
+        scope=str(props.get("scope") or ""),
+        deny_assignment_name=str(props.get("denyAssignmentName") or ""),
+        description=str(props.get("description") or ""),
+        actions=_strings(first.get("actions")),
+        not_actions=_strings(first.get("notActions")),
+        data_actions=_strings(first.get("dataActions")),
+        not_data_actions=_strings(first.get("notDataActions")),
+        excluded_principal_ids=tuple(
+            str(p["id"])
+            for p in props.get("excludePrincipals") or ()
+            if isinstance(p, Mapping) and p.get("id")
+        ),
+        is_system_protected=bool(props.get("isSystemProtected")),
     )
