@@ -203,3 +203,29 @@ def test_simplified_schema_accepts_exactly_what_the_model_schema_accepts(plan_pa
     verdicts = [(raw.is_valid(v), simplified.is_valid(v)) for v in variants]
     assert all(a == b for a, b in verdicts), verdicts
     assert verdicts[0] == (True, True) and (False, False) in verdicts
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("wave", "1"),
+        ("decision", "maybe"),
+        ("fingerprint", None),
+        ("risks", [{"code": "c"}]),
+        ("unexpected", 1),
+        ("from_plan", {"publisher": "p"}),
+        ("change", {"actions_added": [1]}),
+        ("as_read", {"provisioning_state": "Succeeded"}),
+    ],
+)
+def test_items_breaking_the_schema_are_refused_even_when_resealed(
+    plan_path: Path, key: str, value: Any
+) -> None:
+    from orchestrator.planfile import _digest_of
+
+    body = json.loads(plan_path.read_text())
+    body["items"][0][key] = value
+    body["digest"] = _digest_of(body)  # a forger recomputing the digest still fails the schema
+    plan_path.write_text(json.dumps(body))
+    with pytest.raises(PlanFileError, match=r"does not match the plan schema at items/0"):
+        read_plan(plan_path)
