@@ -6,6 +6,7 @@ written to files by write-config.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
         }
         body["faults"] = [r.as_json() for r in rt.faults.rules]
         body["time_scale"] = rt.settings.time_scale
+        body["process_cpu_seconds"] = time.process_time()  # for benchmarks: CPU the emulator used
         return json_response(body)
 
     async def reset(_: web.Request) -> web.Response:
