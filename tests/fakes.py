@@ -53,6 +53,8 @@ class FakeArm:
     peak_active: int = 0
     active_by_sub: Counter[str] = field(default_factory=Counter)
     peak_by_sub: Counter[str] = field(default_factory=Counter)
+    peak_ops: int = 0  # operations accepted and not finished, at most at once
+    peak_ops_by_sub: Counter[str] = field(default_factory=Counter)
     _pending_da: dict[str, tuple[int, DenyAssignment | None]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     closed: bool = False
@@ -169,6 +171,10 @@ class FakeArm:
             op_id = f"op-{next(self._ids)}"
             self.ops[op_id] = Op(key, definition_id, plan, "ok" if outcome == "lost" else outcome)
             self.apps[key] = app.model_copy(update={"provisioning_state": "Updating"})
+            running = [self.apps[op.app_id].subscription_id for op in self.ops.values() if not op.done]
+            self.peak_ops = max(self.peak_ops, len(running))
+            sub = app.subscription_id
+            self.peak_ops_by_sub[sub] = max(self.peak_ops_by_sub[sub], running.count(sub))
             if outcome == "lost":
                 raise ArmError("connection reset after sending", code="ConnectionError", transient=True)
             return Submitted(

@@ -344,6 +344,8 @@ class Engine:
             sleep=sleep,
         )
         self.crash = _CrashHook(settings)
+        # Reads outside an operation slot (verification) are bounded too, by the same number.
+        self._reads = asyncio.Semaphore(settings.concurrency)
         self.records: dict[str, AppRecord] = {}
         self.on_succeeded: Callable[[WorkItem], Awaitable[None]] | None = None
         self._wave_names: dict[int, str] = {}
@@ -399,10 +401,7 @@ class Engine:
         counter = {"failures": failures}
 
         async def one(item: WorkItem) -> None:
-            async with self.pacer.slot(item.subscription_id):
-                if stop.is_set():
-                    return  # stays pending: the rollout stopped before this app's turn
-                state = await self._process(item)
+            state = await self._process(item, stop)
             if state in FAILURE_STATES:
                 counter["failures"] += 1
                 if tolerance.exceeded(counter["failures"], size) and not stop.is_set():
@@ -422,7 +421,7 @@ class Engine:
 
     # -- one app ---------------------------------------------------------------------------------
 
-    async def _process(self, item: WorkItem) -> AppState:
+    async def _process(self, item: WorkItem, stop: asyncio.Event) -> AppState:
         structlog.contextvars.bind_contextvars(
             run_id=self.run_id,
             tenant=item.tenant_id,
@@ -432,7 +431,7 @@ class Engine:
         )
         record = self.records[item.app_id]
         try:
-            return await self._drive(item, record)
+            return await self._drive(item, record, stop)
         except JournalError:
             raise
         except Exception as exc:  # the last resort: an app's failure never takes the run down
@@ -446,30 +445,34 @@ class Engine:
                 request_id=info.request_id if info else None,
             )
 
-    async def _drive(self, item: WorkItem, record: AppRecord) -> AppState:
+    async def _drive(self, item: WorkItem, record: AppRecord, stop: asyncio.Event) -> AppState:
         state = record.state
         if state == AppState.VERIFYING:
             return await self._verify(item, None)
-        app: App | None = None
-        if state in (AppState.PENDING, AppState.HALTED):
-            app = await self._read_app(item)
-            if app is None:
-                return await self._transition(
-                    item,
-                    AppState.FAILED,
-                    error_code="ResourceNotFound",
-                    error_message="the application no longer exists",
-                )
-            if fingerprint(app) != item.fingerprint:
-                why = difference(app, item)
-                log.warning("stale: not writing", reason=why)
-                return await self._transition(item, AppState.STALE, error_code="Stale", error_message=why)
-            before: BeforeState | None = _before_state(app)
-            token, reconcile = None, False
-        else:  # submitted: an operation may be in flight
-            before = None
-            token, reconcile = record.resume_token, record.resume_token is None
-        outcome = await self._write(item, record.attempts, before, token, reconcile)
+        # The caps bound operations in flight: the slot spans re-read, write and operation; the
+        # read-back after it does not hold the slot (it is bounded by the read limit instead).
+        async with self.pacer.slot(item.subscription_id):
+            if stop.is_set() and state in (AppState.PENDING, AppState.HALTED):
+                return state  # stays pending: the rollout stopped before this app's turn
+            if state in (AppState.PENDING, AppState.HALTED):
+                app = await self._read_app(item)
+                if app is None:
+                    return await self._transition(
+                        item,
+                        AppState.FAILED,
+                        error_code="ResourceNotFound",
+                        error_message="the application no longer exists",
+                    )
+                if fingerprint(app) != item.fingerprint:
+                    why = difference(app, item)
+                    log.warning("stale: not writing", reason=why)
+                    return await self._transition(item, AppState.STALE, error_code="Stale", error_message=why)
+                before: BeforeState | None = _before_state(app)
+                token, reconcile = None, False
+            else:  # submitted: an operation may be in flight
+                before = None
+                token, reconcile = record.resume_token, record.resume_token is None
+            outcome = await self._write(item, record.attempts, before, token, reconcile)
         if isinstance(outcome, AppState):
             return outcome
         return await self._verify(item, outcome)
@@ -640,9 +643,10 @@ class Engine:
                 with attempt:
                     await self.pacer.before_call(item.subscription_id, "read")
                     try:
-                        assignments = await self.gateway.list_deny_assignments_at(
-                            item.tenant_id, app.managed_resource_group_id
-                        )
+                        async with self._reads:
+                            assignments = await self.gateway.list_deny_assignments_at(
+                                item.tenant_id, app.managed_resource_group_id
+                            )
                     except ArmError as exc:
                         self._note_throttle(item, exc)
                         raise
