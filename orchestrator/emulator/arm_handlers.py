@@ -277,8 +277,9 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
 async def _put_application(ctx: Ctx) -> web.Response:
     state = ctx.rt.state
     key = _app_key(ctx)
-    _busy(ctx, key)
     body = await _body(ctx)
+    # No await between the busy check and starting the operation: two concurrent writes can't both pass.
+    _busy(ctx, key)
     existing = state.applications.get(key)
     app = _validate_and_build(ctx, body, existing)
     return _start_write(
@@ -289,12 +290,12 @@ async def _put_application(ctx: Ctx) -> web.Response:
 async def _patch_application(ctx: Ctx) -> web.Response:
     state = ctx.rt.state
     key = _app_key(ctx)
+    patch = await _body(ctx)
     _rg_or_404(ctx)
     existing = state.applications.get(key)
     if existing is None:
         raise _not_found("Microsoft.Solutions/applications", ctx.groups["name"], ctx.groups["rg"])
-    _busy(ctx, key)
-    patch = await _body(ctx)
+    _busy(ctx, key)  # after the last await, see _put_application
     merged = copy.deepcopy(existing)
     for field in ("tags", "identity"):
         if field in patch:

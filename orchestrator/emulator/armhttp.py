@@ -11,6 +11,7 @@ from aiohttp import web
 # Per-request storage: the request's kind (read/list/write/poll) and the operation faults that fired.
 KIND_KEY = web.RequestKey("emulator_kind", str)
 OPERATION_FAULTS_KEY: web.RequestKey[list[Any]] = web.RequestKey("emulator_operation_faults", list)
+RATE_HEADERS_KEY: web.RequestKey[dict[str, str]] = web.RequestKey("emulator_rate_headers", dict)
 
 
 class ArmError(Exception):

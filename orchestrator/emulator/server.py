@@ -29,6 +29,7 @@ from orchestrator.emulator.arm_routes import (
 from orchestrator.emulator.armhttp import (
     KIND_KEY,
     OPERATION_FAULTS_KEY,
+    RATE_HEADERS_KEY,
     ArmError,
     error_response,
     retry_after_headers,
@@ -105,6 +106,7 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
             sub_id, sub_tenant or str(claims.get("tid")), op_class, rt.settings.time_scale
         )
         extra = decision.headers
+        request[RATE_HEADERS_KEY] = extra  # also on errors raised further down
         if decision.wait > 0:
             rt.stats.throttled += 1
             code = (
@@ -182,6 +184,7 @@ def build_app(rt: Runtime) -> web.Application:
             # The transport is gone; aiohttp drops whatever is returned here.
             return web.Response(status=500)
         response.headers.update(headers)
+        response.headers.update(request.get(RATE_HEADERS_KEY, {}))
         rt.stats.requests[f"{kind} {response.status}"] += 1
         return response
 

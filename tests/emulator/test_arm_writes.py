@@ -325,3 +325,29 @@ def test_generated_fleet_has_failed_apps(emulator: EmulatorHandle, fleet: dict) 
         for a in _apps(emulator, tenant_of(emulator, fleet, t))
     }
     assert {"Succeeded", "Failed"} <= states
+
+
+async def test_concurrent_writes_never_overlap(emulator: EmulatorHandle, fleet: dict) -> None:
+    """Many simultaneous writes to one app: exactly one is accepted, the rest get 409."""
+    import asyncio
+
+    import aiohttp
+
+    from tests.emulator.conftest import ssl_context
+
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    token = token_for(emulator, tenant)
+    url = f"{emulator.url}{app['id'].lstrip('/')}?{API}"
+    connector = aiohttp.TCPConnector(ssl=ssl_context(emulator))
+    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": f"Bearer {token}"}) as s:
+
+        async def put() -> int:
+            async with s.put(url, json=_put_body(app)) as resp:
+                return resp.status
+
+        statuses = await asyncio.gather(*(put() for _ in range(12)))
+    assert sorted(statuses) == [200] + [409] * 11
+    stats = emulator.stats()
+    assert stats["conflicting_writes"] == 11
+    assert stats["max_concurrent_ops_per_app"][app["id"]] == 1
