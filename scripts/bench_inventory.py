@@ -18,7 +18,6 @@ credentials and HTTPS, exactly as `orchestrator inventory` does. Printed figures
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import resource
@@ -30,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from orchestrator.arm import AzureGateway
+from orchestrator.cli.options import run_async
 from orchestrator.config import load_config
 from orchestrator.emulator.testing import run_emulator
 from orchestrator.inventory import collect_snapshot
@@ -97,7 +97,7 @@ def main() -> int:
         config_path = emulator.write_config(Path(tmp) / "fleet.toml")
         pid = getattr(emulator, "pid", None)
         rss_before, emulator_cpu = _rss_mib(), _cpu_seconds(pid)
-        snapshot, wall = asyncio.run(_inventory(config_path, args.concurrency, args.per_tenant))
+        snapshot, wall = run_async(_inventory(config_path, args.concurrency, args.per_tenant))
         rss_peak = _rss_mib()
         if emulator_cpu is not None:
             after = _cpu_seconds(pid)

@@ -89,7 +89,16 @@ def open_gateway(fleet: FleetConfig, config_path: Path) -> AzureGateway:
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` to completion on a fresh event loop; pending tasks are cancelled and the loop closed."""
-    return asyncio.run(coro)
+    box: list[T] = []
+
+    async def main() -> None:
+        box.append(await coro)
+
+    # The main task returns None on purpose: Python 3.11's asyncio.run formats the main task's repr
+    # (result included) when it restores the SIGINT handler, which for a 10,000-app snapshot costs
+    # seconds of CPU.
+    asyncio.run(main())
+    return box[0]
 
 
 def format_option(default: str) -> Any:
