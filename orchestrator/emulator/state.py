@@ -7,6 +7,7 @@ ids are case-insensitive. The fleet file (`--fleet`) and the state file (`--stat
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,7 +168,10 @@ class State:
         """Write atomically, so a crash mid-save never leaves a truncated state file."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        # 0600: the file holds every tenant's client secret.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(self.to_json(), indent=1))
         tmp.replace(path)
 
     @classmethod
