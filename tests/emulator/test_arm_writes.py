@@ -351,3 +351,12 @@ async def test_concurrent_writes_never_overlap(emulator: EmulatorHandle, fleet: 
     stats = emulator.stats()
     assert stats["conflicting_writes"] == 11
     assert stats["max_concurrent_ops_per_app"][app["id"]] == 1
+
+
+def test_list_allowed_upgrade_plans(emulator: EmulatorHandle, fleet: dict) -> None:
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "MarketPlace")
+    sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
+    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    plans = client.applications.list_allowed_upgrade_plans(rg, app["name"])
+    assert [(p.product, p.name, p.version) for p in plans.value] == [("contoso-app", "standard", "2.0.0")]
