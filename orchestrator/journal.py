@@ -10,11 +10,13 @@ newer schema, a damaged file) is refused with a `JournalError` naming the file, 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -310,6 +312,30 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the journal's writer lock: one apply/resume/rollback process per journal at a time
+        (two would drive the same apps). The OS drops the lock when the process dies, even by SIGKILL."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            handle = lock_path.open("a+")
+        except OSError as exc:
+            raise self._fail(f"cannot create its lock file {lock_path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise self._fail(
+                    "another orchestrator process is applying with this journal right now; "
+                    "wait for it to finish (or use another journal)"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            handle.close()
 
     def __enter__(self) -> Journal:
         return self

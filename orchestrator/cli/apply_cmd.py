@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,25 @@ def _tolerance(text: str) -> Tolerance:
         raise InputError(f"--failure-tolerance: {exc}") from None
 
 
+def window_gate(fleet: FleetConfig, need_minutes: int) -> Callable[[str], str | None]:
+    """tenant id → None when its maintenance window is open (for long enough) now, else why not."""
+    from datetime import UTC, datetime, timedelta
+
+    from orchestrator.windows import is_open
+
+    need = timedelta(minutes=need_minutes)
+    tenants = {t.id.lower(): t for t in fleet.tenants}
+
+    def gate(tenant_id: str) -> str | None:
+        tenant = tenants.get(tenant_id.lower())
+        if tenant is None:
+            return "tenant not in the fleet config"
+        decision = is_open(fleet.maintenance_for(tenant), datetime.now(UTC), need=need)
+        return None if decision.open else decision.reason
+
+    return gate
+
+
 def _settings(
     fleet: FleetConfig,
     *,
@@ -53,6 +72,8 @@ def _settings(
     failure_tolerance: str,
     wave: int | None,
     bake: float,
+    respect_windows: bool = False,
+    need_minutes: int = 30,
 ) -> ExecutorSettings:
     for flag, value in (("--concurrency", concurrency), ("--per-subscription", per_subscription)):
         if value is not None and value < 1:
@@ -71,7 +92,10 @@ def _settings(
         only_wave=wave,
         bake_seconds=bake,
         crash_at=crash_at,
+        window_gate=window_gate(fleet, need_minutes) if respect_windows else None,
     )
+    if need_minutes < 0:
+        raise InputError(f"--need: must not be negative (got {need_minutes})")
     scale = os.environ.get(TIME_SCALE_ENV)
     if scale:
         try:
@@ -223,6 +247,7 @@ def _execute(
     work: Any,
 ) -> RunView:
     """Run `work(gateway, progress)` with a gateway and, on a terminal, a live display."""
+    del journal, settings  # already bound into `work`; named here so call sites read clearly
     gateway = options.open_gateway(fleet, config)
     display = _LiveDisplay(preview, wave_names) if preview is not None and err_console.is_terminal else None
 
@@ -289,6 +314,16 @@ def register(app: typer.Typer) -> None:
         bake: float = typer.Option(0.0, "--bake", help="Seconds to wait between waves."),
         yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
         new_run: bool = typer.Option(False, "--new-run", help="Start a new run even if this plan has one."),
+        respect_windows: bool = typer.Option(
+            False,
+            "--respect-windows",
+            help="Start an app only while its tenant's maintenance window is open.",
+        ),
+        need_minutes: int = typer.Option(
+            30,
+            "--need",
+            help="With --respect-windows: minutes the window must stay open for an app to start.",
+        ),
         log_format: options.LogFormatChoice = options.log_format_option(),
         log_level: options.LogLevelChoice = options.log_level_option(),
     ) -> None:
@@ -307,12 +342,14 @@ def register(app: typer.Typer) -> None:
             failure_tolerance=failure_tolerance,
             wave=wave,
             bake=bake,
+            respect_windows=respect_windows,
+            need_minutes=need_minutes,
         )
         if wave is not None and wave not in {w.index for w in plan.waves}:
             raise InputError(
                 f"--wave: the plan has no wave {wave} (waves: {', '.join(str(w.index) for w in plan.waves)})"
             )
-        with Journal(resolve_path(journal_path)) as journal:
+        with Journal(resolve_path(journal_path)) as journal, journal.exclusive():
             existing = None if new_run else journal.latest_run_for(plan.digest)
             resumed = journal.run_view(existing) if existing else None
             console.print(_summary_table(plan, resumed))
@@ -359,6 +396,8 @@ def register(app: typer.Typer) -> None:
         per_subscription: int | None = typer.Option(None, "--per-subscription"),
         failure_tolerance: str = typer.Option("0", "--failure-tolerance"),
         bake: float = typer.Option(0.0, "--bake"),
+        respect_windows: bool = typer.Option(False, "--respect-windows"),
+        need_minutes: int = typer.Option(30, "--need"),
         yes: bool = typer.Option(False, "--yes", "-y"),
         log_format: options.LogFormatChoice = options.log_format_option(),
         log_level: options.LogLevelChoice = options.log_level_option(),
@@ -373,8 +412,10 @@ def register(app: typer.Typer) -> None:
             failure_tolerance=failure_tolerance,
             wave=None,
             bake=bake,
+            respect_windows=respect_windows,
+            need_minutes=need_minutes,
         )
-        with Journal(resolve_path(journal_path)) as journal:
+        with Journal(resolve_path(journal_path)) as journal, journal.exclusive():
             summary = journal.run(run_id)
             view = journal.run_view(run_id)
             remaining = sum(1 for a in view.apps if a.state not in TERMINAL_APP_STATES)
@@ -464,7 +505,7 @@ def register(app: typer.Typer) -> None:
             wave=None,
             bake=0.0,
         )
-        with Journal(resolve_path(journal_path)) as journal:
+        with Journal(resolve_path(journal_path)) as journal, journal.exclusive():
             parent = journal.run_view(run_id)
             wanted = {a.lower() for a in app_ids} if app_ids else None
             chosen = [

@@ -349,6 +349,7 @@ class Engine:
         self.records: dict[str, AppRecord] = {}
         self.on_succeeded: Callable[[WorkItem], Awaitable[None]] | None = None
         self._wave_names: dict[int, str] = {}
+        self.waiting = False  # some app did not start because its maintenance window was closed
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -364,6 +365,10 @@ class Engine:
                 if outcome == "halted":
                     halted = True
                     break
+                if self.waiting:
+                    # A wave is done only when all of it is: later waves wait for its closed windows.
+                    log.info("apps wait for their maintenance window; later waves wait too", wave=wave.name)
+                    break
                 last = position == len(selected) - 1
                 if outcome == "worked" and not last and self.settings.bake_seconds > 0:
                     log.info("baking", run_id=self.run_id, wave=wave.name, seconds=self.settings.bake_seconds)
@@ -373,6 +378,8 @@ class Engine:
             final = RunState.HALTED
         elif all(s in TERMINAL_APP_STATES for s in states):
             final = RunState.COMPLETED
+        elif self.waiting:
+            final = RunState.WAITING
         else:
             final = RunState.INTERRUPTED
         self.journal.set_run_state(self.run_id, final)
@@ -449,6 +456,14 @@ class Engine:
         state = record.state
         if state == AppState.VERIFYING:
             return await self._verify(item, None)
+        gate = self.settings.window_gate
+        if gate is not None and state in (AppState.PENDING, AppState.HALTED):
+            closed = gate(item.tenant_id)
+            if closed is not None:
+                self.waiting = True
+                return await self._transition(
+                    item, AppState.PENDING, error_code="WindowClosed", error_message=closed, message="waiting"
+                )
         # The caps bound operations in flight: the slot spans re-read, write and operation; the
         # read-back after it does not hold the slot (it is bounded by the read limit instead).
         async with self.pacer.slot(item.subscription_id):

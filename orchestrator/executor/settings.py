@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from orchestrator.executor.pacing import PacingPolicy
 from orchestrator.executor.retrying import RetryPolicy
@@ -90,18 +91,15 @@ class ExecutorSettings:
     )
     pacing: PacingPolicy = field(default_factory=PacingPolicy)
     crash_at: CrashPoint | None = None
+    # tenant id → None when an update may start now, else why not (maintenance window closed).
+    window_gate: Callable[[str], str | None] | None = None
 
     def scaled(self, factor: float) -> ExecutorSettings:
         """Every wait multiplied by `factor` (for a time-scaled emulator); counts unchanged."""
-        return ExecutorSettings(
-            concurrency=self.concurrency,
-            per_subscription=self.per_subscription,
-            failure_tolerance=self.failure_tolerance,
-            only_wave=self.only_wave,
-            bake_seconds=self.bake_seconds,
+        return replace(
+            self,
             operation_retry=self.operation_retry.scaled(factor),
             verify_retry=self.verify_retry.scaled(factor),
             settle_retry=self.settle_retry.scaled(factor),
             pacing=self.pacing.scaled(factor),
-            crash_at=self.crash_at,
         )

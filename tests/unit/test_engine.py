@@ -487,3 +487,28 @@ async def test_pacing_slows_a_throttled_subscription() -> None:
     slept.clear()
     await pacer.before_call("hot", "write")
     assert slept == []
+
+
+async def test_closed_maintenance_window_leaves_apps_pending_and_later_waves_waiting(
+    journal: Journal,
+) -> None:
+    arm, apps = fleet(8, tenants=2)
+    closed = {"tenant-1"}
+
+    def gate(tenant_id: str) -> str | None:
+        return "outside maintenance window; next window Sat 02:00 UTC" if tenant_id in closed else None
+
+    plan = make_plan(apps, (4,))
+    view = await run_plan(plan, arm, journal, settings(window_gate=gate), sleep=no_sleep)
+    assert view.state == RunState.WAITING
+    canary = [a for a in view.apps if a.wave == 0]
+    assert {a.state for a in canary if a.tenant_id == "tenant-0"} == {AppState.SUCCEEDED}
+    waiting = [a for a in canary if a.tenant_id == "tenant-1"]
+    assert waiting and all(a.state == AppState.PENDING and a.error_code == "WindowClosed" for a in waiting)
+    assert {a.state for a in view.apps if a.wave == 1} == {AppState.PENDING}  # the next wave waits too
+    assert all(arm.writes[a.app_id.lower()] == 0 for a in waiting)
+    # The window opens: the same plan continues the same run and finishes it.
+    closed.clear()
+    view = await run_plan(plan, arm, journal, settings(window_gate=gate), sleep=no_sleep)
+    assert view.state == RunState.COMPLETED
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}

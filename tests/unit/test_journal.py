@@ -206,3 +206,24 @@ def test_resolve_path_precedence(tmp_path: Path) -> None:
     assert resolve_path(tmp_path / "a.db", {"ORCHESTRATOR_JOURNAL": "b.db"}) == tmp_path / "a.db"
     assert resolve_path(None, {"ORCHESTRATOR_JOURNAL": "b.db"}) == Path("b.db")
     assert resolve_path(None, {}) == Path(".state/journal.db")
+
+
+def test_one_writer_process_at_a_time(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "j.db"
+    with Journal(path) as journal, journal.exclusive():
+        # Another process cannot take the lock while this one holds it.
+        probe = (
+            "import sys; from pathlib import Path; from orchestrator.journal import Journal\n"
+            "from orchestrator.errors import JournalError\n"
+            f"j = Journal(Path({str(path)!r}))\n"
+            "try:\n"
+            "    with j.exclusive(): print('got it')\n"
+            "except JournalError as e: print(e)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+        assert "another orchestrator process" in out and str(path) in out
+    with Journal(path) as journal, journal.exclusive():
+        pass  # released on exit
