@@ -87,12 +87,12 @@ class _Outcome:
 
 
 def _misfit(app: App, target: Target) -> str | None:
+    # One release may be published on both channels: a target names a definition for service-catalog
+    # instances, a plan version for marketplace instances, or both.
     kind = _key(app.kind)
-    if target.plan is not None:
-        if kind != _key(AppKind.MARKETPLACE):
-            return (
-                f"kind {app.kind}: the target is a marketplace plan version, for MarketPlace instances only"
-            )
+    if kind == _key(AppKind.MARKETPLACE):
+        if target.plan is None:
+            return "MarketPlace instance: the target names no marketplace plan version"
         if app.plan is None:
             return "MarketPlace instance without a marketplace plan"
         if not _same_offer(app.plan, target.plan):
@@ -102,17 +102,25 @@ def _misfit(app: App, target: Target) -> str | None:
             )
         return None
     if kind != _key(AppKind.SERVICE_CATALOG):
-        return (
-            f"kind {app.kind}: the target is a service catalog definition, for ServiceCatalog instances only"
-        )
+        return f"kind {app.kind}: neither ServiceCatalog nor MarketPlace"
+    if target.definition_id is None:
+        return "ServiceCatalog instance: the target names no application definition"
     if not app.definition_id:
         return "ServiceCatalog instance without an application definition id"
     return None
 
 
+def _is_marketplace(app: App) -> bool:
+    return _key(app.kind) == _key(AppKind.MARKETPLACE)
+
+
 def _on_target(app: App, target: Target) -> bool:
-    if target.plan is not None:
-        return app.plan is not None and app.plan.version.strip() == target.plan.version.strip()
+    if _is_marketplace(app):
+        return (
+            target.plan is not None
+            and app.plan is not None
+            and app.plan.version.strip() == target.plan.version.strip()
+        )
     return _key(app.definition_id) == _key(target.definition_id)
 
 
@@ -120,8 +128,10 @@ def _from_text(app: App) -> str:
     return _plan_text(app.plan) if app.plan is not None else _short_id(app.definition_id)
 
 
-def _to_text(target: Target) -> str:
-    return _plan_text(target.plan) if target.plan is not None else _short_id(target.definition_id)
+def _to_text(app: App, target: Target) -> str:
+    if _is_marketplace(app) and target.plan is not None:
+        return _plan_text(target.plan)
+    return _short_id(target.definition_id)
 
 
 # --- comparing a deny assignment with what a definition implies -----------------------------------
@@ -352,7 +362,7 @@ def _decide(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
         deviation = _deviation(deny, target.definition) if deny else None
         added, dropped = _principal_change(deny, target)
         if deny is not None and deviation is None and not (added or dropped):
-            return _Outcome(Decision.CURRENT, f"already on {_to_text(target)} with the expected exclusions")
+            return _Outcome(Decision.CURRENT, f"already on {_to_text(app, target)} with the expected exclusions")
         if deny is None:
             why = "no system deny assignment was found"
         elif deviation is not None:
@@ -361,7 +371,7 @@ def _decide(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
             why = "its excluded principals differ from the target's authorizations"
         return _Outcome(
             Decision.UPDATE,
-            f"already on {_to_text(target)} but {why}: re-apply",
+            f"already on {_to_text(app, target)} but {why}: re-apply",
             change,
             _risks(change, target, implied_lock_level(deny) if deny else None, app),
         )
@@ -400,7 +410,7 @@ def _decide(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
         )
 
     change = _change(deny, target_expected)
-    reason = f"{_from_text(app)} → {_to_text(target)}: {_change_text(change)}"
+    reason = f"{_from_text(app)} → {_to_text(app, target)}: {_change_text(change)}"
     if current is None:
         reason += " (drift not checked: the current plan version's allowed actions are not in ARM)"
     return _Outcome(Decision.UPDATE, reason, change, _risks(change, target, lock_before, app))
@@ -447,10 +457,8 @@ def build_plan(
     snapshot entry carries. Raises ValueError for invalid wave steps and TargetError for a target that
     names neither a definition nor a plan.
     """
-    if (target.definition_id is None) == (target.plan is None):
-        raise TargetError(
-            f"target {target.name!r}: give exactly one of a definition id or a marketplace plan"
-        )
+    if target.definition_id is None and target.plan is None:
+        raise TargetError(f"target {target.name!r}: give a definition id, a marketplace plan, or both")
     parse_steps(options.waves.steps)
     tenants: dict[str, TenantInventory] = {_key(t.tenant_id): t for t in snapshot.tenants}
     ring_overrides = {_key(k): v for k, v in rings.items()}
@@ -497,8 +505,8 @@ def build_plan(
                 reason=outcome.reason,
                 from_definition_id=app.definition_id,
                 from_plan=app.plan,
-                to_definition_id=target.definition_id if is_update else None,
-                to_plan=target.plan if is_update else None,
+                to_definition_id=target.definition_id if is_update and not _is_marketplace(app) else None,
+                to_plan=target.plan if is_update and _is_marketplace(app) else None,
                 change=outcome.change,
                 expected_not_actions=expected[0] if expected else (),
                 expected_not_data_actions=expected[1] if expected else (),

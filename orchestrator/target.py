@@ -60,7 +60,7 @@ def _check_actions(values: list[str]) -> list[str]:
 
 
 class TargetFile(_FileModel):
-    """A target file. Exactly one of `definition_id` and `[plan]`."""
+    """A target file: `definition_id`, `[plan]`, or both (one release published on both channels)."""
 
     name: str | None = Field(default=None, description="A short label for reviews (default: from the id).")
     definition_id: str | None = Field(
@@ -96,8 +96,8 @@ class TargetFile(_FileModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> TargetFile:
-        if (self.definition_id is None) == (self.plan is None):
-            raise ValueError("give exactly one of definition_id (service catalog) or [plan] (marketplace)")
+        if self.definition_id is None and self.plan is None:
+            raise ValueError("give definition_id (service catalog), [plan] (marketplace), or both")
         return self
 
 
@@ -108,7 +108,7 @@ def target_file_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Target file",
         "description": "What `orchestrator plan --target FILE` rolls out. Written in TOML; this schema "
-        "describes the parsed document. Exactly one of definition_id and plan.",
+        "describes the parsed document. definition_id, plan, or both.",
         **{k: v for k, v in schema.items() if k not in ("title", "description")},
     }
 
@@ -118,12 +118,11 @@ def _short(resource_id: str) -> str:
 
 
 def _to_target(model: TargetFile) -> Target:
-    if model.plan is not None:
-        plan = MarketplacePlan(**model.plan.model_dump())
-        default_name = f"{plan.product}/{plan.name}@{plan.version}"
-    else:
-        plan = None
-        default_name = _short(model.definition_id or "")
+    plan = MarketplacePlan(**model.plan.model_dump()) if model.plan is not None else None
+    names = [_short(model.definition_id)] if model.definition_id else []
+    if plan is not None:
+        names.append(f"{plan.product}/{plan.name}@{plan.version}")
+    default_name = " + ".join(names)
     definition = Definition(
         id=model.definition_id,
         lock_level=model.lock_level,

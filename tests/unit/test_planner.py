@@ -222,10 +222,10 @@ def test_drifted_when_deny_differs_from_its_own_definition(deny: DenyAssignment 
         ),
         (app(definition_id=V0, deny_assignment=None), TARGET_V2, "current lock level is None"),
         (app(definition_id=f"{DEFS}/gone"), TARGET_V2, "current definition gone is unknown"),
-        (mp_app(), TARGET_V2, "kind MarketPlace: the target is a service catalog definition"),
-        (app(kind="SomethingElse"), TARGET_V2, "kind SomethingElse"),
+        (mp_app(), TARGET_V2, "MarketPlace instance: the target names no marketplace plan version"),
+        (app(kind="SomethingElse"), TARGET_V2, "kind SomethingElse: neither ServiceCatalog nor MarketPlace"),
         (app(definition_id=None), TARGET_V2, "ServiceCatalog instance without an application definition id"),
-        (app(), TARGET_MP, "kind ServiceCatalog: the target is a marketplace plan version"),
+        (app(), TARGET_MP, "ServiceCatalog instance: the target names no application definition"),
         (mp_app(plan=None), TARGET_MP, "MarketPlace instance without a marketplace plan"),
         (
             mp_app(plan=PLAN_1.model_copy(update={"name": "premium"})),
@@ -483,8 +483,18 @@ def test_invalid_wave_steps_raise_value_error() -> None:
         plan_for([app()], options=PlanOptions(waves=WaveSpec(steps=("ten",))))
 
 
+def test_a_target_naming_both_channels_moves_each_kind_its_own_way() -> None:
+    both = TARGET_V2.model_copy(update={"plan": TARGET_MP.plan, "name": "release 2"})
+    sc, mp = plan_for([app(), mp_app()], both).items
+    by_kind = {sc.kind: sc, mp.kind: mp}
+    catalog, market = by_kind["ServiceCatalog"], by_kind["MarketPlace"]
+    assert catalog.decision == market.decision == Decision.UPDATE
+    assert (catalog.to_definition_id, catalog.to_plan) == (V2, None)
+    assert (market.to_definition_id, market.to_plan) == (None, TARGET_MP.plan)
+
+
 def test_target_must_name_a_definition_or_a_plan() -> None:
-    with pytest.raises(TargetError, match="exactly one"):
+    with pytest.raises(TargetError, match="a definition id, a marketplace plan, or both"):
         plan_for([app()], Target(name="bad", definition=DEF_V2))
 
 

@@ -42,6 +42,15 @@ def test_marketplace_example() -> None:
     assert target.definition.authorizations == ()
 
 
+def test_a_target_may_name_both_channels(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(SC_FILE + '[plan]\npublisher="p"\nproduct="o"\nname="n"\nversion="2"\n')
+    target = load_target(path)
+    assert target.definition_id == DEF_ID
+    assert target.plan is not None and target.plan.version == "2"
+    assert target.name == "app-v2 + o/n@2"
+
+
 def test_name_defaults_from_the_id(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text(SC_FILE)
@@ -52,8 +61,7 @@ def test_name_defaults_from_the_id(tmp_path: Path) -> None:
     ("content", "problem"),
     [
         ("lock_level = ", "not valid TOML"),
-        ('lock_level = "ReadOnly"\n', "give exactly one of definition_id"),
-        (SC_FILE + '[plan]\npublisher="p"\nproduct="o"\nname="n"\nversion="1"\n', "give exactly one"),
+        ('lock_level = "ReadOnly"\n', "give definition_id (service catalog), [plan] (marketplace), or both"),
         (f'definition_id = "{DEF_ID}"\n', "lock_level: Field required"),
         (f'definition_id = "{DEF_ID}"\nlock_level = "Locked"\n', "lock_level: Input should be"),
         (
