@@ -362,7 +362,8 @@ def _decide(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
         deviation = _deviation(deny, target.definition) if deny else None
         added, dropped = _principal_change(deny, target)
         if deny is not None and deviation is None and not (added or dropped):
-            return _Outcome(Decision.CURRENT, f"already on {_to_text(app, target)} with the expected exclusions")
+            on = _to_text(app, target)
+            return _Outcome(Decision.CURRENT, f"already on {on} with the expected exclusions")
         if deny is None:
             why = "no system deny assignment was found"
         elif deviation is not None:
