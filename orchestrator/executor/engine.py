@@ -421,9 +421,17 @@ class Engine:
                         allowed=tolerance.allowed(size),
                     )
 
-        async with asyncio.TaskGroup() as group:
-            for item in todo:
-                group.create_task(one(item))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for item in todo:
+                    group.create_task(one(item))
+        except ExceptionGroup as group_error:
+            # The journal failing stops the run (nothing may be written that cannot be recorded);
+            # surface its one-line error rather than a group. Anything else is a bug: re-raise as is.
+            journal_errors = group_error.subgroup(JournalError)
+            if journal_errors is not None:
+                raise journal_errors.exceptions[0] from None
+            raise
         return "halted" if stop.is_set() else "worked"
 
     # -- one app ---------------------------------------------------------------------------------

@@ -512,3 +512,21 @@ async def test_closed_maintenance_window_leaves_apps_pending_and_later_waves_wai
     view = await run_plan(plan, arm, journal, settings(window_gate=gate), sleep=no_sleep)
     assert view.state == RunState.COMPLETED
     assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+
+
+async def test_a_journal_that_cannot_be_written_stops_the_run_with_its_one_line_error(
+    journal: Journal,
+) -> None:
+    from orchestrator.errors import JournalError
+
+    arm, apps = fleet(3)
+    original = journal.record_many
+
+    def broken(transitions: object) -> None:
+        raise JournalError(f"{journal.path}: cannot write: disk I/O error")
+
+    journal.record_many = broken  # type: ignore[method-assign]
+    with pytest.raises(JournalError, match="disk I/O error"):
+        await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    journal.record_many = original  # type: ignore[method-assign]
+    assert sum(arm.writes.values()) == 0  # nothing written that could not be journaled first
