@@ -7,6 +7,7 @@ three ways: the exit code, the journal, and the emulator's own counters of what 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -240,6 +241,14 @@ def test_crash_and_resume_converges_without_double_writes(
     ]
     assert any(a.state.value == expected_state for a in mid.apps)
     succeeded_before = {a.app_id for a in mid.apps if a.state == AppState.SUCCEEDED}
+    with Journal(journal) as j:
+        tokens = [r.resume_token for r in j.apps(mid.run_id) if r.resume_token]
+    if point == "after-submit":
+        assert tokens  # the operation was journaled as soon as ARM accepted the write
+    for token in tokens:  # a resume token carries where to poll, never a credential
+        decoded = base64.b64decode(token).decode("utf-8", "replace").lower()
+        assert '"authorization"' not in decoded and "bearer " not in decoded
+        assert all(secret.lower() not in decoded for secret in quick_fleet.secrets())
 
     resumed = apply_cli(
         "resume",
