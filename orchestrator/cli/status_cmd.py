@@ -19,6 +19,7 @@ from orchestrator.models import AppState, RunView
 
 FAILURE_STATES = (AppState.FAILED, AppState.UNVERIFIED, AppState.STALE)
 STATE_ORDER = list(AppState)
+MAX_FAILURE_ROWS = 50
 
 
 def render_table(view: RunView, *, by: str) -> None:
@@ -45,7 +46,8 @@ def render_table(view: RunView, *, by: str) -> None:
         for column in ("tenant", "app", "wave", "state", "attempts", "cause"):
             table.add_column(column)
         for app in view.apps:
-            cause = f"{app.error_code}: {app.error_message}" if app.error_code else (app.error_message or "")
+            message = _cause(app.error_message, app.app_id)
+            cause = f"{app.error_code}: {message}" if app.error_code else message
             table.add_row(
                 app.tenant_name or app.tenant_id,
                 app.app_name,
@@ -57,19 +59,33 @@ def render_table(view: RunView, *, by: str) -> None:
         console.print(table)
     problems = [a for a in view.apps if a.state in FAILURE_STATES]
     if problems and by == "tenant":
-        table = Table(title="Failures and their causes", title_justify="left")
-        for column in ("tenant", "app", "state", "code", "cause", "request id"):
-            table.add_column(column)
-        for app in problems:
+        table = Table(title="Failures and their causes", title_justify="left", expand=True)
+        table.add_column("tenant", no_wrap=True)
+        table.add_column("app", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("code", no_wrap=True)
+        table.add_column("cause", overflow="fold", ratio=1)
+        table.add_column("request id", no_wrap=True)
+        for app in problems[:MAX_FAILURE_ROWS]:
             table.add_row(
                 app.tenant_name or app.tenant_id,
                 app.app_name,
                 app.state.value,
                 app.error_code or "",
-                app.error_message or "",
+                _cause(app.error_message, app.app_id),
                 app.request_id or "",
             )
         console.print(table)
+        if len(problems) > MAX_FAILURE_ROWS:
+            console.print(
+                f"… and {len(problems) - MAX_FAILURE_ROWS} more (see --by app or --format json)",
+                highlight=False,
+            )
+
+
+def _cause(message: str | None, app_id: str) -> str:
+    """The error message without the app's long resource id (the row already names the app)."""
+    return (message or "").replace(app_id, "…")
 
 
 def _as_json(view: RunView) -> str:
@@ -127,8 +143,9 @@ def register(app: typer.Typer) -> None:
         with Journal(path) as journal:
             summaries = journal.runs()
         table = Table(title=f"Runs in {path}", title_justify="left")
-        for column in ("run", "kind", "state", "target", "created", "apps", "by state"):
-            table.add_column(column)
+        for column in ("run", "kind", "state", "target", "created", "apps"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("by state", overflow="fold")
         for run in summaries:
             table.add_row(
                 run.run_id,
