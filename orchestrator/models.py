@@ -89,6 +89,9 @@ class App(Frozen):
     # The lock level of the instance's current definition when known (service catalog), else None.
     lock_level: LockLevel | None = None
     deny_assignment: DenyAssignment | None = None
+    # Whether the orchestrator's identity may write the application resource (customer resource group):
+    # None when not checked. `plan` checks it; the planner skips updates it could never apply.
+    writable: bool | None = None
 
 
 class Subscription(Frozen):
@@ -125,6 +128,17 @@ class Target(Frozen):
     definition_id: str | None = None
     plan: MarketplacePlan | None = None
     definition: Definition  # lock level, allowed actions and authorizations the target implies
+
+    @property
+    def moves_to(self) -> str:
+        """What instances move to, for people: the definition id and/or the marketplace plan version."""
+        parts = []
+        if self.definition_id:
+            parts.append(f"service catalog: {self.definition_id}")
+        if self.plan is not None:
+            p = self.plan
+            parts.append(f"marketplace: {p.publisher}/{p.product}/{p.name} version {p.version}")
+        return "; ".join(parts) or "?"
 
 
 class Decision(StrEnum):

@@ -339,6 +339,20 @@ def _current_definition(app: App, target: Target, snapshot: Snapshot) -> Definit
 
 
 def _decide(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
+    outcome = _decide_ignoring_access(app, target, snapshot)
+    if outcome.decision == Decision.UPDATE and app.writable is False:
+        # Marked here rather than failed at apply: the reviewer sees which customers must grant access.
+        return _Outcome(
+            Decision.SKIP,
+            f"no write access to resource group {app.resource_group} (would: {outcome.reason}); "
+            "see `orchestrator doctor`",
+            outcome.change,
+            outcome.risks,
+        )
+    return outcome
+
+
+def _decide_ignoring_access(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
     misfit = _misfit(app, target)
     if misfit:
         return _Outcome(Decision.SKIP, misfit)

@@ -211,7 +211,7 @@ class AzureGateway:
             state.applications[key] = client
         return client
 
-    def _authz_client(self, tenant_id: str, subscription_id: str) -> AuthorizationManagementClient:
+    def authz_client(self, tenant_id: str, subscription_id: str) -> AuthorizationManagementClient:
         self._claim(tenant_id, subscription_id)
         state = self._tenant(tenant_id)
         key = subscription_id.lower()
@@ -235,7 +235,7 @@ class AzureGateway:
         except Exception as exc:
             raise to_arm_error(exc, what) from None
 
-    async def _collect(
+    async def collect(
         self, what: str, pages: Callable[[], AsyncIterable[Any]], convert: Callable[[Any], T]
     ) -> list[T]:
         async def run() -> list[T]:
@@ -247,7 +247,7 @@ class AzureGateway:
 
     async def list_subscriptions(self, tenant_id: str) -> list[Subscription]:
         client = self._subscriptions_client(tenant_id)
-        subs = await self._collect(
+        subs = await self.collect(
             f"list subscriptions of tenant {tenant_id}",
             lambda: client.subscriptions.list(),
             lambda s: to_subscription(s, tenant_id),
@@ -312,16 +312,16 @@ class AzureGateway:
         subscription_id = str(parts.get("subscription") or "")
         if not subscription_id:
             raise ArmError(f"scope {scope!r} is not inside a subscription", code="InvalidScope")
-        client = self._authz_client(tenant_id, subscription_id)
+        client = self.authz_client(tenant_id, subscription_id)
         what = f"list deny assignments at {scope}"
         if parts.get("resource_group") and not parts.get("name"):
             rg = str(parts["resource_group"])
-            return await self._collect(
+            return await self.collect(
                 what,
                 lambda: client.deny_assignments.list_for_resource_group(rg, filter="atScope()"),
                 _deny_from_model,
             )
-        return await self._collect(
+        return await self.collect(
             what,
             lambda: client.deny_assignments.list_for_scope(scope.lstrip("/"), filter="atScope()"),
             _deny_from_model,

@@ -67,8 +67,8 @@ async def list_permissions_for_resource_group(
 ) -> list[PermissionSet]:
     """The caller's permissions on a resource group (paged); `ArmError` when ARM refuses or fails."""
     # The gateway's cached per-subscription Authorization client: same credential, transport, retries.
-    client = gateway._authz_client(tenant_id, subscription_id)
-    return await gateway._collect(
+    client = gateway.authz_client(tenant_id, subscription_id)
+    return await gateway.collect(
         f"list permissions on resource group {resource_group} in subscription {subscription_id}",
         lambda: client.permissions.list_for_resource_group(resource_group),
         _to_permission_set,

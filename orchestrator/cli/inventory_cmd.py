@@ -5,10 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import typer
 from rich import box
@@ -21,6 +21,9 @@ from orchestrator.config import FleetConfig
 from orchestrator.errors import EXIT_PARTIAL
 from orchestrator.inventory import InventoryProgress, ProgressCallback, collect_snapshot, save_snapshot
 from orchestrator.models import App, Snapshot
+
+if TYPE_CHECKING:
+    from orchestrator.arm import AzureGateway
 
 InventoryFormat = Literal["table", "json", "csv"]
 
@@ -72,15 +75,25 @@ def register(app: typer.Typer) -> None:
         exit_for_failures(snapshot)
 
 
-def read_fleet(fleet: FleetConfig, config_path: Path, *, concurrency: int | None) -> Snapshot:
-    """Inventory the fleet with the real SDK, showing a progress bar when stderr is a terminal."""
+def read_fleet(
+    fleet: FleetConfig,
+    config_path: Path,
+    *,
+    concurrency: int | None,
+    then: Callable[[Snapshot, AzureGateway], Awaitable[Snapshot]] | None = None,
+) -> Snapshot:
+    """Inventory the fleet with the real SDK, showing a progress bar when stderr is a terminal.
+
+    `then` runs on the snapshot with the same gateway (same tokens and connections) before it closes.
+    """
     limit = concurrency or fleet.concurrency.global_limit
 
     async def run(progress: ProgressCallback | None) -> Snapshot:
         async with options.open_gateway(fleet, config_path) as gateway:
-            return await collect_snapshot(
+            snapshot = await collect_snapshot(
                 fleet, gateway, concurrency=limit, per_tenant=max(2, limit // 2), progress=progress
             )
+            return await then(snapshot, gateway) if then is not None else snapshot
 
     with _progress_bar() as progress:
         return options.run_async(run(progress))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,11 +16,15 @@ from orchestrator.config import FleetConfig
 from orchestrator.errors import InputError, TargetError
 from orchestrator.gateway import ArmError
 from orchestrator.inventory import load_snapshot
-from orchestrator.models import Definition, Plan, PlanOptions, Snapshot, Target, WaveSpec
+from orchestrator.models import App, Definition, Plan, PlanOptions, Snapshot, Target, WaveSpec
 from orchestrator.planfile import seal, write_plan
 from orchestrator.planner import build_plan
 from orchestrator.render.plan_review import render_table, summary_line
 from orchestrator.target import load_target, target_from_definition
+
+if TYPE_CHECKING:
+    from orchestrator.arm import AzureGateway
+    from orchestrator.arm.permissions import ResourceGroupAccess
 
 
 class FlagError(InputError):
@@ -63,7 +69,7 @@ def register(app: typer.Typer) -> None:
         if snapshot_in is not None:
             snapshot = load_snapshot(snapshot_in)
         else:
-            snapshot = read_fleet(fleet, config, concurrency=concurrency)
+            snapshot = read_fleet(fleet, config, concurrency=concurrency, then=mark_write_access)
         if target is None:
             assert target_definition is not None
             target = target_from_definition(
@@ -79,6 +85,32 @@ def register(app: typer.Typer) -> None:
                 f"plan written to {out} ({result.digest})", highlight=False, soft_wrap=True
             )
         exit_for_failures(snapshot)
+
+
+async def mark_write_access(snapshot: Snapshot, gateway: AzureGateway) -> Snapshot:
+    """Record on each app whether apply could write it (one permissions listing per resource group).
+
+    The application resource lives in the customer's resource group, where a publisher has no rights
+    by default; the planner turns `writable=False` into a skip the reviewer sees, instead of a failure
+    at apply.
+    """
+    from orchestrator.arm.permissions import writable_resource_groups
+
+    by_tenant: dict[str, list[App]] = {}
+    for app in snapshot.apps:
+        by_tenant.setdefault(app.tenant_id, []).append(app)
+
+    async def one(tenant_id: str, apps: list[App]) -> dict[tuple[str, str], ResourceGroupAccess]:
+        groups = [(a.subscription_id, a.resource_group) for a in apps]
+        return await writable_resource_groups(gateway, tenant_id, groups)
+
+    results = await asyncio.gather(*(one(t, apps) for t, apps in by_tenant.items()))
+    access = {key: value for result in results for key, value in result.items()}
+    marked = []
+    for app in snapshot.apps:
+        found = access.get((app.subscription_id.lower(), app.resource_group.lower()))
+        marked.append(app.model_copy(update={"writable": found.can_write if found else None}))
+    return snapshot.model_copy(update={"apps": tuple(marked)})
 
 
 def make_plan(

@@ -120,11 +120,7 @@ def render_plan_html(plan: Plan) -> str:
         *(_card(d.value, decisions.get(d.value, 0), DECISION_COLOURS[d]) for d in Decision),
     ]
     target = plan.target
-    to = target.definition_id or (
-        f"{target.plan.publisher}/{target.plan.product}/{target.plan.name} {target.plan.version}"
-        if target.plan
-        else "—"
-    )
+    to = target.moves_to
     meta = {
         "target": target.name,
         "moves to": to,

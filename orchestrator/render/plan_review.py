@@ -36,11 +36,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def _moves_to(plan: Plan) -> str:
-    target = plan.target
-    if target.plan is not None:
-        p = target.plan
-        return f"{p.publisher}/{p.product}/{p.name} version {p.version}"
-    return target.definition_id or "?"
+    return plan.target.moves_to
 
 
 def _target_text(plan: Plan) -> str:

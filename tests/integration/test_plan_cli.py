@@ -98,3 +98,21 @@ def test_plan_with_a_failed_tenant_still_writes_the_plan_and_exits_3(fleet: Flee
     assert not any(i.tenant_id == victim["id"] for i in plan.items)
     assert any(victim["id"] in note or victim["name"] in note for note in plan.notes)
     assert "not-the-secret" not in out.read_text(encoding="utf-8") + result.stdout + result.stderr
+
+
+def test_plan_marks_apps_the_operator_cannot_write_instead_of_failing_them_at_apply(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    read_only = {t["id"].lower() for t in fleet.customer_tenants() if t["publisher_access"] == "read-only"}
+    assert read_only, "the generated fleet has a tenant without write access"
+    v2 = fleet.emulator.fleet()["publisher"]["definitions"]["app-v2"]
+    out = tmp_path / "plan.json"
+    result = run_cli("plan", "--config", str(fleet.config_path), "--target-definition", v2, "--out", str(out))
+    assert result.code == 0, result.stderr
+    plan = read_plan(out)
+    in_read_only = [i for i in plan.items if i.tenant_id.lower() in read_only]
+    assert in_read_only
+    assert all(i.decision != "update" for i in in_read_only)
+    blocked = [i for i in in_read_only if i.reason.startswith("no write access")]
+    assert blocked and all(READ_METADATA in i.change.actions_added for i in blocked)
+    assert any(i.decision == "update" for i in plan.items if i.tenant_id.lower() not in read_only)

@@ -501,3 +501,19 @@ def test_target_must_name_a_definition_or_a_plan() -> None:
 def test_unknown_tenant_uses_its_id_as_name() -> None:
     item = only(plan_for([app(tenant="t-unlisted")]))
     assert item.tenant_name == "t-unlisted"
+
+
+def test_an_update_the_operator_cannot_write_is_skipped_with_what_it_would_do() -> None:
+    item = only(plan_for([app(writable=False)]))
+    assert item.decision == Decision.SKIP
+    assert item.reason.startswith("no write access to resource group")
+    assert "app-v1 → app-v2: +1 excluded action" in item.reason  # what it would do, for the reviewer
+    assert item.change.actions_added == (KV,)
+    assert item.wave is None
+
+
+def test_write_access_matters_only_for_updates() -> None:
+    assert only(plan_for([app(writable=None)])).decision == Decision.UPDATE
+    assert only(plan_for([app(provisioning_state="Failed", writable=False)])).reason.startswith(
+        "provisioning state is Failed"
+    )

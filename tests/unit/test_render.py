@@ -95,7 +95,7 @@ def test_markdown_has_title_counts_risks_before_tenants(plan: Plan) -> None:
     md = render_markdown(plan)
     assert md.startswith("## Rollout plan: app-v2\n")
     assert f"`{plan.digest}`" in md
-    assert f"`{DEF_ID}` (lock level ReadOnly)" in md
+    assert f"`service catalog: {DEF_ID}` (lock level ReadOnly)" in md
     assert "| 6 | 2 | 3 | 1 | 1 | 1 |" in md  # apps, tenants, update, current, drifted, skip
     assert "canary (1) → wave-1 (2)" in md
     risks, notes, tenants = md.index("### Risks"), md.index("### Notes"), md.index("### Tenants")
