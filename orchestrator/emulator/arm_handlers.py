@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
 from orchestrator.emulator import lro
-from orchestrator.emulator.arm_routes import Ctx, Handler, page_of
+from orchestrator.emulator.arm_routes import Ctx, Handler, keyed_page, page_of
 from orchestrator.emulator.armhttp import OPERATION_FAULTS_KEY, ArmError, json_response, retry_after_headers
 from orchestrator.emulator.derive import EVERYONE
+from orchestrator.emulator.index import EXACT, subscription_bucket
 from orchestrator.emulator.state import Json, Subscription
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -389,15 +391,19 @@ async def application_action(ctx: Ctx) -> web.Response:
     )
 
 
-async def list_applications(ctx: Ctx) -> web.Response:
+def _by_id_ranges(ctx: Ctx) -> list[tuple[str, str]]:
+    """The index range of a list by subscription or by resource group (ids under that prefix)."""
     sub = ctx.groups["sub"].lower()
     if "rg" in ctx.groups:
         _rg_or_404(ctx)
-        prefix = f"/subscriptions/{sub}/resourcegroups/{ctx.groups['rg'].lower()}/providers/"
-    else:
-        prefix = f"/subscriptions/{sub}/"
-    apps = [a for k, a in ctx.rt.state.applications.items() if k.startswith(prefix)]
-    return json_response(page_of(ctx, apps))
+        return [(sub, f"/subscriptions/{sub}/resourcegroups/{ctx.groups['rg'].lower()}/providers/")]
+    return [(sub, f"/subscriptions/{sub}/")]
+
+
+async def list_applications(ctx: Ctx) -> web.Response:
+    index = ctx.rt.state.applications
+    ranges = _by_id_ranges(ctx)
+    return json_response(keyed_page(ctx, lambda after: index.scan(ranges, after)))
 
 
 async def operation(ctx: Ctx) -> web.Response:
@@ -484,14 +490,9 @@ async def definition(ctx: Ctx) -> web.Response:
 
 
 async def list_definitions(ctx: Ctx) -> web.Response:
-    sub = ctx.groups["sub"].lower()
-    if "rg" in ctx.groups:
-        _rg_or_404(ctx)
-        prefix = f"/subscriptions/{sub}/resourcegroups/{ctx.groups['rg'].lower()}/providers/"
-    else:
-        prefix = f"/subscriptions/{sub}/"
-    items = [d for k, d in ctx.rt.state.definitions.items() if k.startswith(prefix)]
-    return json_response(page_of(ctx, items))
+    index = ctx.rt.state.definitions
+    ranges = _by_id_ranges(ctx)
+    return json_response(keyed_page(ctx, lambda after: index.scan(ranges, after)))
 
 
 # ---- deny assignments and permissions ------------------------------------------------------------
@@ -537,34 +538,59 @@ async def deny_assignments(ctx: Ctx) -> web.Response:
         return json_response(found)
     filt = _parse_filter(ctx.request.query.get("$filter", ""))
     lscope = scope.lower()
-    tid = str(ctx.claims.get("tid", "")).lower()
-    tenant_subs = None
+    tenant_subs: set[str] | None = None
     if not lscope.startswith("/subscriptions/"):
         # Above subscriptions (root or a management group): only the caller's tenant's subscriptions.
-        tenant_subs = {s.id.lower() for s in state.subscriptions_of(tid)}
-    items = []
-    for da in state.deny_assignments.values():
-        props = da["properties"]
-        da_scope = props["scope"].lower()
-        if tenant_subs is not None and da_scope.split("/")[2:3] and da_scope.split("/")[2] not in tenant_subs:
-            continue
-        if "atScope" in filt:
-            if not _is_within(lscope, da_scope):  # at or above the requested scope
-                continue
-        elif not (_is_within(da_scope, lscope) or _is_within(lscope, da_scope)):
-            continue
-        if "denyAssignmentName" in filt and props.get("denyAssignmentName") != filt["denyAssignmentName"]:
-            continue
-        if "principalId" in filt:
-            ids = {p["id"].lower() for p in props.get("principals", [])}
-            if filt["principalId"].lower() not in ids and EVERYONE not in ids:
-                continue
-        if "gdprExportPrincipalId" in filt:
-            ids = {p["id"].lower() for p in props.get("principals", []) + props.get("excludePrincipals", [])}
-            if filt["gdprExportPrincipalId"].lower() not in ids:
-                continue
-        items.append(da)
-    return json_response(page_of(ctx, items))
+        tenant_subs = {s.id.lower() for s in state.subscriptions_of(str(ctx.claims.get("tid", "")))}
+    ranges = _deny_ranges(lscope, at_scope="atScope" in filt, tenant_subs=tenant_subs)
+    index = state.deny_assignments
+
+    def rows(after: str | None) -> Iterator[tuple[str, Json]]:
+        return (
+            (k, da) for k, da in index.scan(ranges, after) if _deny_matches(da, lscope, filt, tenant_subs)
+        )
+
+    return json_response(keyed_page(ctx, rows))
+
+
+def _deny_ranges(lscope: str, *, at_scope: bool, tenant_subs: set[str] | None) -> list[tuple[str, str]]:
+    """Index ranges holding every deny assignment a listing at `lscope` can return (a superset:
+    `_deny_matches` decides). Deny assignments sort by scope + EXACT + id, so the ones at a scope
+    start with `scope + EXACT` and the ones at or below it with `scope + "/"`."""
+    # Above: the scopes `lscope` lies under (the root "" included), each only its own entries.
+    ranges = [(subscription_bucket(lscope[:i]), lscope[:i] + EXACT) for i, c in enumerate(lscope) if c == "/"]
+    if at_scope:
+        ranges.append((subscription_bucket(lscope), lscope + EXACT))
+        return ranges
+    below = lscope + "/" if lscope else ""  # root: everything
+    if tenant_subs is None:
+        ranges.append((subscription_bucket(lscope), below))
+    else:
+        ranges += [(bucket, below) for bucket in ("", *sorted(tenant_subs))]
+    return ranges
+
+
+def _deny_matches(da: Json, lscope: str, filt: dict[str, str], tenant_subs: set[str] | None) -> bool:
+    props = da["properties"]
+    da_scope = props["scope"].lower()
+    if tenant_subs is not None and da_scope.split("/")[2:3] and da_scope.split("/")[2] not in tenant_subs:
+        return False
+    if "atScope" in filt:
+        if not _is_within(lscope, da_scope):  # at or above the requested scope
+            return False
+    elif not (_is_within(da_scope, lscope) or _is_within(lscope, da_scope)):
+        return False
+    if "denyAssignmentName" in filt and props.get("denyAssignmentName") != filt["denyAssignmentName"]:
+        return False
+    if "principalId" in filt:
+        ids = {p["id"].lower() for p in props.get("principals", [])}
+        if filt["principalId"].lower() not in ids and EVERYONE not in ids:
+            return False
+    if "gdprExportPrincipalId" in filt:
+        ids = {p["id"].lower() for p in props.get("principals", []) + props.get("excludePrincipals", [])}
+        if filt["gdprExportPrincipalId"].lower() not in ids:
+            return False
+    return True
 
 
 async def permissions(ctx: Ctx) -> web.Response:

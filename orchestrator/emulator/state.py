@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.emulator.index import ScopedIndex, place_by_id, place_by_scope
+
 FORMAT_VERSION = 1
 
 Json = dict[str, Any]
@@ -83,9 +85,10 @@ class State:
     tenants: dict[str, Tenant] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     resource_groups: dict[str, Json] = field(default_factory=dict)
-    definitions: dict[str, Json] = field(default_factory=dict)
-    applications: dict[str, Json] = field(default_factory=dict)
-    deny_assignments: dict[str, Json] = field(default_factory=dict)
+    # Indexed by subscription (and deny assignments by scope) so listings don't scan the fleet.
+    definitions: ScopedIndex = field(default_factory=lambda: ScopedIndex(place_by_id))
+    applications: ScopedIndex = field(default_factory=lambda: ScopedIndex(place_by_id))
+    deny_assignments: ScopedIndex = field(default_factory=lambda: ScopedIndex(place_by_scope))
     # Marketplace offer plan versions: {"publisher","product","name","version","lockLevel",
     # "allowedActions","allowedDataActions","authorizations":[{"principalId","roleDefinitionId"}]}
     offers: list[Json] = field(default_factory=list)
@@ -150,12 +153,15 @@ class State:
             state.subscriptions[s["id"].lower()] = Subscription(**s)
         for rg in raw.get("resource_groups", []):
             state.resource_groups[rg["id"].lower()] = rg
-        for d in raw.get("application_definitions", []):
-            state.definitions[d["id"].lower()] = d
-        for a in raw.get("applications", []):
-            state.applications[a["id"].lower()] = a
-        for da in raw.get("deny_assignments", []):
-            state.deny_assignments[da["id"].lower()] = da
+        state.definitions = ScopedIndex(
+            place_by_id, ((d["id"].lower(), d) for d in raw.get("application_definitions", []))
+        )
+        state.applications = ScopedIndex(
+            place_by_id, ((a["id"].lower(), a) for a in raw.get("applications", []))
+        )
+        state.deny_assignments = ScopedIndex(
+            place_by_scope, ((da["id"].lower(), da) for da in raw.get("deny_assignments", []))
+        )
         state.offers = list(raw.get("marketplace_offers", []))
         for o in raw.get("operations", []):
             state.operations[o["id"]] = Operation(**o)
