@@ -64,9 +64,11 @@ def configure(fmt: LogFormat = "console", *, level: str = "info", stream: TextIO
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    # The SDK logs request URLs and headers at DEBUG; keep it at WARNING unless asked.
+    # The SDK logs request URLs and headers at DEBUG, and azure-identity warns about every failed token
+    # request, which the orchestrator already reports once per tenant with its cause: keep both quiet
+    # unless asked for debug.
     logging.basicConfig(level=logging.WARNING, stream=out, format="%(levelname)s %(name)s: %(message)s")
-    sdk_level = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    sdk_level = logging.DEBUG if level.lower() == "debug" else logging.ERROR
     for name in ("azure", "azure.core.pipeline.policies.http_logging_policy", "azure.identity", "msal"):
         logging.getLogger(name).setLevel(sdk_level)
     for handler in logging.getLogger().handlers:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from orchestrator.cli import _common, options
 from orchestrator.config import FleetConfig
+from orchestrator.derive import implied_lock_level
 from orchestrator.errors import EXIT_PARTIAL
 from orchestrator.inventory import InventoryProgress, ProgressCallback, collect_snapshot, save_snapshot
 from orchestrator.models import App, Snapshot
@@ -167,7 +168,8 @@ def _row(app: App, tenant_name: str) -> dict[str, str]:
         "kind": app.kind,
         "definition_or_plan": target,
         "provisioning_state": app.provisioning_state,
-        "lock_level": app.lock_level or "",
+        # Marketplace plans do not expose their lock level in ARM: read it off the deny assignment.
+        "lock_level": app.lock_level or (implied_lock_level(deny) if deny else None) or "",
         "managed_resource_group": app.managed_resource_group_id,
         "excluded_actions": "; ".join(deny.not_actions) if deny else "none",
         "excluded_data_actions": "; ".join(deny.not_data_actions) if deny else "none",
@@ -208,44 +210,79 @@ def _last(resource_id: str) -> str:
     return resource_id.rstrip("/").rsplit("/", 1)[-1]
 
 
+ExclusionKey = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _exclusions_key(app: App) -> ExclusionKey | None:
+    """The deny assignment's (notActions, notDataActions) as a set: case and order do not matter."""
+    deny = app.deny_assignment
+    if deny is None:
+        return None
+    return (
+        tuple(sorted({a.casefold() for a in deny.not_actions})),
+        tuple(sorted({a.casefold() for a in deny.not_data_actions})),
+    )
+
+
+def _label(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
 def _render_table(snapshot: Snapshot, table_rows: list[dict[str, str]]) -> str:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for title in (
-        "Tenant",
-        "Subscription",
-        "Resource group",
-        "App",
-        "Kind",
-        "Definition / plan",
-        "State",
-        "Lock",
-        "MRG",
-        "Excluded actions",
-        "Excluded data actions",
-    ):
+    for title in ("Tenant", "Subscription", "App", "Kind", "Definition / plan", "State", "Lock", "Excl."):
         table.add_column(title, overflow="fold")
-    for row in table_rows:
-        target = row["definition_or_plan"]
+    ordered = sorted(
+        zip(snapshot.apps, table_rows, strict=True),
+        key=lambda pair: (pair[1]["tenant"].lower(), pair[1]["subscription"], pair[1]["app"].lower()),
+    )
+    # A fleet shares a handful of exclusion sets: the table shows a short label, the legend spells
+    # each set out once (in the spelling of the first app that has it).
+    labels: dict[ExclusionKey, str] = {}
+    spelled: dict[ExclusionKey, App] = {}
+    counts: dict[ExclusionKey, int] = {}
+    for app, row in ordered:
+        key = _exclusions_key(app)
+        if key is not None:
+            labels.setdefault(key, _label(len(labels)))
+            spelled.setdefault(key, app)
+            counts[key] = counts.get(key, 0) + 1
+        version = (
+            f"{app.plan.name}@{app.plan.version}" if app.plan is not None else _last(app.definition_id or "")
+        )
         table.add_row(
             row["tenant"],
-            row["subscription"],
-            row["resource_group"],
+            row["subscription"][:8] + "…",
             row["app"],
             row["kind"],
-            _last(target) if "/providers/" in target else target,
+            version,
             row["provisioning_state"],
             row["lock_level"] or "?",
-            _last(row["managed_resource_group"]),
-            row["excluded_actions"].replace("; ", "\n") or "—",
-            row["excluded_data_actions"].replace("; ", "\n") or "—",
+            labels[key] if key is not None else "none",
         )
     buffer = io.StringIO()
-    console = Console(file=buffer, width=max(_common.console.width, 160), no_color=True, highlight=False)
+    console = Console(file=buffer, width=max(_common.console.width, 120), no_color=True, highlight=False)
     console.print(table)
+    if labels:
+        console.print("Excluded from the deny assignment (notActions; data actions marked), by set:")
+        for key, label in labels.items():
+            deny = spelled[key].deny_assignment
+            assert deny is not None
+            console.print(f"  {label} ({counts[key]} apps)", highlight=False)
+            for action in sorted(deny.not_actions, key=str.casefold):
+                console.print(f"      {action}", highlight=False, soft_wrap=True)
+            for action in sorted(deny.not_data_actions, key=str.casefold):
+                console.print(f"      {action}  (data)", highlight=False, soft_wrap=True)
     failed = sum(1 for t in snapshot.tenants if t.error)
     console.print(
         f"{len(snapshot.apps)} apps in {len(snapshot.tenants) - failed} tenants"
-        + (f" ({failed} tenants not fully read)" if failed else ""),
+        + (f" ({failed} tenants not fully read)" if failed else "")
+        + "; --format json or csv has every field (resource groups, MRGs, full ids)",
         highlight=False,
     )
     return buffer.getvalue()
