@@ -319,6 +319,12 @@ def main() -> None:
     parser.add_argument("--per-subscription", type=int, default=8)
     parser.add_argument("--sequential-sample", type=int, default=10)
     parser.add_argument("--skip-baselines", action="store_true")
+    parser.add_argument(
+        "--only",
+        choices=["ours", "threadpool", "sequential"],
+        action="append",
+        help="run only these contenders",
+    )
     parser.add_argument("--keep", type=Path, help="keep journals, logs and plans in this folder")
     parser.add_argument("--baseline", choices=["sequential", "threadpool"], help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
@@ -354,7 +360,7 @@ def main() -> None:
     )
     bound = 0.0
     try:
-        contenders = ["ours"] + ([] if args.skip_baselines else ["threadpool", "sequential"])
+        contenders = args.only or ["ours"] + ([] if args.skip_baselines else ["threadpool", "sequential"])
         for name in contenders:
             with run_emulator(**emu) as handle:
                 cfg = handle.write_config(work / name / "fleet.toml")
@@ -366,7 +372,7 @@ def main() -> None:
                     t["id"].lower() for t in handle.fleet()["tenants"] if t["publisher_access"] == "read-only"
                 }
                 writable = {i.app_id for i in updates if i.tenant_id.lower() not in read_only}
-                if name == "ours":
+                if not bound:
                     took = time.monotonic() - t0
                     print(
                         f"plan: {len(plan.items)} apps, {len(updates)} to update ({len(writable)} writable; "
@@ -422,6 +428,7 @@ def main() -> None:
                 after = counts(handle.stats())
                 writes, reads, throttled = (a - b for a, b in zip(after, before, strict=True))
                 stats = handle.stats()
+                print(f"{name}: done in {elapsed:.1f}s", flush=True)
                 results.append(
                     Result(
                         name,
