@@ -92,7 +92,7 @@ def _misfit(app: App, target: Target) -> str | None:
     kind = _key(app.kind)
     if kind == _key(AppKind.MARKETPLACE):
         if target.plan is None:
-            return "MarketPlace instance: the target names no marketplace plan version"
+            return "the target names no marketplace plan version (for this MarketPlace instance)"
         if app.plan is None:
             return "MarketPlace instance without a marketplace plan"
         if not _same_offer(app.plan, target.plan):
@@ -104,7 +104,7 @@ def _misfit(app: App, target: Target) -> str | None:
     if kind != _key(AppKind.SERVICE_CATALOG):
         return f"kind {app.kind}: neither ServiceCatalog nor MarketPlace"
     if target.definition_id is None:
-        return "ServiceCatalog instance: the target names no application definition"
+        return "the target names no application definition (for this ServiceCatalog instance)"
     if not app.definition_id:
         return "ServiceCatalog instance without an application definition id"
     return None

@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         result = make_plan(fleet, snapshot, target, WaveSpec(canary_ring=canary_ring, steps=steps), waves)
         if out is not None:
             write_plan(result, out)
-        render_table(result, _common.console)
+        render_table(result, _common.console, apps=False)
         _common.console.print(summary_line(result), highlight=False, soft_wrap=True)
         if out is not None:
             _common.err_console.print(

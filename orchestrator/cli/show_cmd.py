@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
         plan = read_plan(plan_file)
         if fmt == "table":
             if out is None:
-                render_table(plan, _common.console)
+                # Per-app rows need room; a narrower terminal folds them unreadably.
+                render_table(plan, Console(width=max(_common.console.width, 140)))
                 return
             text = _table_text(plan, width=160)
         elif fmt == "markdown":

@@ -216,8 +216,84 @@ def _changes_text(item: PlanItem) -> tuple[Text, Text]:
     return added, removed
 
 
-def render_table(plan: Plan, console: Console, *, limit: int | None = None) -> None:
-    """Print the plan for a terminal: counts, risks first, notes, then per-tenant rows.
+def _reason_group(reason: str) -> str:
+    """The part of a reason that many apps share: up to its first detail (':' or ' (')."""
+    cut = [i for i in (reason.find(":"), reason.find(" (")) if i > 0]
+    return reason[: min(cut)] if cut else reason
+
+
+def _sample_names(items: Sequence[PlanItem], limit: int = 3) -> str:
+    names = [i.app_name for i in items[:limit]]
+    return ", ".join(names) + (f", … {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _render_groups(plan: Plan, console: Console) -> None:
+    """What a reviewer reads first on a terminal: the distinct changes, tenants, and why not."""
+    changes: dict[tuple[tuple[str, ...], ...], list[PlanItem]] = defaultdict(list)
+    for item in plan.items:
+        if item.decision == Decision.UPDATE:
+            c = item.change
+            key = (c.actions_added, c.actions_removed, c.data_actions_added, c.data_actions_removed)
+            changes[key].append(item)
+    if changes:
+        table = Table(title="What changes (updates, grouped by change)", title_justify="left")
+        table.add_column("apps", justify="right")
+        table.add_column("tenants", justify="right")
+        table.add_column("change to the deny assignment's exclusions", overflow="fold")
+        for (added, removed, data_added, data_removed), items in sorted(
+            changes.items(), key=lambda kv: -len(kv[1])
+        ):
+            lines = Text()
+            for action in added:
+                lines.append(f"+ {action}\n", style="green")
+            for action in data_added:
+                lines.append(f"+ {action} (data)\n", style="green")
+            for action in removed:
+                lines.append(f"- {action}\n", style="red")
+            for action in data_removed:
+                lines.append(f"- {action} (data)\n", style="red")
+            if not lines.plain:
+                lines.append("(none: re-apply to repair the deny assignment)", style="dim")
+            lines.rstrip()
+            table.add_row(str(len(items)), str(len({i.tenant_id for i in items})), lines)
+        console.print(table)
+
+    held: dict[tuple[Decision, str], list[PlanItem]] = defaultdict(list)
+    for item in plan.items:
+        if item.decision != Decision.UPDATE:
+            held[(item.decision, _reason_group(item.reason))].append(item)
+    if held:
+        table = Table(title="Not updated, by reason", title_justify="left")
+        for column in ("decision", "apps", "reason", "for example"):
+            table.add_column(column, overflow="fold")
+        for (decision, reason), items in sorted(held.items(), key=lambda kv: (kv[0][0].value, -len(kv[1]))):
+            table.add_row(
+                Text(decision.value, style=_DECISION_STYLE[decision]),
+                str(len(items)),
+                reason,
+                _sample_names(items),
+            )
+        console.print(table)
+
+    tenants = _by_tenant(plan.items)
+    waves = _wave_names(plan)
+    table = Table(title="Per tenant", title_justify="left")
+    for column in ("tenant", *(d.value for d in DECISION_ORDER), "waves"):
+        table.add_column(column, overflow="fold")
+    for (tenant_name, _), items in tenants.items():
+        counts = _decision_counts(items)
+        in_waves = sorted({i.wave for i in items if i.wave is not None})
+        table.add_row(
+            tenant_name,
+            *(Text(str(counts[d]) if counts[d] else "·", style=_DECISION_STYLE[d]) for d in DECISION_ORDER),
+            ", ".join(waves.get(w, str(w)) for w in in_waves),
+        )
+    console.print(table)
+
+
+def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int | None = None) -> None:
+    """Print the plan for a terminal: counts, risks first, notes, the grouped changes and reasons,
+    per-tenant counts, then (with `apps`) one row per app.
 
     `limit` caps the per-app rows (the rest is summarised); risks are always printed in full.
     """
@@ -263,6 +339,11 @@ def render_table(plan: Plan, console: Console, *, limit: int | None = None) -> N
         console.print(Text("No risks flagged.", style="green"))
     for note in plan.notes:
         console.print(Text(f"note: {note}", style="yellow"))
+    _render_groups(plan, console)
+    if not apps:
+        hint = "Every app with its reason: `orchestrator show PLAN` (or --format markdown|html)."
+        console.print(Text(hint, style="dim"))
+        return
 
     table = Table(title="Apps by tenant", title_justify="left", show_lines=False)
     for column in ("tenant", "app", "decision", "wave", "added", "removed", "reason"):

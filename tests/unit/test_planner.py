@@ -222,10 +222,10 @@ def test_drifted_when_deny_differs_from_its_own_definition(deny: DenyAssignment 
         ),
         (app(definition_id=V0, deny_assignment=None), TARGET_V2, "current lock level is None"),
         (app(definition_id=f"{DEFS}/gone"), TARGET_V2, "current definition gone is unknown"),
-        (mp_app(), TARGET_V2, "MarketPlace instance: the target names no marketplace plan version"),
+        (mp_app(), TARGET_V2, "the target names no marketplace plan version (for this MarketPlace instance)"),
         (app(kind="SomethingElse"), TARGET_V2, "kind SomethingElse: neither ServiceCatalog nor MarketPlace"),
         (app(definition_id=None), TARGET_V2, "ServiceCatalog instance without an application definition id"),
-        (app(), TARGET_MP, "ServiceCatalog instance: the target names no application definition"),
+        (app(), TARGET_MP, "the target names no application definition (for this ServiceCatalog instance)"),
         (mp_app(plan=None), TARGET_MP, "MarketPlace instance without a marketplace plan"),
         (
             mp_app(plan=PLAN_1.model_copy(update={"name": "premium"})),

@@ -157,7 +157,20 @@ def test_table_limit_summarises_the_rest(plan: Plan) -> None:
     sink = io.StringIO()
     render_table(plan, Console(file=sink, width=200, color_system=None), limit=2)
     text = sink.getvalue()
-    assert " b4 " not in text and "4 more apps" in text
+    apps_section = text[text.index("Apps by tenant") :]
+    assert " b4 " not in apps_section and "4 more apps" in apps_section
+
+
+def test_table_groups_updates_by_change_and_the_rest_by_reason(plan: Plan) -> None:
+    sink = io.StringIO()
+    render_table(plan, Console(file=sink, width=200, color_system=None), apps=False)
+    text = sink.getvalue()
+    assert "What changes" in text and "Not updated, by reason" in text and "Per tenant" in text
+    assert "Apps by tenant" not in text and "orchestrator show PLAN" in text
+    for item in plan.items:
+        if item.decision == "update":
+            for action in item.change.actions_added:
+                assert f"+ {action}" in text
 
 
 def test_json_round_trips(plan: Plan) -> None:
