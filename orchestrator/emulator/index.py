@@ -129,6 +129,10 @@ class ScopedIndex(MutableMapping[str, Json]):
         """The bucket's sort keys in order (a copy; for tests and diagnostics)."""
         return list(self._buckets.get(bucket, ()))
 
+    def key_of(self, sort_key: str) -> str:
+        """The id filed under a sort key `scan` returned."""
+        return self._ids[sort_key]
+
     def scan(self, ranges: Iterable[tuple[str, str]], after: str | None = None) -> Iterator[tuple[str, Json]]:
         """(sort key, body) for every entry whose sort key starts with one of the (bucket, prefix)
         ranges ("" = the whole bucket), in sort-key order, strictly after `after` when given.

@@ -8,11 +8,14 @@ a fault-injected convergence delay); on failure the app's previous properties ar
 from __future__ import annotations
 
 import copy
+import heapq
 import uuid
+from bisect import bisect_right, insort
 from typing import Any
 
 from orchestrator.emulator.derive import deny_assignment_id, derive_deny_assignment
 from orchestrator.emulator.faults import PERMANENT_FAILURE, TRANSIENT_FAILURE, FaultRule
+from orchestrator.emulator.index import subscription_bucket
 from orchestrator.emulator.runtime import Runtime
 from orchestrator.emulator.state import Json, Operation, PendingDeny, State, WriteRecord, iso, now
 
@@ -70,9 +73,13 @@ def rederive(rt: Runtime, app: Json, delay: float = 0.0) -> None:
     )
     key = deny_assignment_id(mrg, app["id"]).lower()
     if delay > 0:
-        state.pending_deny.append(PendingDeny(now() + delay, key, body))
+        insort(state.pending_deny, PendingDeny(now() + delay, key, body), key=_apply_at)
     else:
         _apply_deny(state, key, body)
+
+
+def _apply_at(pending: PendingDeny) -> float:
+    return pending.apply_at
 
 
 def _apply_deny(state: State, key: str, body: Json | None) -> None:
@@ -116,10 +123,10 @@ def start_operation(
             op.deny_delay = rt.scaled(rule.deny_delay)
     state.operations[op.id] = op
     state.in_flight[key] = op.id
+    state.schedule(op)
     rt.stats.writes_per_app[app["id"]] += 1
     rt.stats.max_concurrent_ops_per_app[app["id"]] = max(
-        rt.stats.max_concurrent_ops_per_app.get(app["id"], 0),
-        sum(1 for k in state.in_flight if k == key),
+        rt.stats.max_concurrent_ops_per_app.get(app["id"], 0), int(key in state.in_flight)
     )
     state.writes.setdefault(key, []).append(WriteRecord(method, t0, None, 0, op.id))
     return op
@@ -141,25 +148,25 @@ def advance(rt: Runtime) -> None:
     """Move every operation and pending deny assignment forward to the present."""
     state = rt.state
     t = now()
-    if state.pending_deny:
-        due = [p for p in state.pending_deny if p.apply_at <= t]
-        if due:
-            state.pending_deny = [p for p in state.pending_deny if p.apply_at > t]
-            for p in due:
-                _apply_deny(state, p.key, p.body)
-    if not state.in_flight:
-        return
-    for key, op_id in list(state.in_flight.items()):
-        op = state.operations[op_id]
-        app = state.applications.get(key)
+    pending = state.pending_deny
+    if pending and pending[0].apply_at <= t:
+        n = bisect_right(pending, t, key=_apply_at)
+        state.pending_deny = pending[n:]
+        for p in pending[:n]:
+            _apply_deny(state, p.key, p.body)
+    timeline = state.timeline
+    while timeline and timeline[0][0] <= t:
+        _, op_id = heapq.heappop(timeline)
+        op = state.operations.get(op_id)
+        if op is None or state.in_flight.get(op.app_key) != op_id:
+            continue  # already finished
+        app = state.applications.get(op.app_key)
         if t < op.end:
-            if app is not None and t >= op.start + (op.end - op.start) * 0.25:
-                props = app["properties"]
-                if props.get("provisioningState") == "Accepted":
-                    props["provisioningState"] = op.running_state
+            if app is not None and app["properties"].get("provisioningState") == "Accepted":
+                app["properties"]["provisioningState"] = op.running_state
             continue
         _finish(rt, op, app)
-        del state.in_flight[key]
+        del state.in_flight[op.app_key]
 
 
 def _finish(rt: Runtime, op: Operation, app: Json | None) -> None:
@@ -184,9 +191,11 @@ def _finish(rt: Runtime, op: Operation, app: Json | None) -> None:
         mrg = app["properties"].get("managedResourceGroupId", "")
         state.applications.pop(op.app_key, None)
         state.resource_groups.pop(mrg.lower(), None)
-        prefix = mrg.lower() + "/"
-        for da_key in [k for k in state.deny_assignments if k.startswith(prefix)]:
-            del state.deny_assignments[da_key]
+        lmrg = mrg.lower()
+        index = state.deny_assignments
+        on_mrg = [index.key_of(sk) for sk, _ in index.scan([(subscription_bucket(lmrg), lmrg + "/")])]
+        for da_key in on_mrg:
+            index.pop(da_key, None)
         return
     app["properties"]["provisioningState"] = "Succeeded"
     try:

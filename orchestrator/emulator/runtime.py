@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,8 @@ class Runtime:
     def __init__(self, settings: Settings, state: State, faults: FaultEngine | None = None) -> None:
         self.settings = settings
         self.state = state
-        self.initial_state = copy.deepcopy(state.to_json())  # what /_emulator/reset goes back to
+        # What /_emulator/reset goes back to, as JSON text: several times cheaper than a deepcopy.
+        self.initial_state = json.dumps(state.to_json())
         self.initial_time_scale = settings.time_scale
         self.tokens = TokenService(secrets.token_bytes(32), settings.token_lifetime)
         self.stats = Stats()
@@ -54,7 +55,7 @@ class Runtime:
         self.audiences = auds | {a.rstrip("/") for a in auds}
 
     def reset(self) -> None:
-        self.state = State.from_json(copy.deepcopy(self.initial_state))
+        self.state = State.from_json(json.loads(self.initial_state))
         self.stats = Stats()
         self.settings.time_scale = self.initial_time_scale
         self.faults.replace([])

@@ -6,6 +6,7 @@ ids are case-insensitive. The fleet file (`--fleet`) and the state file (`--stat
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import time
@@ -57,6 +58,10 @@ class Operation:
     previous: Json | None = None  # the app before this write, restored if the operation fails
     ended_at: float | None = None
 
+    def quarter(self) -> float:
+        """When the app leaves Accepted for Running/Updating."""
+        return self.start + (self.end - self.start) * 0.25
+
     def error(self) -> Json | None:
         if self.status != "Failed":
             return None
@@ -94,7 +99,11 @@ class State:
     offers: list[Json] = field(default_factory=list)
     operations: dict[str, Operation] = field(default_factory=dict)
     in_flight: dict[str, str] = field(default_factory=dict)  # app key -> operation id
-    pending_deny: list[PendingDeny] = field(default_factory=list)
+    pending_deny: list[PendingDeny] = field(default_factory=list)  # kept sorted by apply_at
+    # In memory only (rebuilt on load): a heap of (when, operation id) for every in-flight operation's
+    # next transition (a quarter in: Accepted -> Running/Updating; the end), so advancing to the
+    # present costs nothing per request unless something is due.
+    timeline: list[tuple[float, str]] = field(default_factory=list, repr=False, compare=False)
     writes: dict[str, list[WriteRecord]] = field(default_factory=dict)
     publisher_tenant_id: str = ""
     publisher_subscription_id: str = ""
@@ -116,6 +125,11 @@ class State:
             if tuple(str(offer[k]).lower() for k in ("publisher", "product", "name", "version")) == want:
                 return offer
         return None
+
+    def schedule(self, op: Operation) -> None:
+        """Put an in-flight operation's transitions on the timeline."""
+        heapq.heappush(self.timeline, (op.quarter(), op.id))
+        heapq.heappush(self.timeline, (op.end, op.id))
 
     # ---- persistence ---------------------------------------------------------------------------
     def to_json(self) -> Json:
@@ -166,7 +180,11 @@ class State:
         for o in raw.get("operations", []):
             state.operations[o["id"]] = Operation(**o)
         state.in_flight = dict(raw.get("in_flight", {}))
-        state.pending_deny = [PendingDeny(**p) for p in raw.get("pending_deny", [])]
+        state.pending_deny = sorted(
+            (PendingDeny(**p) for p in raw.get("pending_deny", [])), key=lambda p: p.apply_at
+        )
+        for op_id in state.in_flight.values():
+            state.schedule(state.operations[op_id])
         state.writes = {k: [WriteRecord(**w) for w in v] for k, v in raw.get("writes", {}).items()}
         return state
 

@@ -240,3 +240,52 @@ def test_listings_equal_a_filter_over_the_state(emulator: EmulatorHandle, fleet:
     status, _, body = raw(emulator, "POST", "/_emulator/state", None, dump)
     assert status == 200, body
     _assert_listings_match_state(emulator, token, subs)
+
+
+# ---- the operation timeline: advance() touches only what is due, and survives a reload ----------
+
+
+def test_timeline_drives_operations_across_a_state_reload(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from bisect import insort
+
+    from orchestrator.emulator import lro
+    from orchestrator.emulator.fleet import generate
+    from orchestrator.emulator.runtime import Runtime, Settings
+    from orchestrator.emulator.state import PendingDeny, State
+
+    rt = Runtime(Settings(time_scale=0.01), generate("tenants=1,subscriptions=1,apps=3", 1))
+    apps = [a for a in rt.state.applications.values() if a["properties"]["provisioningState"] == "Succeeded"]
+    ops = []
+    for app in apps[:2]:
+        op = lro.start_operation(rt, kind="update", method="PUT", app=app, previous=None, faults=[])
+        app["properties"]["provisioningState"] = "Accepted"
+        ops.append(op)
+    clock = ops[0].start
+    monkeypatch.setattr(lro, "now", lambda: clock)
+    lro.advance(rt)
+    assert all(a["properties"]["provisioningState"] == "Accepted" for a in apps[:2])
+
+    clock = ops[1].quarter() + 1e-6  # both past a quarter, neither done
+    lro.advance(rt)
+    assert [a["properties"]["provisioningState"] for a in apps[:2]] == ["Updating", "Updating"]
+    assert len(rt.state.in_flight) == 2
+
+    # Two pending deny changes to one key, queued out of order: the later one must win.
+    busy_mrgs = {a["properties"]["managedResourceGroupId"].lower() for a in apps[:2]}
+    key = next(
+        k for k, d in rt.state.deny_assignments.items() if d["properties"]["scope"].lower() not in busy_mrgs
+    )
+    first, second = {**rt.state.deny_assignments[key], "tag": 1}, {**rt.state.deny_assignments[key], "tag": 2}
+    insort(rt.state.pending_deny, PendingDeny(clock + 2, key, second), key=lambda p: p.apply_at)
+    insort(rt.state.pending_deny, PendingDeny(clock + 1, key, first), key=lambda p: p.apply_at)
+
+    rt.state = State.from_json(json.loads(json.dumps(rt.state.to_json())))  # the timeline is rebuilt
+    assert len(rt.state.timeline) == 4
+    clock = max(op.end for op in ops) + 3
+    lro.advance(rt)
+    assert rt.state.in_flight == {} and rt.state.timeline == [] and rt.state.pending_deny == []
+    assert all(rt.state.operations[op.id].status == "Succeeded" for op in ops)
+    for app in apps[:2]:
+        assert rt.state.applications[app["id"].lower()]["properties"]["provisioningState"] == "Succeeded"
+    assert rt.state.deny_assignments[key].get("tag") == 2
