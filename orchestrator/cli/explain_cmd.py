@@ -15,6 +15,8 @@ from orchestrator.cli import _common, options
 from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
 from orchestrator.explain import WhoDenies, who_denies
 from orchestrator.inventory import load_snapshot
+from orchestrator.models import Decision, Plan, PlanItem
+from orchestrator.planfile import read_plan
 
 ExplainFormat = Literal["table", "json"]
 
@@ -39,6 +41,11 @@ def register(app: typer.Typer) -> None:
         concurrency: int | None = typer.Option(
             None, "--concurrency", min=1, max=1024, help="Concurrent ARM calls."
         ),
+        plan_file: Path | None = typer.Option(
+            None,
+            "--plan",
+            help="Also say, per app, what this plan decided: did the apps it updated stop denying ACTION?",
+        ),
         log_format: options.LogFormatChoice = options.log_format_option(),
         log_level: options.LogLevelChoice = options.log_level_option(),
     ) -> None:
@@ -46,24 +53,58 @@ def register(app: typer.Typer) -> None:
         options.setup_logging(log_format, log_level)
         if not action.strip():
             raise typer.BadParameter("give an action", param_hint="--action")
+        plan = read_plan(plan_file) if plan_file is not None else None
         if snapshot_in is not None:
             snapshot = load_snapshot(snapshot_in)
         else:
             snapshot = read_fleet(options.load_fleet(config), config, concurrency=concurrency)
         result = who_denies(snapshot, action.strip(), data=data)
-        text = render_json(result) if fmt == "json" else render_table(result)
+        decisions = _plan_decisions(plan)
+        text = render_json(result, decisions) if fmt == "json" else render_table(result, decisions)
         _common.console.file.write(text)
         exit_for_failures(snapshot)
 
 
-def render_json(result: WhoDenies) -> str:
+def _plan_decisions(plan: Plan | None) -> dict[str, PlanItem] | None:
+    return {i.app_id.lower(): i for i in plan.items} if plan is not None else None
+
+
+def _decision_text(item: PlanItem | None) -> str:
+    if item is None:
+        return "not in the plan"
+    return (
+        item.decision.value if item.decision == Decision.UPDATE else f"{item.decision.value}: {item.reason}"
+    )
+
+
+def _planned_still_denying(result: WhoDenies, decisions: dict[str, PlanItem]) -> tuple[int, int]:
+    """(apps the plan updates that still deny, apps the plan updates)."""
+    planned = sum(1 for i in decisions.values() if i.decision == Decision.UPDATE)
+    still = sum(
+        1
+        for t in result.tenants
+        for d in t.denying
+        if (item := decisions.get(d.app_id.lower())) is not None and item.decision == Decision.UPDATE
+    )
+    return still, planned
+
+
+def render_json(result: WhoDenies, decisions: dict[str, PlanItem] | None = None) -> str:
     doc = result.model_dump(mode="json")
     doc["denying_count"] = result.denying_count
     doc["incomplete"] = result.incomplete
+    if decisions is not None:
+        still, planned = _planned_still_denying(result, decisions)
+        doc["plan"] = {"updated_apps": planned, "updated_apps_still_denying": still}
+        for tenant in doc["tenants"]:
+            for denial in tenant["denying"]:
+                item = decisions.get(denial["app_id"].lower())
+                denial["plan_decision"] = item.decision.value if item else None
+                denial["plan_reason"] = item.reason if item else None
     return json.dumps(doc, indent=2) + "\n"
 
 
-def render_table(result: WhoDenies) -> str:
+def render_table(result: WhoDenies, decisions: dict[str, PlanItem] | None = None) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=max(_common.console.width, 140), no_color=True, highlight=False)
     kind = "data action" if result.data else "action"
@@ -72,6 +113,13 @@ def render_table(result: WhoDenies) -> str:
         f"{result.denying_count} apps in {denying_tenants} tenants deny {kind} {result.action}",
         soft_wrap=True,
     )
+    if decisions is not None:
+        still, planned = _planned_still_denying(result, decisions)
+        console.print(
+            f"of the {planned} apps the plan updates, {still} still deny it"
+            + (" (not applied yet, or not converged: see `orchestrator status`)" if still else ""),
+            soft_wrap=True,
+        )
     for tenant in result.tenants:
         head = (
             f"\n{tenant.tenant_name} ({tenant.tenant_id}): {len(tenant.denying)} of {tenant.apps_total} apps"
@@ -82,14 +130,23 @@ def render_table(result: WhoDenies) -> str:
         if not tenant.denying:
             continue
         table = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 2, 0, 0))
-        for title in ("  App", "Subscription", "Resource group", "Kind", "Definition / plan", "Denied by"):
+        titles = ["  App", "Subscription", "Resource group", "Kind", "Definition / plan", "Denied by"]
+        for title in titles + (["Plan"] if decisions is not None else []):
             table.add_column(title, overflow="fold")
         for d in tenant.denying:
             target = (
                 f"plan {d.plan_version}" if d.plan_version else (d.definition_id or "").rsplit("/", 1)[-1]
             )
-            table.add_row(
-                "  " + d.app_name, d.subscription_id, d.resource_group, d.kind, target, ", ".join(d.denied_by)
-            )
+            row = [
+                "  " + d.app_name,
+                d.subscription_id,
+                d.resource_group,
+                d.kind,
+                target,
+                ", ".join(d.denied_by),
+            ]
+            if decisions is not None:
+                row.append(_decision_text(decisions.get(d.app_id.lower())))
+            table.add_row(*row)
         console.print(table)
     return buffer.getvalue()
