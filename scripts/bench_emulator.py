@@ -1,10 +1,13 @@
-"""Throughput of the emulator on simple GETs (application by id), throttling off.
+"""Throughput of the emulator on simple GETs, throttling off.
 
-The emulator runs in a subprocess (so it does not share a GIL with the client); a concurrent aiohttp
-client hammers GET application-by-id for a fixed time. Prints requests/s, p50/p99 latency and the
-emulator's peak RSS. A figure, not a test.
+The emulator runs in a subprocess (so it does not share a GIL with the client); concurrent aiohttp
+clients hammer one route for a fixed time: GET application by id (default), or the first page of the
+application or deny-assignment listing of each subscription (`--route apps|deny`; with a large
+`--generate` fleet this shows a page's cost does not grow with the fleet). Prints requests/s, p50/p99
+latency, the emulator's peak RSS and CPU, and requests per emulator CPU-second. A figure, not a test.
 
-    .venv/bin/python scripts/bench_emulator.py [--seconds 10] [--concurrency 32]
+    .venv/bin/python scripts/bench_emulator.py [--seconds 10] [--concurrency 32] [--clients 2]
+        [--route app|apps|deny] [--generate tenants=2,subscriptions=2,apps=10]
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from orchestrator.emulator.testing import EmulatorHandle, run_emulator
 
 API = "api-version=2023-12-01-preview"
+AUTHZ = "api-version=2022-04-01"
+ROUTES = {
+    "app": "GET application by id",
+    "apps": "GET applications by subscription (first page)",
+    "deny": "GET deny assignments by subscription (first page)",
+}
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -34,7 +43,7 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def _token(emu: EmulatorHandle) -> tuple[str, list[str]]:
+async def _token(emu: EmulatorHandle, route: str) -> tuple[str, list[str]]:
     from azure.identity.aio import ClientSecretCredential
 
     fleet = emu.fleet()
@@ -44,12 +53,22 @@ async def _token(emu: EmulatorHandle) -> tuple[str, list[str]]:
         authority=emu.url, disable_instance_discovery=True, connection_verify=str(emu.ca_bundle),
     ) as cred:  # fmt: skip
         token = (await cred.get_token(emu.url + ".default")).token
-    apps = [a["id"] for a in fleet["applications"] if a["id"].split("/")[2] in tenant["subscriptions"]]
+    subs = tenant["subscriptions"]
+    if route == "apps":
+        return token, [
+            f"{emu.url}subscriptions/{s}/providers/Microsoft.Solutions/applications?{API}" for s in subs
+        ]
+    if route == "deny":
+        return token, [
+            f"{emu.url}subscriptions/{s}/providers/Microsoft.Authorization/denyAssignments?{AUTHZ}"
+            for s in subs
+        ]
+    apps = [a["id"] for a in fleet["applications"] if a["id"].split("/")[2] in subs]
     return token, [f"{emu.url}{a.lstrip('/')}?{API}" for a in apps]
 
 
-def _warm(_: int) -> None:
-    import aiohttp as _  # noqa: F401
+def _warm(_index: int) -> None:
+    import aiohttp  # noqa: F401
 
 
 def _client_process(args: tuple[str, str, list[str], float, int]) -> tuple[float, list[float], int]:
@@ -96,10 +115,12 @@ def main() -> None:
     parser.add_argument(
         "--clients", type=int, default=2, help="client processes (a Python client is CPU-bound)"
     )
+    parser.add_argument("--route", choices=sorted(ROUTES), default="app")
+    parser.add_argument("--generate", default="tenants=2,subscriptions=2,apps=10", help="emulator fleet")
     args = parser.parse_args()
-    with run_emulator(generate="tenants=2,subscriptions=2,apps=10", subprocess=True, throttle=False) as emu:
+    with run_emulator(generate=args.generate, subprocess=True, throttle=False) as emu:
         assert emu.pid is not None
-        token, urls = asyncio.run(_token(emu))
+        token, urls = asyncio.run(_token(emu, args.route))
         job = (str(emu.ca_bundle), token, urls, args.seconds, args.concurrency)
         with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
             pool.map(_warm, range(args.clients))  # imports done before the clock starts
@@ -114,8 +135,8 @@ def main() -> None:
         rss = _peak_rss_mib(emu.pid)
     q = statistics.quantiles(latencies, n=100)
     print(
-        f"GET application by id, {args.clients} client processes x {args.concurrency} connections, "
-        f"{args.seconds:.0f} s, throttling off"
+        f"{ROUTES[args.route]}, fleet {args.generate}, {args.clients} client processes x "
+        f"{args.concurrency} connections, {args.seconds:.0f} s, throttling off"
     )
     print(f"requests/s: {rps}   (target >= 1500 on one core)")
     print(f"latency p50: {q[49] * 1000:.2f} ms   p99: {q[98] * 1000:.2f} ms")
