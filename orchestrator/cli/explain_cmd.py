@@ -17,6 +17,7 @@ from orchestrator.explain import WhoDenies, who_denies
 from orchestrator.inventory import load_snapshot
 from orchestrator.models import Decision, Plan, PlanItem
 from orchestrator.planfile import read_plan
+from orchestrator.render.plan_review import reason_summary
 
 ExplainFormat = Literal["table", "json"]
 
@@ -72,9 +73,9 @@ def _plan_decisions(plan: Plan | None) -> dict[str, PlanItem] | None:
 def _decision_text(item: PlanItem | None) -> str:
     if item is None:
         return "not in the plan"
-    return (
-        item.decision.value if item.decision == Decision.UPDATE else f"{item.decision.value}: {item.reason}"
-    )
+    if item.decision == Decision.UPDATE:
+        return item.decision.value
+    return f"{item.decision.value}: {reason_summary(item.reason)}"
 
 
 def _planned_still_denying(result: WhoDenies, decisions: dict[str, PlanItem]) -> tuple[int, int]:
@@ -139,7 +140,7 @@ def render_table(result: WhoDenies, decisions: dict[str, PlanItem] | None = None
             )
             row = [
                 "  " + d.app_name,
-                d.subscription_id,
+                d.subscription_id[:8] + "…",
                 d.resource_group,
                 d.kind,
                 target,

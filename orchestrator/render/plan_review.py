@@ -216,7 +216,7 @@ def _changes_text(item: PlanItem) -> tuple[Text, Text]:
     return added, removed
 
 
-def _reason_group(reason: str) -> str:
+def reason_summary(reason: str) -> str:
     """The part of a reason that many apps share: up to its first detail (':' or ' (')."""
     cut = [i for i in (reason.find(":"), reason.find(" (")) if i > 0]
     return reason[: min(cut)] if cut else reason
@@ -261,7 +261,7 @@ def _render_groups(plan: Plan, console: Console) -> None:
     held: dict[tuple[Decision, str], list[PlanItem]] = defaultdict(list)
     for item in plan.items:
         if item.decision != Decision.UPDATE:
-            held[(item.decision, _reason_group(item.reason))].append(item)
+            held[(item.decision, reason_summary(item.reason))].append(item)
     if held:
         table = Table(title="Not updated, by reason", title_justify="left")
         for column in ("decision", "apps", "reason", "for example"):
