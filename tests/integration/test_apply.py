@@ -184,6 +184,8 @@ def test_faults_every_app_ends_succeeded_or_failed_with_a_cause(tmp_path: Path) 
         {"kind": "read", "action": "500", "probability": 0.05},
         {"kind": "poll", "action": "503", "probability": 0.05},
         {"kind": "list", "action": "reset", "probability": 0.05},
+        {"kind": "write", "action": "reset", "first": 2},
+        {"kind": "write", "action": "429", "first": 2, "retry_after": 1},
         {"kind": "write", "action": "fail_transient", "first": 3},
         {"kind": "write", "action": "fail_permanent", "app": "ma-002-01-*"},
         {"kind": "write", "action": "deny_delay", "deny_delay": 60, "probability": 0.5},
