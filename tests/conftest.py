@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 _SCRUB_PREFIXES = ("AZURE_", "MSAL_", "ORCHESTRATOR_", "IDENTITY_", "MSI_")
-_SCRUB_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+_SCRUB_NAMES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+)
 
 
 @pytest.fixture(autouse=True)
