@@ -659,21 +659,18 @@ class Engine:
                 )
         found: DenyAssignment | None = None
         gap: str | None = None
+        # `app` was read after the operation ended, joined with its deny assignment: check that first.
+        already_read = True
         try:
             async for attempt in retrying(
                 self.settings.verify_retry, sleep=self.sleep, before_sleep=self._log_retry
             ):
                 with attempt:
-                    await self.pacer.before_call(item.subscription_id, "read")
-                    try:
-                        async with self._reads:
-                            assignments = await self.gateway.list_deny_assignments_at(
-                                item.tenant_id, app.managed_resource_group_id
-                            )
-                    except ArmError as exc:
-                        self._note_throttle(item, exc)
-                        raise
-                    found = select_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
+                    if already_read:
+                        already_read = False
+                        found = app.deny_assignment
+                    else:
+                        found = await self._read_deny_assignment(item, app)
                     gap = convergence_gap(found, item)
                     if gap is not None:
                         raise NotConverged(gap)
@@ -701,6 +698,18 @@ class Engine:
         return state
 
     # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _read_deny_assignment(self, item: WorkItem, app: App) -> DenyAssignment | None:
+        await self.pacer.before_call(item.subscription_id, "read")
+        try:
+            async with self._reads:
+                assignments = await self.gateway.list_deny_assignments_at(
+                    item.tenant_id, app.managed_resource_group_id
+                )
+        except ArmError as exc:
+            self._note_throttle(item, exc)
+            raise
+        return select_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
 
     async def _read_app(self, item: WorkItem) -> App | None:
         """The app as it is now, joined with its system deny assignment (retrying transient errors)."""
