@@ -143,7 +143,7 @@ def _summary_table(plan: Plan, resumed: RunView | None) -> Table:
         counts[key] += 1
         if state.get(item.app_id) in TERMINAL_APP_STATES:
             done[key] += 1
-    table = Table(title=f"Apply plan {plan.digest[:19]} → {plan.target.name}", title_justify="left")
+    table = Table()
     table.add_column("wave")
     table.add_column("tenant")
     table.add_column("apps to update", justify="right")
@@ -352,6 +352,7 @@ def register(app: typer.Typer) -> None:
         with Journal(resolve_path(journal_path)) as journal, journal.exclusive():
             existing = None if new_run else journal.latest_run_for(plan.digest)
             resumed = journal.run_view(existing) if existing else None
+            console.print(f"Apply plan {plan.digest[:19]} → {plan.target.name}", highlight=False)
             console.print(_summary_table(plan, resumed))
             if resumed is not None:
                 console.print(f"Continuing run {resumed.run_id} ({resumed.state.value}).", highlight=False)
