@@ -60,21 +60,23 @@ def render_table(view: RunView, *, by: str) -> None:
     problems = [a for a in view.apps if a.state in FAILURE_STATES]
     if problems and by == "tenant":
         table = Table(title="Failures and their causes", title_justify="left", expand=True)
-        table.add_column("tenant", no_wrap=True)
-        table.add_column("app", no_wrap=True)
+        wide = console.width >= 150  # the request id (for a support case) fits only on a wide terminal
+        table.add_column("tenant", max_width=24)
+        table.add_column("app", max_width=32)
         table.add_column("state", no_wrap=True)
-        table.add_column("code", no_wrap=True)
-        table.add_column("cause", overflow="fold", ratio=1)
-        table.add_column("request id", no_wrap=True)
+        table.add_column("code", max_width=28)
+        table.add_column("cause", overflow="fold", ratio=1, min_width=30)
+        if wide:
+            table.add_column("request id", no_wrap=True)
         for app in problems[:MAX_FAILURE_ROWS]:
-            table.add_row(
+            row = [
                 app.tenant_name or app.tenant_id,
                 app.app_name,
                 app.state.value,
                 app.error_code or "",
                 _cause(app.error_message, app.app_id),
-                app.request_id or "",
-            )
+            ]
+            table.add_row(*row, *([app.request_id or ""] if wide else []))
         console.print(table)
         if len(problems) > MAX_FAILURE_ROWS:
             console.print(
