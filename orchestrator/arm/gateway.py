@@ -375,9 +375,14 @@ class AzureGateway:
                 )
             model.plan.version = plan.version
         capture = _HeaderCapture()
+        # No transport retry once the PUT may have reached ARM (a lost answer, a 5xx or 429): a blind
+        # second PUT could land while the first operation runs. The executor re-reads the app and
+        # decides instead. Connection errors before anything was sent are still retried.
         poller = await self._call(
             what,
-            lambda: client.applications.begin_create_or_update(rg, name, model, raw_response_hook=capture),
+            lambda: client.applications.begin_create_or_update(
+                rg, name, model, raw_response_hook=capture, retry_read=0, retry_status=0
+            ),
         )
         headers = {k.lower(): v for k, v in capture.headers.items()}
         return Submitted(

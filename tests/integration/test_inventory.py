@@ -223,6 +223,30 @@ async def test_a_failed_operation_is_a_result_not_an_exception(tmp_path: Path) -
         assert result.error_message and "cannot succeed" in result.error_message
 
 
+async def test_the_put_is_not_retried_by_the_transport_once_it_may_have_reached_arm(tmp_path: Path) -> None:
+    """A 5xx (or lost answer) on the PUT surfaces to the executor, which re-reads before any second
+    write; reads keep their transport retries."""
+    from orchestrator.gateway import ArmError
+
+    for fleet in make_fleet(tmp_path):
+        config = fleet.config
+        snapshot = await inventory(fleet)
+        app = next(
+            a for a in snapshot.apps if a.kind == "ServiceCatalog" and a.provisioning_state == "Succeeded"
+        )
+        v2 = fleet.emulator.fleet()["publisher"]["definitions"]["app-v2"]
+        fleet.emulator.set_faults([{"kind": "write", "action": "503", "first": 1}])
+        async with AzureGateway(config, retry=FAST) as gateway:
+            with pytest.raises(ArmError) as info:
+                await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
+            assert info.value.status == 503 and info.value.transient
+            stats = fleet.emulator.stats()
+            assert stats["writes_per_app"].get(app.id.lower(), 0) <= 1
+            # The next PUT (the executor's, after it re-read the app) goes through.
+            submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
+            assert (await gateway.wait_operation(app.tenant_id, submitted.resume_token)).status == "Succeeded"
+
+
 async def test_a_missing_application_reads_as_none_and_a_write_to_it_is_not_transient(fleet: Fleet) -> None:
     from orchestrator.gateway import ArmError
 
