@@ -51,12 +51,14 @@ class ArmError(Exception):
         code: str | None = None,
         transient: bool = False,
         info: CallInfo | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.transient = transient
         self.info = info or CallInfo()
+        self.retry_after = retry_after  # seconds ARM asked to wait (Retry-After / retry-after-ms)
 
 
 class ArmGateway(Protocol):

@@ -111,12 +111,30 @@ def to_arm_error(exc: BaseException, what: str) -> ArmError:
             code=code,
             transient=is_transient(status, code),
             info=call_info(headers),
+            retry_after=retry_after(headers),
         )
     if isinstance(exc, (ServiceRequestError, ServiceResponseError, OSError, TimeoutError)):
         return ArmError(
             f"{what}: connection failed: {_one_line(str(exc))}", code="ConnectionError", transient=True
         )
     return ArmError(f"{what}: {type(exc).__name__}: {_one_line(str(exc))}", transient=False)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked to wait: `retry-after-ms`, else `Retry-After` in seconds (ARM does not
+    send the HTTP-date form)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = lower.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
 
 
 def _from_arm(exc: HttpResponseError) -> bool:

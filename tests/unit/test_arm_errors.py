@@ -95,3 +95,21 @@ def test_helpers() -> None:
     )
     assert call_info(None).request_id is None
     assert not is_transient(None, None)
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"retry-after-ms": "250"}, 0.25),
+        ({"Retry-After": "7", "retry-after-ms": "250"}, 0.25),  # the finer one wins
+        ({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, None),  # ARM does not send dates
+        ({}, None),
+    ],
+)
+def test_a_throttled_response_carries_how_long_arm_asked_to_wait(
+    headers: dict[str, str], seconds: float | None
+) -> None:
+    body = {"error": {"code": "TooManyRequests", "message": "slow down"}}
+    exc = HttpResponseError(response=response(429, body, {**HEADERS, **headers}))
+    assert to_arm_error(exc, "list").retry_after == seconds
