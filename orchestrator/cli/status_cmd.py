@@ -34,12 +34,22 @@ def render_table(view: RunView, *, by: str) -> None:
         table.add_column("apps", justify="right")
         for state in present:
             table.add_column(state.value, justify="right")
+        # Apps that needed more than one attempt: the faults and throttling the rollout absorbed.
+        table.add_column("retried", justify="right")
         groups: dict[str, Counter[AppState]] = defaultdict(Counter)
+        retried: Counter[str] = Counter()
         for app in view.apps:
-            groups[app.tenant_name or app.tenant_id][app.state] += 1
+            tenant_key = app.tenant_name or app.tenant_id
+            groups[tenant_key][app.state] += 1
+            retried[tenant_key] += app.attempts > 1
         for tenant in sorted(groups):
             counts = groups[tenant]
-            table.add_row(tenant, str(sum(counts.values())), *(str(counts[s] or "") for s in present))
+            table.add_row(
+                tenant,
+                str(sum(counts.values())),
+                *(str(counts[s] or "") for s in present),
+                str(retried[tenant] or ""),
+            )
         console.print(table)
     else:
         table = Table(title="Per app", title_justify="left")
