@@ -450,15 +450,7 @@ class Engine:
         except JournalError:
             raise
         except Exception as exc:  # the last resort: an app's failure never takes the run down
-            code, message, info = _error_fields(exc)
-            log.error("app failed", error_code=code, error=message)
-            return await self._transition(
-                item,
-                AppState.FAILED,
-                error_code=code,
-                error_message=message,
-                request_id=info.request_id if info else None,
-            )
+            return await self._fail(item, exc, "app failed")
 
     async def _drive(self, item: WorkItem, record: AppRecord, stop: asyncio.Event) -> AppState:
         state = record.state
@@ -543,16 +535,19 @@ class Engine:
                         raise
                     return None
         except (OperationFailed, ArmError, NotConverged, _Reconcile) as exc:
-            code, message, info = _error_fields(exc)
-            log.error("upgrade failed", error_code=code, error=message)
-            return await self._transition(
-                item,
-                AppState.FAILED,
-                error_code=code,
-                error_message=message,
-                request_id=info.request_id if info else None,
-            )
+            return await self._fail(item, exc, "upgrade failed")
         raise AssertionError("unreachable: tenacity re-raises or returns")
+
+    async def _fail(self, item: WorkItem, exc: BaseException, event: str) -> AppState:
+        code, message, info = _error_fields(exc)
+        log.error(event, error_code=code, error=message)
+        return await self._transition(
+            item,
+            AppState.FAILED,
+            error_code=code,
+            error_message=message,
+            request_id=info.request_id if info else None,
+        )
 
     async def _submit(self, item: WorkItem, attempts: int, before: BeforeState | None) -> str:
         """Journal the intent, PUT, journal the operation. Returns the resume token."""
