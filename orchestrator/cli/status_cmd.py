@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -16,6 +15,7 @@ from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.errors import InputError, JournalError
 from orchestrator.journal import Journal, resolve_path
 from orchestrator.models import AppState, RunView
+from orchestrator.planfile import read_plan
 
 FAILURE_STATES = (AppState.FAILED, AppState.UNVERIFIED, AppState.STALE)
 STATE_ORDER = list(AppState)
@@ -110,6 +110,19 @@ def _as_json(view: RunView) -> str:
     return json.dumps(body, indent=2)
 
 
+def _wave_names(view: RunView) -> dict[int, str]:
+    """The plan's wave names ("canary", ...) when the run's plan file is still where it was and intact."""
+    if not view.plan_path:
+        return {}
+    try:
+        plan = read_plan(Path(view.plan_path))
+    except InputError:
+        return {}  # moved, edited or unreadable: waves show as numbers
+    if plan.digest != view.plan_digest:
+        return {}
+    return {w.index: w.name for w in plan.waves}
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def status(
@@ -123,8 +136,6 @@ def register(app: typer.Typer) -> None:
         journal_path: Path | None = journal_option(),
     ) -> None:
         """Where a run stands: per-tenant counts and the failures with their causes."""
-        if fmt == "html" and importlib.util.find_spec("orchestrator.render.html") is None:
-            raise InputError("--format html: the HTML renderer is not available in this installation")
         path = resolve_path(journal_path)
         if not path.exists():
             raise JournalError(
@@ -140,7 +151,7 @@ def register(app: typer.Typer) -> None:
         elif fmt == "html":
             from orchestrator.render.html import render_run_html
 
-            typer.echo(render_run_html(view))
+            typer.echo(render_run_html(view, wave_names=_wave_names(view)))
         else:
             render_table(view, by=by)
 
