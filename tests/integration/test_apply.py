@@ -179,7 +179,7 @@ def test_apply_upgrades_verifies_and_reports_per_tenant(quick_fleet: Fleet, tmp_
 
 
 def test_faults_every_app_ends_succeeded_or_failed_with_a_cause(tmp_path: Path) -> None:
-    faults = [
+    faults: list[dict[str, Any]] = [
         {"kind": "any", "action": "429", "probability": 0.08, "retry_after": 2},
         {"kind": "read", "action": "500", "probability": 0.05},
         {"kind": "poll", "action": "503", "probability": 0.05},

@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ async def inventory(fleet: Fleet, *, concurrency: int = 8) -> Snapshot:
         return await collect_snapshot(config, gateway, concurrency=concurrency)
 
 
-def by_id(items: list[dict]) -> dict[str, dict]:  # type: ignore[type-arg]
+def by_id(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {i["id"].lower(): i for i in items}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,12 +21,12 @@ pytestmark = pytest.mark.integration
 READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 
 
-def _explain(fleet: Fleet, plan: Path) -> dict:  # type: ignore[type-arg]
+def _explain(fleet: Fleet, plan: Path) -> dict[str, Any]:
     result = run_cli(
         "explain", "-a", READ_METADATA, "-c", str(fleet.config_path), "--plan", str(plan), "-f", "json"
     )
     assert result.code == 0, result.stderr
-    doc: dict = json.loads(result.stdout)  # type: ignore[type-arg]
+    doc: dict[str, Any] = json.loads(result.stdout)
     return doc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 
 
-def _v1_service_catalog_apps(fleet: Fleet) -> dict[str, dict]:  # type: ignore[type-arg]
+def _v1_service_catalog_apps(fleet: Fleet) -> dict[str, dict[str, Any]]:
     state = fleet.emulator.state()
     return {
         a["id"].lower(): a

@@ -12,7 +12,7 @@ from orchestrator.cli.apply_cmd import _check_plan_against_config, _exit_code, _
 from orchestrator.config import FleetConfig
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL, InputError, PlanFileError
 from orchestrator.executor import Progress
-from orchestrator.models import AppState, RunState
+from orchestrator.models import AppState, AppStatusView, RunState, RunView
 from tests.unit.test_engine import fleet, make_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,10 +64,8 @@ def test_time_scale_and_crash_hook_come_from_the_environment(monkeypatch: pytest
         _settings(config, concurrency=None, per_subscription=None, failure_tolerance="0", wave=None, bake=0)
 
 
-def _view(states: list[AppState], run_state: RunState = RunState.COMPLETED):  # type: ignore[no-untyped-def]
+def _view(states: list[AppState], run_state: RunState = RunState.COMPLETED) -> RunView:
     from datetime import UTC, datetime
-
-    from orchestrator.models import AppStatusView, RunView
 
     now = datetime.now(UTC)
     return RunView(

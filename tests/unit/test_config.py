@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_config
+from orchestrator.config import ClientSecretCredentialConfig, load_config
 from orchestrator.errors import ConfigError
 
 GOOD = """
@@ -44,7 +44,8 @@ def test_a_good_config_loads_and_resolves_relative_paths(tmp_path: Path) -> None
     assert config.cloud.ca_bundle == (tmp_path / "ca.pem").resolve()
     tenant = config.tenants[0]
     assert tenant.display_name == "Contoso" and tenant.ring == "canary"
-    assert tenant.credential.secret_file == (tmp_path / "secrets/contoso").resolve()  # type: ignore[union-attr]
+    assert isinstance(tenant.credential, ClientSecretCredentialConfig)
+    assert tenant.credential.secret_file == (tmp_path / "secrets/contoso").resolve()
 
 
 def test_known_clouds_and_token_audience(tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,8 +45,8 @@ async def no_sleep(_: float) -> None:
 FAST = RetryPolicy(attempts=4, deadline_seconds=3600, initial_seconds=0, max_seconds=0, jitter_seconds=0)
 
 
-def settings(**overrides: object) -> ExecutorSettings:
-    base: dict[str, object] = {
+def settings(**overrides: Any) -> ExecutorSettings:
+    base: dict[str, Any] = {
         "concurrency": 8,
         "per_subscription": 2,
         "failure_tolerance": Tolerance.parse("100%"),
@@ -55,7 +56,7 @@ def settings(**overrides: object) -> ExecutorSettings:
         "pacing": PacingPolicy(base_interval=0, max_interval=0),
     }
     base.update(overrides)
-    return ExecutorSettings(**base)  # type: ignore[arg-type]
+    return ExecutorSettings(**base)
 
 
 def make_app(i: int, tenant: str, sub: str) -> App:
@@ -142,9 +143,9 @@ def make_plan(apps: Sequence[App], wave_sizes: Sequence[int] = (2,), digest: str
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Journal:
+def journal(tmp_path: Path) -> Iterator[Journal]:
     j = Journal(tmp_path / "journal.db")
-    yield j  # type: ignore[misc]
+    yield j
     j.close()
 
 
@@ -265,7 +266,9 @@ async def test_retries_stop_at_the_attempt_cap(journal: Journal) -> None:
     assert arm.writes[apps[0].id.lower()] == FAST.attempts
 
 
-async def test_lost_answer_is_reconciled_not_rewritten(journal: Journal) -> None:
+async def test_lost_answer_is_reconciled_not_rewritten(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arm, apps = fleet(1)
     key = apps[0].id.lower()
     arm.script[key] = ["lost"]
@@ -287,7 +290,7 @@ async def test_lost_answer_is_reconciled_not_rewritten(journal: Journal) -> None
         # The first read is the pre-write check; from the reconcile on, ARM has completed the write.
         return await (original if view_calls == 1 else get_and_finish)(tenant_id, app_id)
 
-    arm.get_application = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(arm, "get_application", counting)
     view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
     assert view.apps[0].state == AppState.SUCCEEDED
     assert arm.writes[key] == 1
@@ -440,8 +443,9 @@ async def test_rollback_puts_apps_back_and_marks_the_original(journal: Journal) 
     assert {a.state for a in rolled.apps} == {AppState.SUCCEEDED}
     assert len(rolled.apps) == 2
     assert arm.app(apps[0].id).definition_id == V1
-    assert arm.app(apps[0].id).deny_assignment is not None
-    assert set(arm.app(apps[0].id).deny_assignment.not_actions) == set(OLD)  # type: ignore[union-attr]
+    restored = arm.app(apps[0].id).deny_assignment
+    assert restored is not None
+    assert set(restored.not_actions) == set(OLD)
     assert arm.app(apps[2].id).definition_id == V2
     after = states(journal, applied.run_id)
     assert after[apps[0].id] == after[apps[1].id] == AppState.ROLLED_BACK
@@ -515,18 +519,17 @@ async def test_closed_maintenance_window_leaves_apps_pending_and_later_waves_wai
 
 
 async def test_a_journal_that_cannot_be_written_stops_the_run_with_its_one_line_error(
-    journal: Journal,
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from orchestrator.errors import JournalError
 
     arm, apps = fleet(3)
-    original = journal.record_many
 
     def broken(transitions: object) -> None:
         raise JournalError(f"{journal.path}: cannot write: disk I/O error")
 
-    journal.record_many = broken  # type: ignore[method-assign]
+    monkeypatch.setattr(journal, "record_many", broken)
     with pytest.raises(JournalError, match="disk I/O error"):
         await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
-    journal.record_many = original  # type: ignore[method-assign]
+    monkeypatch.undo()  # the journal writes again
     assert sum(arm.writes.values()) == 0  # nothing written that could not be journaled first

@@ -13,6 +13,8 @@ READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 def deny(
     not_actions: tuple[str, ...] = (), *, lock: str = "ReadOnly", not_data: tuple[str, ...] = ()
 ) -> DenyAssignment:
+    actions: tuple[str, ...]
+    data: tuple[str, ...]
     if lock == "ReadOnly":
         actions, data, not_actions = ("*",), ("*",), ("*/read", *not_actions)
     else:

@@ -58,14 +58,16 @@ def test_stable_under_case_and_order_and_irrelevant_fields() -> None:
 
 def test_changes_when_what_apply_relies_on_changes() -> None:
     app = _app()
+    deny = app.deny_assignment
+    assert deny is not None
     changed = [
         _app(id=APP_ID + "x"),
         _app(definition_id=DEF_ID + "2"),
         _app(provisioning_state="Updating"),
         _app(managed_resource_group_id=MRG + "2"),
         _app(deny_assignment=None),
-        _app(deny_assignment=app.deny_assignment.model_copy(update={"not_actions": ("*/read",)})),  # type: ignore[union-attr]
-        _app(deny_assignment=app.deny_assignment.model_copy(update={"not_data_actions": ()})),  # type: ignore[union-attr]
+        _app(deny_assignment=deny.model_copy(update={"not_actions": ("*/read",)})),
+        _app(deny_assignment=deny.model_copy(update={"not_data_actions": ()})),
         _app(plan=MarketplacePlan(publisher="p", product="o", name="n", version="1.0.0")),
     ]
     prints = {fingerprint(a) for a in changed}

@@ -170,7 +170,7 @@ def test_committed_example_plan_is_what_the_planner_makes(plan: Plan) -> None:
 
 
 def test_simplified_schema_accepts_exactly_what_the_model_schema_accepts(plan_path: Path) -> None:
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+    from jsonschema import Draft202012Validator
 
     raw = Draft202012Validator(Plan.model_json_schema())
     simplified = Draft202012Validator(plan_schema())

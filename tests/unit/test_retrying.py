@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 
@@ -22,7 +23,8 @@ class Throttled(ArmError):
     retry_after = 30.0
 
 
-async def run(errors: list[BaseException]) -> tuple[int, list[float]]:
+async def run(errors: Sequence[BaseException]) -> tuple[int, list[float]]:
+    pending = list(errors)
     slept: list[float] = []
     calls = 0
 
@@ -32,8 +34,8 @@ async def run(errors: list[BaseException]) -> tuple[int, list[float]]:
     async for attempt in retrying(POLICY, sleep=sleep, rng=random.Random(7)):
         with attempt:
             calls += 1
-            if errors:
-                raise errors.pop(0)
+            if pending:
+                raise pending.pop(0)
     return calls, slept
 
 
