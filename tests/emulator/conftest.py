@@ -5,15 +5,19 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pytest
+from azure.mgmt.managedapplications import types as wire
 
 from orchestrator.emulator.testing import EmulatorHandle, run_emulator
 
 # Small pages so paging is always exercised; 7 apps per subscription spread over 3 pages.
 FLEET = "tenants=3,subscriptions=4,apps=7"
 PAGE_SIZE = 3
+
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +55,22 @@ def tenant_of(emu: EmulatorHandle, fleet: dict[str, Any], index: int = 0) -> Ten
 def publisher_of(emu: EmulatorHandle, fleet: dict[str, Any]) -> Tenant:
     p = fleet["publisher"]
     return Tenant(p["id"], p["name"], p["client_id"], emu.secret_for(p["id"]), p["subscriptions"], p)
+
+
+def present(value: T | None) -> T:
+    """The SDK models type every field as optional: where the emulator must have filled one, check it."""
+    assert value is not None
+    return value
+
+
+def app_body(body: dict[str, Any]) -> wire.Application:
+    """Our request bodies are plain JSON built from what the emulator returned (some deliberately
+    invalid); the SDKs type them as TypedDicts, so they are passed through as the wire shape."""
+    return cast(wire.Application, body)
+
+
+def patch_body(body: dict[str, Any]) -> wire.ApplicationPatchable:
+    return cast(wire.ApplicationPatchable, body)
 
 
 def client_kwargs(emu: EmulatorHandle) -> dict[str, Any]:

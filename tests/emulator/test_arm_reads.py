@@ -3,6 +3,7 @@ deny assignments, permissions; paging, api-versions, case-insensitive paths, env
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,6 +19,7 @@ from tests.emulator.conftest import (
     PAGE_SIZE,
     aio_credential,
     client_kwargs,
+    present,
     publisher_of,
     raw,
     sync_credential,
@@ -30,30 +32,32 @@ pytestmark = pytest.mark.integration
 SOLUTIONS_API = "api-version=2023-12-01-preview"
 
 
-def test_subscriptions_only_the_token_tenant_sync_and_paged(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_subscriptions_only_the_token_tenant_sync_and_paged(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     client = SubscriptionClient(sync_credential(emulator, tenant), **client_kwargs(emulator))
     subs = list(client.subscriptions.list())
-    assert sorted(s.subscription_id for s in subs) == sorted(tenant.subscriptions)
+    assert sorted(present(s.subscription_id) for s in subs) == sorted(tenant.subscriptions)
     assert len(subs) > PAGE_SIZE  # so the nextLink was followed
     assert all(s.tenant_id == tenant.id for s in subs)
     one = client.subscriptions.get(tenant.subscriptions[0])
-    assert one.display_name.startswith(tenant.name)
+    assert present(one.display_name).startswith(tenant.name)
     tenants = list(client.tenants.list())
     assert [t.tenant_id for t in tenants] == [tenant.id]
 
 
-async def test_subscriptions_aio(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_subscriptions_aio(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet, 1)
     async with (
         aio_credential(emulator, tenant) as cred,
         AioSubscriptionClient(cred, **client_kwargs(emulator)) as c,
     ):
-        subs = [s.subscription_id async for s in c.subscriptions.list()]
+        subs = [present(s.subscription_id) async for s in c.subscriptions.list()]
     assert sorted(subs) == sorted(tenant.subscriptions)
 
 
-def test_applications_list_get_sync(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_applications_list_get_sync(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[0]
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
@@ -61,14 +65,17 @@ def test_applications_list_get_sync(emulator: EmulatorHandle, fleet: dict) -> No
     assert len(apps) == 7
     by_rg = list(client.applications.list_by_resource_group("rg-managedapps"))
     assert [a.id for a in by_rg] == [a.id for a in apps]
-    got = client.applications.get_by_id(apps[0].id)
+    got = client.applications.get_by_id(present(apps[0].id))
     assert got is not None and got.id == apps[0].id
     assert {a.kind for a in apps} == {"ServiceCatalog", "MarketPlace"}
     market = next(a for a in apps if a.kind == "MarketPlace")
-    assert market.plan.publisher == "contoso-isv" and market.plan.version == "1.0.0"
+    plan = present(market.plan)
+    assert plan.publisher == "contoso-isv" and plan.version == "1.0.0"
 
 
-async def test_applications_aio_paging_and_definitions(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_applications_aio_paging_and_definitions(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[1]
     async with (
@@ -77,7 +84,7 @@ async def test_applications_aio_paging_and_definitions(emulator: EmulatorHandle,
     ):
         apps = [a async for a in c.applications.list_by_subscription()]
         assert len(apps) == 7
-        app = await c.applications.get("rg-managedapps", apps[3].name)
+        app = await c.applications.get("rg-managedapps", present(apps[3].name))
         assert app is not None and app.managed_resource_group_id.split("/")[-1].startswith(f"mrg-{app.name}-")
     # Any authenticated token may read a definition in the publisher's subscription
     # (documented simplification).
@@ -95,7 +102,7 @@ async def test_applications_aio_paging_and_definitions(emulator: EmulatorHandle,
 
 
 def test_next_link_is_absolute_https_with_api_version_and_skip_token(
-    emulator: EmulatorHandle, fleet: dict
+    emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
     tenant = tenant_of(emulator, fleet)
     token = token_for(emulator, tenant)
@@ -121,7 +128,7 @@ def test_next_link_is_absolute_https_with_api_version_and_skip_token(
     assert len(seen) == len(set(seen)) == 7
 
 
-def test_paths_are_case_insensitive(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_paths_are_case_insensitive(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     token = token_for(emulator, tenant)
     app_id = next(a["id"] for a in fleet["applications"] if a["id"].split("/")[2] == tenant.subscriptions[0])
@@ -136,7 +143,7 @@ def test_paths_are_case_insensitive(emulator: EmulatorHandle, fleet: dict) -> No
         validate(SOLUTIONS, "Application", body)
 
 
-def test_api_version_is_required_and_checked(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_api_version_is_required_and_checked(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     token = token_for(emulator, tenant)
     sub = tenant.subscriptions[0]
@@ -152,7 +159,9 @@ def test_api_version_is_required_and_checked(emulator: EmulatorHandle, fleet: di
     assert status == 400 and body["error"]["code"] == "InvalidApiVersionParameter"
 
 
-def test_missing_application_unknown_route_and_headers(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_missing_application_unknown_route_and_headers(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     token = token_for(emulator, tenant)
     sub = tenant.subscriptions[0]
@@ -187,7 +196,7 @@ def test_missing_application_unknown_route_and_headers(emulator: EmulatorHandle,
     assert "x-ms-request-id" in {k.lower() for k in headers}
 
 
-def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[0]
     client = AuthorizationManagementClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
@@ -227,7 +236,7 @@ def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: 
     assert got.exclude_principals[0].type == "ServicePrincipal"
 
 
-async def test_deny_assignments_aio_and_schema(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_deny_assignments_aio_and_schema(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet, 1)
     sub = tenant.subscriptions[0]
     async with (
@@ -250,7 +259,7 @@ async def test_deny_assignments_aio_and_schema(emulator: EmulatorHandle, fleet: 
     validate(DENY, "DenyAssignment", one)
 
 
-def test_permissions_reflect_publisher_access(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_permissions_reflect_publisher_access(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     full = tenant_of(emulator, fleet, 0)
     read_only = tenant_of(emulator, fleet, len(fleet["tenants"]) - 1)
     assert read_only.raw["publisher_access"] == "read-only"
@@ -263,12 +272,14 @@ def test_permissions_reflect_publisher_access(emulator: EmulatorHandle, fleet: d
         assert perms[0].data_actions == []
 
 
-def test_definitions_list_by_publisher(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_definitions_list_by_publisher(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     publisher = publisher_of(emulator, fleet)
     client = ManagedApplicationsMgmtClient(
         sync_credential(emulator, publisher), fleet["publisher"]["subscription_id"], **client_kwargs(emulator)
     )
-    names = sorted(d.name for d in client.application_definitions.list_by_resource_group("rg-publisher"))
+    names = sorted(
+        present(d.name) for d in client.application_definitions.list_by_resource_group("rg-publisher")
+    )
     assert names == ["app-v1", "app-v1-unlocked", "app-v2"]
     token = token_for(emulator, publisher)
     status, _, body = raw(

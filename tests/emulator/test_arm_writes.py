@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
+from azure.mgmt.managedapplications import types as wire
 from azure.mgmt.managedapplications.aio import ManagedApplicationsMgmtClient as AioManagedAppsClient
 
 from orchestrator.emulator.testing import EmulatorHandle
 from tests.emulator.conftest import (
     Tenant,
     aio_credential,
+    app_body,
     client_kwargs,
+    patch_body,
+    present,
     publisher_of,
     raw,
     sync_credential,
@@ -44,7 +48,7 @@ def _apps(emu: EmulatorHandle, tenant: Tenant) -> list[dict[str, Any]]:
 
 
 def _pick(
-    emu: EmulatorHandle, fleet: dict, tenant: Tenant, kind: str, definition: str = "app-v1"
+    emu: EmulatorHandle, fleet: dict[str, Any], tenant: Tenant, kind: str, definition: str = "app-v1"
 ) -> dict[str, Any]:
     def_id = fleet["publisher"]["definitions"][definition].lower()
     for app in _apps(emu, tenant):
@@ -62,7 +66,7 @@ def _system_deny(emu: EmulatorHandle, tenant: Tenant, app: dict[str, Any]) -> li
     return [d for d in client.deny_assignments.list_for_resource_group(mrg) if d.is_system_protected]
 
 
-def _expected_not_actions(fleet: dict, version: str) -> list[str]:
+def _expected_not_actions(fleet: dict[str, Any], version: str) -> list[str]:
     plan = next(p for p in fleet["publisher"]["marketplace_plans"] if p["version"] == version)
     return ["*/read", *plan["allowedActions"]]
 
@@ -85,7 +89,7 @@ def _put_body(app: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 async def test_put_to_v2_completes_and_rederives_the_deny_assignment(
-    emulator: EmulatorHandle, fleet: dict
+    emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
     tenant = tenant_of(emulator, fleet)
     app = _pick(emulator, fleet, tenant, "ServiceCatalog")
@@ -98,9 +102,9 @@ async def test_put_to_v2_completes_and_rederives_the_deny_assignment(
         aio_credential(emulator, tenant) as cred,
         AioManagedAppsClient(cred, sub, **client_kwargs(emulator)) as c,
     ):
-        poller = await c.applications.begin_create_or_update(rg, app["name"], body)
+        poller = await c.applications.begin_create_or_update(rg, app["name"], app_body(body))
         during = await c.applications.get(rg, app["name"])
-        assert during.provisioning_state in ("Accepted", "Updating")
+        assert present(during).provisioning_state in ("Accepted", "Updating")
         result = await poller.result()
     assert result.provisioning_state == "Succeeded"
     assert result.application_definition_id.lower() == fleet["publisher"]["definitions"]["app-v2"].lower()
@@ -127,21 +131,23 @@ async def test_put_to_v2_completes_and_rederives_the_deny_assignment(
     assert writes[0]["end"] is not None and writes[0]["end"] >= writes[0]["start"]
 
 
-def test_marketplace_patch_to_plan_2_sync(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_marketplace_patch_to_plan_2_sync(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     app = _pick(emulator, fleet, tenant, "MarketPlace")
     sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
     result = client.applications.begin_update(
-        rg, app["name"], {"plan": {**app["plan"], "version": "2.0.0"}}
+        rg, app["name"], patch_body({"plan": {**app["plan"], "version": "2.0.0"}})
     ).result()
     assert result.provisioning_state == "Succeeded"
-    assert result.plan.version == "2.0.0"
+    assert present(result.plan).version == "2.0.0"
     deny = _system_deny(emulator, tenant, app)[0]
     assert deny.permissions[0].not_actions == _expected_not_actions(fleet, "2.0.0")
 
 
-def test_write_during_an_operation_is_409_and_counted(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_write_during_an_operation_is_409_and_counted(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     emulator.set_time_scale(0.02)  # 2.4 s operations: room for the conflicting write
     tenant = tenant_of(emulator, fleet)
     app = _pick(emulator, fleet, tenant, "ServiceCatalog")
@@ -162,7 +168,7 @@ def test_write_during_an_operation_is_409_and_counted(emulator: EmulatorHandle, 
     sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
     with pytest.raises(HttpResponseError) as info:
-        client.applications.begin_update(rg, app["name"], {"tags": {"x": "y"}})
+        client.applications.begin_update(rg, app["name"], patch_body({"tags": {"x": "y"}}))
     assert info.value.status_code == 409
     status, _, op = raw(emulator, "GET", lowered["azure-asyncoperation"], token)
     assert status == 200 and op["status"] in ("Accepted", "Running")
@@ -175,7 +181,7 @@ def test_write_during_an_operation_is_409_and_counted(emulator: EmulatorHandle, 
     assert len(accepted) == 1 and len(records) == 6
 
 
-def test_put_validation_like_arm(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_put_validation_like_arm(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     app = _pick(emulator, fleet, tenant, "ServiceCatalog")
     market = _pick(emulator, fleet, tenant, "MarketPlace")
@@ -205,7 +211,7 @@ def test_put_validation_like_arm(emulator: EmulatorHandle, fleet: dict) -> None:
     assert emulator.stats()["operations_in_flight"] == 0
 
 
-def test_read_only_tenant_gets_403_on_writes(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_read_only_tenant_gets_403_on_writes(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet, len(fleet["tenants"]) - 1)
     assert tenant.raw["publisher_access"] == "read-only"
     app = _pick(emulator, fleet, tenant, "ServiceCatalog")
@@ -213,30 +219,33 @@ def test_read_only_tenant_gets_403_on_writes(emulator: EmulatorHandle, fleet: di
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
     assert client.applications.get(rg, app["name"]) is not None  # reads are fine
     with pytest.raises(HttpResponseError) as info:
-        client.applications.begin_create_or_update(rg, app["name"], _put_body(app))
+        client.applications.begin_create_or_update(rg, app["name"], app_body(_put_body(app)))
     assert info.value.status_code == 403
-    assert info.value.error.code == "AuthorizationFailed"
-    assert "Microsoft.Solutions/applications/write" in info.value.error.message
-    assert app["name"] in info.value.error.message  # the scope is named
+    error = present(info.value.error)
+    assert error.code == "AuthorizationFailed"
+    assert "Microsoft.Solutions/applications/write" in present(error.message)
+    assert app["name"] in present(error.message)  # the scope is named
 
 
-def test_unlocked_definition_removes_the_system_deny_and_back(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_unlocked_definition_removes_the_system_deny_and_back(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     app = _pick(emulator, fleet, tenant, "ServiceCatalog")
     sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
     body = _put_body(app)
     body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v1-unlocked"]
-    client.applications.begin_create_or_update(rg, app["name"], body).result()
+    client.applications.begin_create_or_update(rg, app["name"], app_body(body)).result()
     assert _system_deny(emulator, tenant, app) == []
     body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v1"]
-    client.applications.begin_create_or_update(rg, app["name"], body).result()
+    client.applications.begin_create_or_update(rg, app["name"], app_body(body)).result()
     assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(
         fleet, "1.0.0"
     )
 
 
-def test_refresh_permissions_repairs_a_drifted_deny(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_refresh_permissions_repairs_a_drifted_deny(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     expected = _expected_not_actions(fleet, "1.0.0")
     drifted = None
@@ -250,10 +259,10 @@ def test_refresh_permissions_repairs_a_drifted_deny(emulator: EmulatorHandle, fl
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
     assert client.applications.begin_refresh_permissions(rg, drifted["name"]).result() is None
     assert _system_deny(emulator, tenant, drifted)[0].permissions[0].not_actions == expected
-    assert client.applications.get(rg, drifted["name"]).provisioning_state == "Succeeded"
+    assert present(client.applications.get(rg, drifted["name"])).provisioning_state == "Succeeded"
 
 
-def test_create_and_delete_an_application(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_create_and_delete_an_application(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[0]
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
@@ -266,7 +275,7 @@ def test_create_and_delete_an_application(emulator: EmulatorHandle, fleet: dict)
             "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"],
         },
     }
-    created = client.applications.begin_create_or_update("rg-managedapps", "newapp", body).result()
+    created = client.applications.begin_create_or_update("rg-managedapps", "newapp", app_body(body)).result()
     assert created.provisioning_state == "Succeeded"
     app = {"id": created.id, "properties": {"managedResourceGroupId": mrg}}
     assert _system_deny(emulator, tenant, app)[0].permissions[0].not_actions == _expected_not_actions(
@@ -279,7 +288,7 @@ def test_create_and_delete_an_application(emulator: EmulatorHandle, fleet: dict)
     assert (status, err["error"]["code"]) == (404, "ResourceNotFound")
 
 
-def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     publisher = publisher_of(emulator, fleet)
     pub_sub = fleet["publisher"]["subscription_id"]
     client = ManagedApplicationsMgmtClient(
@@ -296,7 +305,9 @@ def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, f
             },
         },
     }
-    created = client.application_definitions.create_or_update("rg-publisher", "app-v3", v3)
+    created = client.application_definitions.create_or_update(
+        "rg-publisher", "app-v3", cast(wire.ApplicationDefinition, v3)
+    )
     assert created.lock_level == "CanNotDelete"
     customer = tenant_of(emulator, fleet)
     status, _, err = raw(emulator, "PUT", f"{created.id}?{API}", token_for(emulator, customer), v3)
@@ -309,7 +320,7 @@ def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, f
     )
     body = _put_body(app)
     body["properties"]["applicationDefinitionId"] = created.id
-    mclient.applications.begin_create_or_update(rg, app["name"], body).result()
+    mclient.applications.begin_create_or_update(rg, app["name"], app_body(body)).result()
     perm = _system_deny(emulator, customer, app)[0].permissions[0]
     assert (perm.actions, perm.not_actions, perm.data_actions) == (
         ["*/delete"],
@@ -318,7 +329,7 @@ def test_definition_writes_need_the_publisher_tenant(emulator: EmulatorHandle, f
     )
 
 
-def test_generated_fleet_has_failed_apps(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_generated_fleet_has_failed_apps(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     states = {
         a["properties"]["provisioningState"]
         for t in range(len(fleet["tenants"]))
@@ -327,7 +338,7 @@ def test_generated_fleet_has_failed_apps(emulator: EmulatorHandle, fleet: dict) 
     assert {"Succeeded", "Failed"} <= states
 
 
-async def test_concurrent_writes_never_overlap(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_concurrent_writes_never_overlap(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     """Many simultaneous writes to one app: exactly one is accepted, the rest get 409."""
     import asyncio
 
@@ -353,10 +364,12 @@ async def test_concurrent_writes_never_overlap(emulator: EmulatorHandle, fleet: 
     assert stats["max_concurrent_ops_per_app"][app["id"]] == 1
 
 
-def test_list_allowed_upgrade_plans(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_list_allowed_upgrade_plans(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     app = _pick(emulator, fleet, tenant, "MarketPlace")
     sub, rg = app["id"].split("/")[2], app["id"].split("/")[4]
     client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
     plans = client.applications.list_allowed_upgrade_plans(rg, app["name"])
-    assert [(p.product, p.name, p.version) for p in plans.value] == [("contoso-app", "standard", "2.0.0")]
+    assert [(p.product, p.name, p.version) for p in present(plans.value)] == [
+        ("contoso-app", "standard", "2.0.0")
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
@@ -14,13 +15,13 @@ from tests.emulator.conftest import aio_credential, raw, sync_credential, tenant
 pytestmark = pytest.mark.integration
 
 
-def _claims(token: str) -> dict[str, object]:
+def _claims(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
-    decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return decoded
 
 
-def test_openid_configuration_points_at_the_emulator(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_openid_configuration_points_at_the_emulator(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tid = fleet["tenants"][0]["id"]
     status, _, body = raw(emulator, "GET", f"{tid}/v2.0/.well-known/openid-configuration")
     assert status == 200
@@ -37,7 +38,7 @@ def test_unknown_tenant_discovery_is_an_aadsts_error(emulator: EmulatorHandle) -
     assert body["error_codes"] == [90002]
 
 
-def test_instance_discovery_answers_msal(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_instance_discovery_answers_msal(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tid = fleet["tenants"][0]["id"]
     auth = f"{emulator.url}{tid}/oauth2/v2.0/authorize"
     status, _, body = raw(
@@ -47,7 +48,9 @@ def test_instance_discovery_answers_msal(emulator: EmulatorHandle, fleet: dict) 
     assert body["tenant_discovery_endpoint"] == f"{emulator.url}{tid}/v2.0/.well-known/openid-configuration"
 
 
-def test_sync_credential_gets_a_jwt_with_the_expected_claims(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_sync_credential_gets_a_jwt_with_the_expected_claims(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     token = sync_credential(emulator, tenant).get_token(emulator.url + ".default")
     claims = _claims(token.token)
@@ -56,25 +59,29 @@ def test_sync_credential_gets_a_jwt_with_the_expected_claims(emulator: EmulatorH
     assert claims["oid"] == tenant.raw["principal_id"]
     assert claims["aud"] == emulator.url
     assert str(claims["iss"]).startswith(emulator.url)
-    assert int(claims["exp"]) - int(claims["iat"]) == 3600  # type: ignore[call-overload]
+    assert int(claims["exp"]) - int(claims["iat"]) == 3600
     assert {"nbf", "iat", "exp"} <= set(claims)
 
 
-async def test_aio_credential_gets_a_token(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_aio_credential_gets_a_token(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet, 1)
     async with aio_credential(emulator, tenant) as cred:
         token = await cred.get_token(emulator.url + ".default")
     assert _claims(token.token)["tid"] == tenant.id
 
 
-def test_wrong_secret_is_client_authentication_error_sync(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_wrong_secret_is_client_authentication_error_sync(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     with pytest.raises(ClientAuthenticationError) as info:
         sync_credential(emulator, tenant, secret="not-the-secret").get_token(emulator.url + ".default")
     assert "7000215" in str(info.value)
 
 
-async def test_wrong_secret_is_client_authentication_error_aio(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_wrong_secret_is_client_authentication_error_aio(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     async with aio_credential(emulator, tenant, secret="not-the-secret") as cred:
         with pytest.raises(ClientAuthenticationError) as info:
@@ -82,7 +89,7 @@ async def test_wrong_secret_is_client_authentication_error_aio(emulator: Emulato
     assert "7000215" in str(info.value)
 
 
-def test_token_endpoint_error_bodies(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_token_endpoint_error_bodies(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -91,7 +98,7 @@ def test_token_endpoint_error_bodies(emulator: EmulatorHandle, fleet: dict) -> N
 
     tenant = tenant_of(emulator, fleet)
 
-    def post(form: dict[str, str]) -> tuple[int, dict]:
+    def post(form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         req = urllib.request.Request(  # noqa: S310
             f"{emulator.url}{tenant.id}/oauth2/v2.0/token",
             data=urllib.parse.urlencode(form).encode(),

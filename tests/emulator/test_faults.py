@@ -10,11 +10,20 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
+from azure.mgmt.managedapplications import types as wire
 from azure.mgmt.managedapplications.aio import ManagedApplicationsMgmtClient as AioManagedAppsClient
 
 from orchestrator.emulator.faults import load_rules, parse_rules
 from orchestrator.emulator.testing import EmulatorHandle
-from tests.emulator.conftest import Tenant, aio_credential, client_kwargs, sync_credential, tenant_of
+from tests.emulator.conftest import (
+    Tenant,
+    aio_credential,
+    app_body,
+    client_kwargs,
+    present,
+    sync_credential,
+    tenant_of,
+)
 
 pytestmark = pytest.mark.integration
 KV = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
@@ -36,15 +45,17 @@ def _first_app(client: ManagedApplicationsMgmtClient, kind: str = "ServiceCatalo
     )
 
 
-def _v2_body(app: Any, fleet: dict) -> dict[str, Any]:
-    return {
-        "kind": app.kind,
-        "location": app.location,
-        "properties": {
-            "managedResourceGroupId": app.managed_resource_group_id,
-            "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"],
-        },
-    }
+def _v2_body(app: Any, fleet: dict[str, Any]) -> wire.Application:
+    return app_body(
+        {
+            "kind": app.kind,
+            "location": app.location,
+            "properties": {
+                "managedResourceGroupId": app.managed_resource_group_id,
+                "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"],
+            },
+        }
+    )
 
 
 def _not_actions(emu: EmulatorHandle, tenant: Tenant, app: Any) -> list[str]:
@@ -57,7 +68,9 @@ def _not_actions(emu: EmulatorHandle, tenant: Tenant, app: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("action", ["429", "500", "503", "reset"])
-def test_transport_faults_are_retried_by_the_sdk(emulator: EmulatorHandle, fleet: dict, action: str) -> None:
+def test_transport_faults_are_retried_by_the_sdk(
+    emulator: EmulatorHandle, fleet: dict[str, Any], action: str
+) -> None:
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
     app = _first_app(client)
@@ -72,7 +85,9 @@ def test_transport_faults_are_retried_by_the_sdk(emulator: EmulatorHandle, fleet
         assert stats["requests"]["read reset"] == 2
 
 
-async def test_reset_and_429_are_retried_by_the_aio_sdk(emulator: EmulatorHandle, fleet: dict) -> None:
+async def test_reset_and_429_are_retried_by_the_aio_sdk(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
     tenant = tenant_of(emulator, fleet)
     emulator.set_faults(
         [{"kind": "list", "action": "reset", "first": 1}, {"kind": "list", "action": "429", "first": 2}]
@@ -86,7 +101,7 @@ async def test_reset_and_429_are_retried_by_the_aio_sdk(emulator: EmulatorHandle
     assert emulator.stats()["faults_injected"] == {"reset": 1, "429": 2}
 
 
-def test_slow_and_poll_faults(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_slow_and_poll_faults(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
     app = _first_app(client)
@@ -106,7 +121,7 @@ def test_slow_and_poll_faults(emulator: EmulatorHandle, fleet: dict) -> None:
     ("action", "code"),
     [("fail_transient", "InternalServerError"), ("fail_permanent", "ApplicationDefinitionInvalid")],
 )
-def test_failed_operations(emulator: EmulatorHandle, fleet: dict, action: str, code: str) -> None:
+def test_failed_operations(emulator: EmulatorHandle, fleet: dict[str, Any], action: str, code: str) -> None:
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
     app = _first_app(client)
@@ -115,12 +130,13 @@ def test_failed_operations(emulator: EmulatorHandle, fleet: dict, action: str, c
     poller = client.applications.begin_create_or_update("rg-managedapps", app.name, _v2_body(app, fleet))
     with pytest.raises(HttpResponseError) as info:
         poller.result()
-    assert info.value.error.code == code
+    error = present(info.value.error)
+    assert error.code == code
     if action == "fail_transient":
-        assert "transient" in info.value.error.message
-    after = client.applications.get("rg-managedapps", app.name)
+        assert "transient" in present(error.message)
+    after = present(client.applications.get("rg-managedapps", app.name))
     assert after.provisioning_state == "Failed"
-    assert after.application_definition_id.endswith("/app-v1")  # the failed write did not stick
+    assert present(after.application_definition_id).endswith("/app-v1")  # the failed write did not stick
     assert _not_actions(emulator, tenant, app) == before
     # first=1: the retry succeeds.
     result = client.applications.begin_create_or_update(
@@ -130,7 +146,7 @@ def test_failed_operations(emulator: EmulatorHandle, fleet: dict, action: str, c
     assert KV in _not_actions(emulator, tenant, app)
 
 
-def test_deny_assignment_converges_late(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_deny_assignment_converges_late(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
     app = _first_app(client)
@@ -145,29 +161,29 @@ def test_deny_assignment_converges_late(emulator: EmulatorHandle, fleet: dict) -
         time.sleep(0.05)
 
 
-def test_app_pattern_and_token_faults(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_app_pattern_and_token_faults(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     client = _client(emulator, tenant)
-    apps = [a for a in client.applications.list_by_resource_group("rg-managedapps")]
+    names = [present(a.name) for a in client.applications.list_by_resource_group("rg-managedapps")]
     emulator.set_faults(
         [
-            {"kind": "read", "action": "500", "app": apps[0].name},
+            {"kind": "read", "action": "500", "app": names[0]},
             {"kind": "token", "action": "500", "first": 1},
         ]
     )
-    assert client.applications.get("rg-managedapps", apps[1].name) is not None
+    assert client.applications.get("rg-managedapps", names[1]) is not None
     with pytest.raises(HttpResponseError) as info:
-        client.applications.get("rg-managedapps", apps[0].name)
+        client.applications.get("rg-managedapps", names[0])
     assert info.value.status_code == 500
     # A fresh credential meets the token fault once and retries through it.
     fresh = ManagedApplicationsMgmtClient(
         sync_credential(emulator, tenant), tenant.subscriptions[0], **client_kwargs(emulator)
     )
-    assert fresh.applications.get("rg-managedapps", apps[1].name) is not None
+    assert fresh.applications.get("rg-managedapps", names[1]) is not None
     assert emulator.stats()["requests"]["token 500"] == 1
 
 
-def test_probability_is_seeded(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_probability_is_seeded(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     token_client = _client(emulator, tenant)
     app = _first_app(token_client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -68,14 +69,14 @@ def test_parse_generate() -> None:
 def test_derivation_rule() -> None:
     app_id = "/subscriptions/S/resourceGroups/RG/providers/Microsoft.Solutions/applications/App"
     mrg = "/subscriptions/S/resourceGroups/mrg-app-1"
-    common = {
+    common: dict[str, Any] = {
         "app_id": app_id,
         "mrg_id": mrg,
         "allowed_actions": ["a/action"],
         "allowed_data_actions": ["d/read"],
         "excluded_principal_ids": ["p1"],
     }
-    ro = derive_deny_assignment(lock_level="ReadOnly", **common)  # type: ignore[arg-type]
+    ro = derive_deny_assignment(lock_level="ReadOnly", **common)
     assert ro is not None
     assert ro["properties"]["permissions"] == [
         {
@@ -92,9 +93,9 @@ def test_derivation_rule() -> None:
     assert (
         ro["properties"]["isSystemProtected"] is True and ro["properties"]["doNotApplyToChildScopes"] is False
     )
-    cnd = derive_deny_assignment(lock_level="CanNotDelete", **common)  # type: ignore[arg-type]
+    cnd = derive_deny_assignment(lock_level="CanNotDelete", **common)
     assert cnd is not None
     assert cnd["properties"]["permissions"] == [
         {"actions": ["*/delete"], "notActions": ["a/action"], "dataActions": [], "notDataActions": ["d/read"]}
     ]
-    assert derive_deny_assignment(lock_level="None", **common) is None  # type: ignore[arg-type]
+    assert derive_deny_assignment(lock_level="None", **common) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 API = "api-version=2023-12-01-preview"
 
 
-def test_token_for_tenant_a_is_refused_on_tenant_b(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_token_for_tenant_a_is_refused_on_tenant_b(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     a, b = tenant_of(emulator, fleet, 0), tenant_of(emulator, fleet, 1)
     client = ManagedApplicationsMgmtClient(
         sync_credential(emulator, a), b.subscriptions[0], **client_kwargs(emulator)
@@ -39,7 +40,7 @@ def test_token_for_tenant_a_is_refused_on_tenant_b(emulator: EmulatorHandle, fle
     assert emulator.stats()["cross_tenant_attempts"] >= 2
 
 
-def test_missing_and_garbage_tokens(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_missing_and_garbage_tokens(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     sub = fleet["tenants"][0]["subscriptions"][0]
     path = f"subscriptions/{sub}/providers/Microsoft.Solutions/applications?{API}"
     for token in (None, "garbage", "a.b.c"):
@@ -60,7 +61,7 @@ def test_expired_token_is_refused() -> None:
         assert emu.stats()["expired_token_attempts"] == 1
 
 
-def test_wrong_audience_is_refused(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_wrong_audience_is_refused(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     token = sync_credential(emulator, tenant).get_token("https://vault.azure.net/.default").token
     status, _, body = raw(emulator, "GET", "subscriptions?api-version=2022-12-01", token)

@@ -6,13 +6,24 @@ import json
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
 
 from orchestrator.emulator.testing import EmulatorHandle, run_emulator
-from tests.emulator.conftest import client_kwargs, raw, ssl_context, sync_credential, tenant_of, token_for
+from tests.emulator.conftest import (
+    app_body,
+    client_kwargs,
+    patch_body,
+    present,
+    raw,
+    ssl_context,
+    sync_credential,
+    tenant_of,
+    token_for,
+)
 
 pytestmark = pytest.mark.integration
 API = "api-version=2023-12-01-preview"
@@ -29,7 +40,7 @@ async def test_throttling_then_success_through_sdk_retry() -> None:
         url = f"{emu.url}subscriptions/{sub}/providers/Microsoft.Solutions/applications?{API}"
         statuses: list[int] = []
         throttled: dict[str, str] = {}
-        body: dict = {}
+        body: dict[str, Any] = {}
         connector = aiohttp.TCPConnector(ssl=ssl_context(emu))
         async with aiohttp.ClientSession(
             connector=connector, headers={"Authorization": f"Bearer {token}"}
@@ -74,18 +85,23 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         sub = tenant.subscriptions[0]
         client = ManagedApplicationsMgmtClient(sync_credential(emu, tenant), sub, **client_kwargs(emu))
         app = next(a for a in client.applications.list_by_subscription() if a.kind == "ServiceCatalog")
-        body = {
-            "kind": app.kind,
-            "location": app.location,
-            "properties": {
-                "managedResourceGroupId": app.managed_resource_group_id,
-                "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"],
-            },
-        }
-        client.applications.begin_create_or_update("rg-managedapps", app.name, body).result()
+        name = present(app.name)
+        body = app_body(
+            {
+                "kind": app.kind,
+                "location": app.location,
+                "properties": {
+                    "managedResourceGroupId": app.managed_resource_group_id,
+                    "applicationDefinitionId": fleet["publisher"]["definitions"]["app-v2"],
+                },
+            }
+        )
+        client.applications.begin_create_or_update("rg-managedapps", name, body).result()
         # Leave a second write in flight at shutdown: it must finish after the restart.
-        other = next(a for a in client.applications.list_by_subscription() if a.name != app.name)
-        client.applications.begin_update("rg-managedapps", other.name, {"tags": {"during": "shutdown"}})
+        other = next(present(a.name) for a in client.applications.list_by_subscription() if a.name != name)
+        client.applications.begin_update(
+            "rg-managedapps", other, patch_body({"tags": {"during": "shutdown"}})
+        )
         ca_before = emu.ca_bundle.read_bytes()
     assert state_file.exists()
     with run_emulator(
@@ -95,17 +111,17 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert emu.fleet()["tenants"][0]["id"] == tenant.id
         assert len(emu.fleet()["tenants"]) == 1  # loaded, not regenerated
         client = ManagedApplicationsMgmtClient(sync_credential(emu, tenant), sub, **client_kwargs(emu))
-        again = client.applications.get("rg-managedapps", app.name)
-        assert again.application_definition_id.endswith("/app-v2")
+        again = present(client.applications.get("rg-managedapps", name))
+        assert present(again.application_definition_id).endswith("/app-v2")
         deadline = time.monotonic() + 10
-        while client.applications.get("rg-managedapps", other.name).provisioning_state != "Succeeded":
+        while present(client.applications.get("rg-managedapps", other)).provisioning_state != "Succeeded":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert client.applications.get("rg-managedapps", other.name).tags == {"during": "shutdown"}
+        assert present(client.applications.get("rg-managedapps", other)).tags == {"during": "shutdown"}
 
 
 def test_subprocess_mode_and_written_config(tmp_path: Path) -> None:
-    from orchestrator.config import load_config
+    from orchestrator.config import ClientSecretCredentialConfig, load_config
 
     with run_emulator(generate="tenants=2,subscriptions=1,apps=2", subprocess=True) as emu:
         assert emu.pid is not None
@@ -119,7 +135,8 @@ def test_subprocess_mode_and_written_config(tmp_path: Path) -> None:
         assert rings[fleet["publisher"]["id"]] == "publisher"
         assert rings[fleet["tenants"][0]["id"]] == "canary"
         first = config.tenant(fleet["tenants"][0]["id"])
-        secret_file = first.credential.secret_file  # type: ignore[union-attr]
+        assert isinstance(first.credential, ClientSecretCredentialConfig)
+        secret_file = first.credential.secret_file
         assert secret_file is not None
         assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
         assert secret_file.read_text() not in path.read_text()
@@ -128,7 +145,7 @@ def test_subprocess_mode_and_written_config(tmp_path: Path) -> None:
         cred = ClientSecretCredential(
             first.id,
             first.credential.client_id,
-            secret_file.read_text(),  # type: ignore[union-attr]
+            secret_file.read_text(),
             authority=config.cloud.authority,
             disable_instance_discovery=True,
             connection_verify=str(config.cloud.ca_bundle),
@@ -143,7 +160,7 @@ def test_subprocess_mode_and_written_config(tmp_path: Path) -> None:
         assert len(list(client.applications.list_by_subscription())) == 2
 
 
-def test_admin_surface(emulator: EmulatorHandle, fleet: dict) -> None:
+def test_admin_surface(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     secret = tenant.secret
     stats = emulator.stats()
