@@ -19,10 +19,6 @@ from orchestrator.gateway import ArmError, CallInfo
 POLICY = RetryPolicy(attempts=4, deadline_seconds=3600, initial_seconds=1, max_seconds=4, jitter_seconds=0.5)
 
 
-class Throttled(ArmError):
-    retry_after = 30.0
-
-
 async def run(errors: Sequence[BaseException]) -> tuple[int, list[float]]:
     pending = list(errors)
     slept: list[float] = []
@@ -79,7 +75,7 @@ async def test_permanent_error_is_raised_at_once() -> None:
 
 
 async def test_retry_after_on_the_error_is_honoured() -> None:
-    calls, slept = await run([Throttled("slow down", status=429, transient=True)])
+    calls, slept = await run([ArmError("slow down", status=429, transient=True, retry_after=30.0)])
     assert calls == 2
     assert slept == [30.0]
 
