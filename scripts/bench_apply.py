@@ -203,6 +203,7 @@ def baseline_main(
     from azure.identity import ClientSecretCredential
     from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
 
+    from orchestrator.config import ClientSecretCredentialConfig
     from orchestrator.planfile import read_plan
 
     config = load_config(config_path)
@@ -220,16 +221,20 @@ def baseline_main(
             if tenant_id.lower() not in credentials:
                 tenant = config.tenant(tenant_id)
                 cred = tenant.credential
-                secret = (
-                    Path(cred.secret_file).read_text().strip()
-                    if cred.secret_file
-                    else os.environ[cred.secret_env]
-                )  # type: ignore[union-attr,arg-type,index]
+                if not isinstance(cred, ClientSecretCredentialConfig):
+                    raise SystemExit(f"baseline: tenant {tenant.id} needs a client_secret credential")
+                if cred.secret_file is not None:
+                    secret = cred.secret_file.read_text().strip()
+                elif cred.secret_env is not None:
+                    secret = os.environ[cred.secret_env]
+                else:
+                    assert cred.secret is not None  # the config allows exactly one of the three
+                    secret = cred.secret.get_secret_value()
                 credentials[tenant_id.lower()] = ClientSecretCredential(
                     tenant.id,
                     cred.client_id,
                     secret,
-                    authority=config.cloud.authority,  # type: ignore[union-attr]
+                    authority=config.cloud.authority,
                     disable_instance_discovery=True,
                     connection_verify=ca,
                 )

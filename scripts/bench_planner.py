@@ -10,7 +10,6 @@ decision and risk kind is present in the same proportions as in plans/examples/e
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import tempfile
 import time
@@ -19,6 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# A sibling script: its directory is on sys.path when this one runs.
+import gen_example_plan as example  # noqa: E402
+
 from orchestrator.models import PlanOptions  # noqa: E402
 from orchestrator.planfile import read_plan, seal, write_plan  # noqa: E402
 from orchestrator.planner import build_plan  # noqa: E402
@@ -26,24 +28,14 @@ from orchestrator.render.plan_review import render_markdown  # noqa: E402
 from orchestrator.target import load_target  # noqa: E402
 
 
-def _example_module() -> object:
-    spec = importlib.util.spec_from_file_location(
-        "gen_example_plan", ROOT / "scripts" / "gen_example_plan.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=10_000)
     args = parser.parse_args()
 
-    example = _example_module()
-    target = load_target(example.TARGET_FILE)  # type: ignore[attr-defined]
-    base = example.snapshot(target.definition_id, target.definition.allowed_actions)  # type: ignore[attr-defined]
+    target = load_target(example.TARGET_FILE)
+    assert target.definition_id is not None  # the example target is a service-catalog release
+    base = example.snapshot(target.definition_id, target.definition.allowed_actions)
     apps = tuple(
         a.model_copy(update={"id": f"{a.id}-{i}", "name": f"{a.name}-{i}"})
         for i in range(args.apps)
@@ -53,7 +45,7 @@ def main() -> None:
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    plan = build_plan(snapshot, target, PlanOptions(), tool_version="bench", now=example.NOW, rings={})  # type: ignore[attr-defined]
+    plan = build_plan(snapshot, target, PlanOptions(), tool_version="bench", now=example.NOW, rings={})
     timings["build_plan"] = time.perf_counter() - start
     start = time.perf_counter()
     plan = seal(plan)

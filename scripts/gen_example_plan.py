@@ -130,15 +130,15 @@ def _app(tenant: int, name: str, **changes: object) -> App:
     return app.model_copy(update=changes)
 
 
+def _with_not_actions(app: App, not_actions: tuple[str, ...]) -> App:
+    deny = app.deny_assignment
+    assert deny is not None
+    return app.model_copy(update={"deny_assignment": deny.model_copy(update={"not_actions": not_actions})})
+
+
 def snapshot(target_id: str, target_actions: tuple[str, ...]) -> Snapshot:
     on_v2 = _app(2, "wgb-reporting", definition_id=target_id)
-    current = on_v2.model_copy(
-        update={
-            "deny_assignment": on_v2.deny_assignment.model_copy(  # type: ignore[union-attr]
-                update={"not_actions": ("*/read", *target_actions)}
-            )
-        }
-    )
+    current = _with_not_actions(on_v2, ("*/read", *target_actions))
     drifted_base = _app(2, "wgb-archive")
     apps = (
         _app(0, "fab-portal"),
@@ -161,13 +161,7 @@ def snapshot(target_id: str, target_actions: tuple[str, ...]) -> Snapshot:
         _app(2, "wgb-payments"),
         _app(2, "wgb-payments-v2", definition_id=target_id),  # on v2, deny assignment still v1's: re-apply
         current,
-        drifted_base.model_copy(
-            update={
-                "deny_assignment": drifted_base.deny_assignment.model_copy(  # type: ignore[union-attr]
-                    update={"not_actions": ("*/read", V1_ACTIONS[0])}
-                )
-            }
-        ),
+        _with_not_actions(drifted_base, ("*/read", V1_ACTIONS[0])),
         _app(
             2,
             "wgb-marketplace",
