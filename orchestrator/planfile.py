@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 # jsonschema ships no type hints (types-jsonschema is not a project dependency).
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped, unused-ignore]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
 from orchestrator.errors import PlanFileError

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import io
-from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -15,18 +12,10 @@ from orchestrator.cli import _common
 from orchestrator.errors import InputError
 from orchestrator.models import Plan
 from orchestrator.planfile import read_plan
+from orchestrator.render.html import render_plan_html
 from orchestrator.render.plan_review import render_json, render_markdown, render_table
 
 FORMATS = ("table", "markdown", "json", "html")
-# The HTML page lives in its own module; `--format html` works when it is part of this build.
-HTML_MODULE = "orchestrator.render.html"
-
-
-def _html_renderer() -> Callable[[Plan], str]:
-    if importlib.util.find_spec(HTML_MODULE) is None:
-        raise InputError(f"--format: 'html' is not available in this build ({HTML_MODULE} is missing)")
-    renderer: Callable[[Plan], str] = importlib.import_module(HTML_MODULE).render_plan_html
-    return renderer
 
 
 def _table_text(plan: Plan, width: int) -> str:
@@ -55,7 +44,6 @@ def register(app: typer.Typer) -> None:
         fmt = output_format.strip().lower()
         if fmt not in FORMATS:
             raise InputError(f"--format: {output_format!r} is not one of {', '.join(FORMATS)}")
-        render_html = _html_renderer() if fmt == "html" else None
         plan = read_plan(plan_file)
         if fmt == "table":
             if out is None:
@@ -68,8 +56,7 @@ def register(app: typer.Typer) -> None:
         elif fmt == "json":
             text = render_json(plan)
         else:
-            assert render_html is not None
-            text = render_html(plan)
+            text = render_plan_html(plan)
         if out is None:
             typer.echo(text, nl=not text.endswith("\n"))
         else:
