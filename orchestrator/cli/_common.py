@@ -20,3 +20,9 @@ err_console = Console(stderr=True)
 def fail(message: str, code: int) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def wide(minimum: int) -> int:
+    """Width for a many-column table: the terminal's, but never less than `minimum` (piped output
+    defaults to 80 columns, which folds every cell)."""
+    return max(console.width, minimum)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import typer
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             typer.echo(json.dumps([as_dict(r) for r in results], indent=2))
         else:
-            _common.console.print(render_doctor(results))
+            Console(width=_common.wide(120)).print(render_doctor(results))
         if any(r.verdict != Verdict.READY for r in results):
             raise typer.Exit(EXIT_PARTIAL)
 
@@ -58,9 +58,9 @@ def render_doctor(results: list[TenantDiagnosis]) -> Group:
         name = Text(result.tenant_name, style="bold")
         if result.tenant_name != result.tenant_id:  # the full id is in --format json
             name.append(f"\n{result.tenant_id[:8]}…", style="dim")
-        table.add_row(
-            name, Text(result.verdict.value, style=VERDICT_STYLES[result.verdict]), _checks(result.checks)
-        )
+        # A ready tenant takes one line (a fleet has many); the others show every check in full.
+        checks = _summary(result.checks) if result.verdict == Verdict.READY else _checks(result.checks)
+        table.add_row(name, Text(result.verdict.value, style=VERDICT_STYLES[result.verdict]), checks)
     parts: list[RenderableType] = [table]
     fixes = [r for r in results if r.verdict != Verdict.READY]
     if fixes:
@@ -76,6 +76,15 @@ def render_doctor(results: list[TenantDiagnosis]) -> Group:
     ready = sum(1 for r in results if r.verdict == Verdict.READY)
     parts.append(Text(f"\n{ready} of {len(results)} tenants ready.", style="bold"))
     return Group(*parts)
+
+
+def _summary(checks: tuple[Check, ...]) -> Text:
+    text = Text()
+    for check in checks:
+        mark, style = _MARKS[check.status]
+        text.append(f"{mark} ", style=style)
+        text.append(f"{check.name}  ")
+    return text
 
 
 def _checks(checks: tuple[Check, ...]) -> Text:

@@ -107,7 +107,7 @@ def render_json(result: WhoDenies, decisions: dict[str, PlanItem] | None = None)
 
 def render_table(result: WhoDenies, decisions: dict[str, PlanItem] | None = None) -> str:
     buffer = io.StringIO()
-    console = Console(file=buffer, width=max(_common.console.width, 140), no_color=True, highlight=False)
+    console = Console(file=buffer, width=_common.wide(140), no_color=True, highlight=False)
     kind = "data action" if result.data else "action"
     denying_tenants = sum(1 for t in result.tenants if t.denying)
     console.print(

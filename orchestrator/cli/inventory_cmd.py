@@ -266,7 +266,7 @@ def _render_table(snapshot: Snapshot, table_rows: list[dict[str, str]]) -> str:
             labels[key] if key is not None else "none",
         )
     buffer = io.StringIO()
-    console = Console(file=buffer, width=max(_common.console.width, 120), no_color=True, highlight=False)
+    console = Console(file=buffer, width=_common.wide(120), no_color=True, highlight=False)
     console.print(table)
     if labels:
         console.print("Excluded from the deny assignment (notActions; data actions marked), by set:")

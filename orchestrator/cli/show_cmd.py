@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "table":
             if out is None:
                 # Per-app rows need room; a narrower terminal folds them unreadably.
-                render_table(plan, Console(width=max(_common.console.width, 140)))
+                render_table(plan, Console(width=_common.wide(140)))
                 return
             text = _table_text(plan, width=160)
         elif fmt == "markdown":
