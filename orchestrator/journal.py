@@ -337,6 +337,24 @@ class Journal:
         finally:
             handle.close()
 
+    def writer_active(self) -> bool:
+        """Whether a process holds the writer lock now. A run recorded as `running` while no process
+        holds it was interrupted (e.g. killed) and waits for `apply` or `resume` to continue it."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            handle = lock_path.open("r")
+        except FileNotFoundError:
+            return False  # no writer has ever run
+        except OSError:
+            return True  # cannot tell: do not claim an interruption
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
     def __enter__(self) -> Journal:
         return self
 

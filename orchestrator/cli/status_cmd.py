@@ -14,7 +14,7 @@ from orchestrator.cli._common import console
 from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.errors import InputError, JournalError
 from orchestrator.journal import Journal, resolve_path
-from orchestrator.models import AppState, RunView
+from orchestrator.models import AppState, RunState, RunView
 from orchestrator.planfile import read_plan
 
 FAILURE_STATES = (AppState.FAILED, AppState.UNVERIFIED, AppState.STALE)
@@ -110,6 +110,10 @@ def _as_json(view: RunView) -> str:
     return json.dumps(body, indent=2)
 
 
+def _shown_state(state: RunState, writer_active: bool) -> RunState:
+    return RunState.INTERRUPTED if state == RunState.RUNNING and not writer_active else state
+
+
 def _wave_names(view: RunView) -> dict[int, str]:
     """The plan's wave names ("canary", ...) when the run's plan file is still where it was and intact."""
     if not view.plan_path:
@@ -146,6 +150,8 @@ def register(app: typer.Typer) -> None:
             if chosen is None:
                 raise JournalError(f"{path}: the journal has no runs yet")
             view = journal.run_view(chosen)
+            shown = _shown_state(view.state, journal.writer_active())
+            view = view.model_copy(update={"state": shown})
         if fmt == "json":
             typer.echo(_as_json(view))
         elif fmt == "html":
@@ -165,6 +171,7 @@ def register(app: typer.Typer) -> None:
             )
         with Journal(path) as journal:
             summaries = journal.runs()
+            writing = journal.writer_active()
         table = Table(title=f"Runs in {path}", title_justify="left")
         for column in ("run", "kind", "state", "target", "created", "apps"):
             table.add_column(column, no_wrap=True)
@@ -173,7 +180,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(
                 run.run_id,
                 run.kind + (f" of {run.parent_run_id}" if run.parent_run_id else ""),
-                run.state.value,
+                _shown_state(run.state, writing).value,
                 run.target_name,
                 f"{run.created_at:%Y-%m-%d %H:%M:%S}Z",
                 str(sum(run.counts.values())),

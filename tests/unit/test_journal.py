@@ -227,3 +227,28 @@ def test_one_writer_process_at_a_time(tmp_path: Path) -> None:
         assert "another orchestrator process" in out and str(path) in out
     with Journal(path) as journal, journal.exclusive():
         pass  # released on exit
+
+
+def test_writer_active_tells_a_live_run_from_an_interrupted_one(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        assert not journal.writer_active()  # no writer has ever run
+        with journal.exclusive():
+            assert journal.writer_active()
+        assert not journal.writer_active()  # released (as the OS does when a writer is killed)
+
+
+def test_status_shows_a_running_run_without_a_writer_as_interrupted(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    path = tmp_path / "j.db"
+    with Journal(path) as journal:
+        run_id = _new_run(journal)
+        assert journal.run(run_id).state == RunState.RUNNING
+    result = CliRunner().invoke(app, ["status", run_id, "--journal", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"state": "interrupted"' in result.output
+    with Journal(path) as journal, journal.exclusive():
+        live = CliRunner().invoke(app, ["status", run_id, "--journal", str(path), "--format", "json"])
+    assert '"state": "running"' in live.output
