@@ -21,6 +21,7 @@ from orchestrator.config import FleetConfig
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL, InputError, JournalError, PlanFileError
 from orchestrator.executor import CrashPoint, ExecutorSettings, Tolerance, run_plan, run_rollback
 from orchestrator.executor import Progress as AppProgress
+from orchestrator.executor.engine import plan_work
 from orchestrator.journal import Journal, resolve_path
 from orchestrator.models import TERMINAL_APP_STATES, AppState, Decision, Plan, RunState, RunView
 
@@ -282,17 +283,19 @@ def _preview_view(journal: Journal, plan: Plan, run_id: str | None, plan_path: s
         state=RunState.RUNNING,
         started_at=now,
         updated_at=now,
+        # The same rows a new run journals (plan_work decides each app's wave and starting state).
         apps=tuple(
             AppStatusView(
-                app_id=i.app_id,
-                app_name=i.app_name,
-                tenant_id=i.tenant_id,
-                tenant_name=i.tenant_name,
-                subscription_id=i.subscription_id,
-                wave=i.wave if i.decision == Decision.UPDATE else None,
-                state=AppState.PENDING if i.decision == Decision.UPDATE else AppState.SKIPPED,
+                app_id=row.app_id,
+                app_name=row.app_name,
+                tenant_id=row.tenant_id,
+                tenant_name=row.tenant_name,
+                subscription_id=row.subscription_id,
+                wave=row.wave,
+                state=row.state,
+                error_message=row.error_message,
             )
-            for i in plan.items
+            for row in plan_work(plan)[0]
         ),
     )
 

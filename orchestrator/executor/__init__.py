@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.executor.engine import Progress, WorkItem, run_plan, run_rollback
+from orchestrator.executor.engine import Progress, WorkItem, plan_work, run_plan, run_rollback
 from orchestrator.executor.pacing import PacingPolicy
 from orchestrator.executor.retrying import RetryPolicy
 from orchestrator.executor.settings import CrashPoint, ExecutorSettings, Tolerance
@@ -15,6 +15,7 @@ __all__ = [
     "RetryPolicy",
     "Tolerance",
     "WorkItem",
+    "plan_work",
     "run_plan",
     "run_rollback",
 ]
