@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
         doctor_cmd,
         explain_cmd,
         inventory_cmd,
+        notifications_cmd,
         plan_cmd,
         show_cmd,
         status_cmd,
@@ -34,5 +35,6 @@ def register(app: typer.Typer) -> None:
         status_cmd,
         windows_cmd,
         doctor_cmd,
+        notifications_cmd,
     ):
         module.register(app)
