@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.emulator import lro
+from orchestrator.emulator import lro, notify
 from orchestrator.emulator.armhttp import json_response
 from orchestrator.emulator.faults import parse_rules
 from orchestrator.emulator.runtime import Runtime
@@ -87,6 +87,7 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
             for key, records in rt.state.writes.items()
         }
         body["faults"] = [r.as_json() for r in rt.faults.rules]
+        body["notifications"] = rt.notifier.stats.as_json(rt.notifier.pending)
         body["time_scale"] = rt.settings.time_scale
         body["process_cpu_seconds"] = time.process_time()  # for benchmarks: CPU the emulator used
         return json_response(body)
@@ -119,6 +120,7 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
         dump = rt.state.to_json()
         for tenant in dump["tenants"]:
             tenant["client_secret"] = "***"  # noqa: S105 (a mask, not a secret): the dump is for reading; secrets stay out of it
+        notify.mask_endpoints(dump)  # the webhook secret rides in the endpoint's query
         return json_response(dump)
 
     async def load_state(request: web.Request) -> web.Response:
@@ -135,7 +137,17 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
         path = write_config(rt.state, rt.base_url, rt.ca_bundle, Path(str(body["path"])))
         return json_response({"path": str(path)})
 
+    async def notifications(request: web.Request) -> web.Response:
+        body = await request.json()
+        url = body.get("url")
+        if url is not None and not str(url).startswith(("http://", "https://")):
+            return json_response({"error": "url must be http(s)://…"}, 400)
+        notify.set_endpoint(rt.state, url)
+        announced = rt.notifier.announce() if url is not None and body.get("announce") else 0
+        return json_response({"url": url, "announced": announced})
+
     app.router.add_get("/_emulator/stats", stats)
+    app.router.add_post("/_emulator/notifications", notifications)
     app.router.add_post("/_emulator/reset", reset)
     app.router.add_post("/_emulator/faults", faults)
     app.router.add_get("/_emulator/fleet", fleet)

@@ -331,6 +331,7 @@ def _start_write(ctx: Ctx, app: Json, existing: Json | None, kind: str, status: 
     state.applications[app["id"].lower()] = app
     op = lro.start_operation(ctx.rt, kind=kind, method=ctx.method, app=app, previous=existing, faults=faults)
     lro.record_write_status(ctx.rt, op, status)
+    ctx.rt.notifier.write_started(ctx.method, app)
     return json_response(app, status, _op_headers(ctx, op.id, op.location, with_location=False))
 
 
@@ -345,6 +346,7 @@ def _delete_application(ctx: Ctx) -> web.Response:
     faults = ctx.request.get(OPERATION_FAULTS_KEY, [])
     op = lro.start_operation(ctx.rt, kind="delete", method="DELETE", app=app, previous=None, faults=faults)
     lro.record_write_status(ctx.rt, op, 202)
+    ctx.rt.notifier.write_started("DELETE", app)
     headers = _op_headers(ctx, op.id, op.location, with_location=False)
     headers.update(_op_headers(ctx, op.id, op.location, with_location=True))
     return web.Response(status=202, headers=headers)

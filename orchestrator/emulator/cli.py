@@ -49,6 +49,15 @@ def serve_cmd(
     ready_file: Path | None = typer.Option(
         None, help="Write a JSON line (url, ca_bundle, admin_url) once listening."
     ),
+    notify_url: str | None = typer.Option(
+        None,
+        help="Notification endpoint (e.g. https://host:8443/?sig=SECRET) set on every definition and "
+        "offer; events go to it + /resource. With --write-config the sig goes to "
+        "secrets/notifications.secret.",
+    ),
+    announce: bool = typer.Option(
+        False, help="With --notify-url: send PUT Succeeded for every app of the fleet at start."
+    ),
 ) -> None:
     """Run the emulator in the foreground until SIGINT/SIGTERM."""
     if fleet is not None and generate is not None:
@@ -67,8 +76,12 @@ def serve_cmd(
         state_dir=state_dir,
     )
     try:
-        rt = build_runtime(settings, fleet=fleet, generate_spec=generate, faults_file=faults)
+        rt = build_runtime(
+            settings, fleet=fleet, generate_spec=generate, faults_file=faults, notify_url=notify_url
+        )
     except (OSError, ValueError, KeyError) as exc:
         typer.echo(f"emulator: cannot start: {exc}", err=True)
         raise typer.Exit(2) from None
-    asyncio.run(serve(rt, host, port, ready_file=ready_file, config_file=write_config))
+    if notify_url is not None and not notify_url.startswith(("http://", "https://")):
+        raise typer.BadParameter("--notify-url must be http(s)://…")
+    asyncio.run(serve(rt, host, port, ready_file=ready_file, config_file=write_config, announce=announce))

@@ -12,9 +12,10 @@ from typing import Any
 from orchestrator.emulator import server
 from orchestrator.emulator.faults import FaultEngine, load_rules, parse_rules
 from orchestrator.emulator.fleet import generate
+from orchestrator.emulator.notify import endpoint_secret, set_endpoint
 from orchestrator.emulator.runtime import Runtime, Settings
 from orchestrator.emulator.state import State
-from orchestrator.emulator.writeconfig import write_config
+from orchestrator.emulator.writeconfig import write_config, write_notification_secret
 
 DEFAULT_GENERATE = "tenants=3,subscriptions=2,apps=4"
 
@@ -26,6 +27,7 @@ def build_runtime(
     generate_spec: str | None = None,
     faults_file: Path | None = None,
     faults: Any = None,
+    notify_url: str | None = None,
 ) -> Runtime:
     """State comes from --state (if the file exists), else --fleet, else the generator."""
     if settings.state_file is not None and settings.state_file.exists():
@@ -34,6 +36,8 @@ def build_runtime(
         state = State.load(fleet)
     else:
         state = generate(generate_spec or DEFAULT_GENERATE, settings.seed)
+    if notify_url is not None:
+        set_endpoint(state, notify_url)
     engine = FaultEngine(settings.seed)
     if faults_file is not None:
         engine.replace(load_rules(faults_file))
@@ -60,6 +64,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_ready: asyncio.Event | None = None,
     quiet: bool = False,
+    announce: bool = False,
 ) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -71,11 +76,16 @@ async def serve(
     if config_file is not None:
         assert rt.ca_bundle is not None
         info["config"] = str(write_config(rt.state, rt.base_url, rt.ca_bundle, config_file))
+        secret = endpoint_secret(rt.state)
+        if secret is not None:
+            info["notification_secret_file"] = str(write_notification_secret(config_file, secret))
     if not quiet:
         print(f"emulator listening on {rt.base_url}", flush=True)  # noqa: T201
         print(f"CA bundle: {rt.ca_bundle}", flush=True)  # noqa: T201
         if "config" in info:
             print(f"fleet config: {info['config']}", flush=True)  # noqa: T201
+    if announce:
+        rt.notifier.announce()
     if ready_file is not None:
         ready_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = ready_file.with_suffix(ready_file.suffix + ".tmp")

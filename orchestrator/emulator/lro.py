@@ -167,6 +167,7 @@ def advance(rt: Runtime) -> None:
             continue
         _finish(rt, op, app)
         del state.in_flight[op.app_key]
+        rt.notifier.operation_finished(op, app)
 
 
 def _finish(rt: Runtime, op: Operation, app: Json | None) -> None:

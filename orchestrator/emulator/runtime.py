@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.emulator.faults import FaultEngine
+from orchestrator.emulator.notify import Notifier
 from orchestrator.emulator.state import State
 from orchestrator.emulator.stats import Stats
 from orchestrator.emulator.throttle import Throttler
@@ -42,6 +43,7 @@ class Runtime:
         self.base_url = ""  # "https://127.0.0.1:PORT/" once listening
         self.ca_bundle: Path | None = None
         self.audiences: set[str] = set()
+        self.notifier = Notifier(self)
 
     def scaled(self, seconds: float) -> float:
         return max(0.0, seconds * self.settings.time_scale)
@@ -60,3 +62,4 @@ class Runtime:
         self.settings.time_scale = self.initial_time_scale
         self.faults.replace([])
         self.throttler.reset()
+        self.notifier.reset()

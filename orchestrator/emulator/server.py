@@ -189,6 +189,8 @@ def build_app(rt: Runtime) -> web.Application:
         return response
 
     app = web.Application(client_max_size=16 * 1024 * 1024)
+    app.on_startup.append(lambda _: rt.notifier.start())
+    app.on_cleanup.append(lambda _: rt.notifier.close())
     admin.add_routes(app, rt)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -60,6 +60,12 @@ class EmulatorHandle:
     def set_time_scale(self, value: float) -> None:
         self._call("POST", "time-scale", {"time_scale": value})
 
+    def set_notification_endpoint(self, url: str | None, *, announce: bool = False) -> int:
+        """Point every definition and offer at a webhook receiver; `announce` sends PUT Succeeded for
+        every existing app. Returns how many apps were announced."""
+        result = self._call("POST", "notifications", {"url": url, "announce": announce})
+        return int(result["announced"])
+
     def write_config(self, path: Path) -> Path:
         """Write an orchestrator fleet config (and 0600 secret files next to it) for this emulator."""
         return Path(self._call("POST", "write-config", {"path": str(Path(path).resolve())})["path"])

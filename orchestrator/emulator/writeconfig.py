@@ -54,3 +54,14 @@ def write_config(state: State, base_url: str, ca_bundle: Path, path: Path) -> Pa
     tmp.write_text("\n".join(lines), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def write_notification_secret(config: Path, secret: str) -> Path:
+    """The webhook secret for `orchestrator notifications serve --secret-file` (0600, beside the config)."""
+    path = config.resolve().parent / "secrets" / "notifications.secret"
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret)
+    path.chmod(0o600)
+    return path
