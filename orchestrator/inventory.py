@@ -9,11 +9,11 @@ a global and a per-tenant bound. A tenant that fails is recorded with its cause 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -21,9 +21,20 @@ from orchestrator.config import FleetConfig, TenantConfig
 from orchestrator.derive import select_system_deny_assignment
 from orchestrator.errors import InputError
 from orchestrator.gateway import ArmError, ArmGateway
-from orchestrator.models import App, Definition, DenyAssignment, Snapshot, Subscription, TenantInventory
+from orchestrator.models import (
+    App,
+    Definition,
+    DenyAssignment,
+    RegistryMiss,
+    Snapshot,
+    Subscription,
+    TenantInventory,
+)
+from orchestrator.notifications.registry import Instance
 
 T = TypeVar("T")
+# Where app ids come from: ARM listings per subscription, the notification registry (read by id), or both.
+Source = Literal["arm", "registry", "both"]
 
 # Subscription states in which ARM serves reads (Disabled/Deleted subscriptions refuse them).
 _READABLE_STATES = frozenset({"enabled", "warned", "pastdue"})
@@ -106,8 +117,14 @@ async def collect_snapshot(
     concurrency: int = 32,
     per_tenant: int | None = None,
     progress: ProgressCallback | None = None,
+    source: Source = "arm",
+    registry: Iterable[Instance] = (),
 ) -> Snapshot:
-    """Read every configured tenant. Never raises for a tenant's failure: it lands on that tenant."""
+    """Read every configured tenant. Never raises for a tenant's failure: it lands on that tenant.
+
+    With `source` "registry" or "both", the apps the notification `registry` knows (and not deleted)
+    that no listing found are read by id with the credential of the tenant owning their subscription.
+    """
     taken_at = datetime.now(UTC)
     limits = _Limits(max(1, concurrency), max(1, per_tenant or concurrency))
     counter = _Counter(len(config.tenants), progress)
@@ -136,7 +153,23 @@ async def collect_snapshot(
         return task
 
     # Phase 2: per subscription, apps and deny assignments side by side; definitions start as apps arrive.
-    await asyncio.gather(*(_read_tenant(run, gateway, limits, counter, definition_of) for run in runs))
+    if source != "registry":
+        await asyncio.gather(*(_read_tenant(run, gateway, limits, counter, definition_of) for run in runs))
+    listed = sum(len(run.apps) for run in runs)
+    # Phase 3: what the registry knows and no listing found, by id.
+    misses: list[RegistryMiss] = []
+    if source != "arm":
+        found = {app.id.lower() for run in runs for app in run.apps}
+        by_tenant, misses = registry_app_ids((i for i in registry if i.app_id.lower() not in found), owner)
+        by_id = {run.config.id: run for run in runs}
+        results = await asyncio.gather(
+            *(read_apps_by_id(gateway, limits, tenant_id, ids) for tenant_id, ids in by_tenant.items())
+        )
+        for (tenant_id, _), (apps_read, missed) in zip(by_tenant.items(), results, strict=True):
+            for app in apps_read:
+                definition_of(app)
+            by_id[tenant_id].apps.extend(apps_read)
+            misses.extend(missed)
     resolved = {
         key: definition for key, task in definitions.items() if (definition := await task) is not None
     }
@@ -163,7 +196,66 @@ async def collect_snapshot(
             )
         )
     apps.sort(key=lambda a: (a.tenant_id.lower(), a.subscription_id.lower(), a.id.lower()))
-    return Snapshot(taken_at=taken_at, tenants=tuple(tenants), apps=tuple(apps), definitions=resolved)
+    sources = {"arm": listed} if source == "arm" else {"arm": listed, "registry": len(apps) - listed}
+    return Snapshot(
+        taken_at=taken_at,
+        tenants=tuple(tenants),
+        apps=tuple(apps),
+        definitions=resolved,
+        sources=sources,
+        registry_misses=tuple(sorted(misses, key=lambda m: m.app_id.lower())),
+    )
+
+
+def registry_app_ids(
+    instances: Iterable[Instance], owner: Mapping[str, str]
+) -> tuple[dict[str, list[str]], list[RegistryMiss]]:
+    """The registry's live apps grouped by the configured tenant that owns their subscription (`owner`:
+    lower-cased subscription id → tenant id), and the entries no tenant can read. Deleted apps drop out.
+
+    Join point with the by-id reading of per-customer app lists: this is the registry's list of ids.
+    """
+    by_tenant: dict[str, list[str]] = {}
+    misses: list[RegistryMiss] = []
+    for inst in instances:
+        if inst.deleted:
+            continue
+        tenant = owner.get(inst.subscription_id.lower())
+        if tenant is None:
+            misses.append(
+                RegistryMiss(
+                    app_id=inst.app_id,
+                    cause=f"no configured tenant owns subscription {inst.subscription_id} "
+                    "(list it under its tenant's subscriptions)",
+                )
+            )
+            continue
+        by_tenant.setdefault(tenant, []).append(inst.app_id)
+    return by_tenant, misses
+
+
+async def read_apps_by_id(
+    gateway: ArmGateway, limits: _Limits, tenant_id: str, app_ids: Iterable[str]
+) -> tuple[list[App], list[RegistryMiss]]:
+    """Each app by id, joined with the system deny assignment read at its managed resource group."""
+
+    async def one(app_id: str) -> App | RegistryMiss:
+        try:
+            app = await limits.run(tenant_id, lambda: gateway.get_application(tenant_id, app_id))
+            if app is None:
+                return RegistryMiss(app_id=app_id, cause="not found (deleted since its last event?)")
+            mrg = app.managed_resource_group_id
+            deny = await limits.run(tenant_id, lambda: gateway.list_deny_assignments_at(tenant_id, mrg))
+        except ArmError as exc:
+            return RegistryMiss(app_id=app_id, cause=str(exc))
+        chosen = select_system_deny_assignment(app.id, mrg, deny)
+        return app.model_copy(update={"deny_assignment": chosen})
+
+    results = await asyncio.gather(*(one(app_id) for app_id in app_ids))
+    return (
+        [r for r in results if isinstance(r, App)],
+        [r for r in results if isinstance(r, RegistryMiss)],
+    )
 
 
 async def _list_subscriptions(

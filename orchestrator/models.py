@@ -110,6 +110,13 @@ class TenantInventory(Frozen):
     error: str | None = None  # one line: why this tenant could not be (fully) read
 
 
+class RegistryMiss(Frozen):
+    """An app the notification registry knows that inventory could not read by id, and why."""
+
+    app_id: str
+    cause: str
+
+
 class Snapshot(Frozen):
     """The fleet as read by one inventory run."""
 
@@ -118,6 +125,9 @@ class Snapshot(Frozen):
     apps: tuple[App, ...]
     # Definitions the apps point at, by lower-cased ARM id (read once each).
     definitions: dict[str, Definition] = Field(default_factory=dict)
+    # How many apps each source contributed ("arm": listed per subscription, "registry": read by id).
+    sources: dict[str, int] = Field(default_factory=dict)
+    registry_misses: tuple[RegistryMiss, ...] = ()
 
 
 class Target(Frozen):

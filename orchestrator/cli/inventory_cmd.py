@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,9 +19,17 @@ from rich.table import Table
 from orchestrator.cli import _common, options
 from orchestrator.config import FleetConfig
 from orchestrator.derive import implied_lock_level
-from orchestrator.errors import EXIT_PARTIAL
-from orchestrator.inventory import InventoryProgress, ProgressCallback, collect_snapshot, save_snapshot
+from orchestrator.errors import EXIT_PARTIAL, InputError
+from orchestrator.inventory import (
+    InventoryProgress,
+    ProgressCallback,
+    Source,
+    collect_snapshot,
+    save_snapshot,
+)
+from orchestrator.journal import resolve_path
 from orchestrator.models import App, Snapshot
+from orchestrator.notifications.registry import Instance, Registry
 
 if TYPE_CHECKING:
     from orchestrator.arm import AzureGateway
@@ -59,13 +67,28 @@ def register(app: typer.Typer) -> None:
         snapshot_out: Path | None = typer.Option(
             None, "--snapshot", help="Also save the full snapshot as JSON (for `plan --snapshot`, `explain`)."
         ),
+        source: Source | None = typer.Option(
+            None,
+            "--source",
+            help="arm (list each subscription), registry (the notification registry's apps, read by id) "
+            "or both. Default: both when the journal holds a notification registry, else arm.",
+            show_default=False,
+        ),
+        journal_path: Path | None = typer.Option(
+            None,
+            "--journal",
+            help="Journal holding the notification registry. Default: $ORCHESTRATOR_JOURNAL, "
+            "else .state/journal.db.",
+            show_default=False,
+        ),
         log_format: options.LogFormatChoice = options.log_format_option(),
         log_level: options.LogLevelChoice = options.log_level_option(),
     ) -> None:
         """List every managed application: kind, definition or plan, lock level and excluded actions."""
         options.setup_logging(log_format, log_level)
         fleet = options.load_fleet(config)
-        snapshot = read_fleet(fleet, config, concurrency=concurrency)
+        source, instances = _registry_source(source, journal_path)
+        snapshot = read_fleet(fleet, config, concurrency=concurrency, source=source, registry=instances)
         if snapshot_out is not None:
             save_snapshot(snapshot, snapshot_out)
         text = render(snapshot, fmt)
@@ -73,7 +96,33 @@ def register(app: typer.Typer) -> None:
             out.write_text(text, encoding="utf-8")
         else:
             _common.console.file.write(text)
+        report_sources(snapshot)
         exit_for_failures(snapshot)
+
+
+def _registry_source(source: Source | None, journal_path: Path | None) -> tuple[Source, list[Instance]]:
+    """The source to use (default: both when the journal holds a registry) and the registry's apps."""
+    if source == "arm":
+        return source, []
+    path = resolve_path(journal_path)
+    registry = Registry.existing(path)
+    if registry is None:
+        if source is None:
+            return "arm", []
+        raise InputError(f"--source {source}: {path} holds no notification registry")
+    with registry:
+        return source or "both", registry.instances()
+
+
+def report_sources(snapshot: Snapshot) -> None:
+    """Where the apps came from, and each registry entry that could not be read (with its cause)."""
+    if "registry" not in snapshot.sources:
+        return
+    counts = ", ".join(f"{n} from {name}" for name, n in snapshot.sources.items())
+    _common.err_console.print(f"sources: {counts}", highlight=False, markup=False)
+    for miss in snapshot.registry_misses:
+        line = f"registry entry {miss.app_id} not read: {miss.cause}"
+        _common.err_console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def read_fleet(
@@ -82,6 +131,8 @@ def read_fleet(
     *,
     concurrency: int | None,
     then: Callable[[Snapshot, AzureGateway], Awaitable[Snapshot]] | None = None,
+    source: Source = "arm",
+    registry: Sequence[Instance] = (),
 ) -> Snapshot:
     """Inventory the fleet with the real SDK, showing a progress bar when stderr is a terminal.
 
@@ -92,7 +143,13 @@ def read_fleet(
     async def run(progress: ProgressCallback | None) -> Snapshot:
         async with options.open_gateway(fleet, config_path) as gateway:
             snapshot = await collect_snapshot(
-                fleet, gateway, concurrency=limit, per_tenant=max(2, limit // 2), progress=progress
+                fleet,
+                gateway,
+                concurrency=limit,
+                per_tenant=max(2, limit // 2),
+                progress=progress,
+                source=source,
+                registry=registry,
             )
             return await then(snapshot, gateway) if then is not None else snapshot
 
@@ -132,6 +189,11 @@ def _progress_bar() -> Iterator[ProgressCallback | None]:
 def exit_for_failures(snapshot: Snapshot) -> None:
     """Print each tenant that could not be (fully) read, then exit 3 when there is any."""
     failed = [t for t in snapshot.tenants if t.error]
+    if snapshot.registry_misses and not failed:
+        _common.err_console.print(
+            f"{len(snapshot.registry_misses)} registry entries could not be read", highlight=False
+        )
+        raise typer.Exit(EXIT_PARTIAL)
     for tenant in failed:
         _common.err_console.print(
             f"[bold yellow]tenant {tenant.display_name}[/] ({tenant.tenant_id}): {tenant.error}",
@@ -195,6 +257,8 @@ def render(snapshot: Snapshot, fmt: InventoryFormat) -> str:
                 {"id": app.id, "tenant_id": app.tenant_id, **row}
                 for app, row in zip(snapshot.apps, table, strict=True)
             ],
+            "sources": snapshot.sources,
+            "registry_misses": [m.model_dump() for m in snapshot.registry_misses],
         }
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "csv":

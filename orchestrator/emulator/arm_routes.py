@@ -280,8 +280,18 @@ READ_ACTIONS: dict[str, str] = {
 }
 
 
+def _subscription_wide(route: Route, groups: dict[str, str]) -> bool:
+    """A listing of applications or deny assignments over a whole subscription."""
+    if route.name == "apps":
+        return not groups.get("rg")
+    if route.name == "deny":
+        return "/resourcegroups/" not in groups.get("scope", "").lower()
+    return False
+
+
 def check_access(ctx: Ctx) -> None:
-    """publisher_access on the tenant: read-only refuses writes, none refuses reads too (403)."""
+    """publisher_access on the tenant: read-only refuses writes, none refuses reads too, by-id refuses
+    subscription-wide listings (403)."""
     tenant = ctx.tenant
     if tenant is None or tenant.publisher_access == "full":
         return
@@ -290,6 +300,8 @@ def check_access(ctx: Ctx) -> None:
     if method == "GET":
         if tenant.publisher_access == "none":
             action = READ_ACTIONS.get(route.name)
+        elif tenant.publisher_access == "by-id" and _subscription_wide(route, ctx.groups):
+            action = READ_ACTIONS.get(route.name)  # a role on resource groups only: no listing
     else:
         template = ACTIONS.get((route.name, method))
         if template is not None:

@@ -29,7 +29,7 @@ class Tenant:
     client_secret: str
     principal_id: str  # object id of the orchestrator's service principal in this tenant
     role: str = "customer"  # "customer" | "publisher"
-    publisher_access: str = "full"  # "full" | "read-only" | "none"
+    publisher_access: str = "full"  # "full" | "read-only" | "none" | "by-id"
     ring: str = "default"
 
 

@@ -1,13 +1,11 @@
 """The emulator sends the documented events to a running receiver (a real process, killed mid-stream
 and restarted); after the fleet is announced and one rollout runs, the registry holds every app with
-the version the emulator has, and no event is lost."""
+the version the emulator has, and no event is lost. And `inventory --source registry` finds the apps
+of customers whose subscriptions cannot be listed."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,79 +15,17 @@ from typing import Any
 
 import pytest
 
+from orchestrator.emulator.fleet import generate
 from orchestrator.notifications.registry import Registry
 from tests.integration.conftest import REPO, Fleet, make_fleet, run_cli
+from tests.integration.notify import SECRET, Receiver, settled
 
 pytestmark = pytest.mark.integration
-
-SECRET = "webhook-secret-for-tests-42"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Receiver:
-    """`orchestrator notifications serve` as its own process, on a fixed port so it can come back."""
-
-    def __init__(self, tmp_path: Path, journal: Path) -> None:
-        self.port = _free_port()
-        self.journal = journal
-        self.secret_file = tmp_path / "notify.secret"
-        self.secret_file.write_text(SECRET, encoding="utf-8")
-        self.secret_file.chmod(0o600)
-        self.ready = tmp_path / "receiver.ready"
-        self.log = tmp_path / "receiver.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/?sig={SECRET}"
-
-    def start(self) -> None:
-        self.ready.unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "ORCHESTRATOR_"))}
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable, "-m", "orchestrator", "notifications", "serve", "--plain-http",
-                    "--host", "127.0.0.1", "--port", str(self.port), "--secret-file", str(self.secret_file),
-                    "--journal", str(self.journal), "--ready-file", str(self.ready),
-                ],
-                cwd=REPO, env=env, stdout=log, stderr=log,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not self.ready.exists():
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, "receiver did not start"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
 
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     yield from make_fleet(tmp_path, time_scale=0.01)
-
-
-def _settled(fleet: Fleet, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        stats: dict[str, Any] = fleet.emulator.stats()["notifications"]
-        if stats["pending"] == 0 and fleet.emulator.stats()["operations_in_flight"] == 0:
-            return stats
-        assert time.monotonic() < deadline, stats
-        time.sleep(0.1)
 
 
 def _version(app: dict[str, Any]) -> str:
@@ -130,7 +66,7 @@ def test_registry_follows_the_fleet_through_a_rollout_and_a_killed_receiver(
     _, err = apply.communicate(timeout=240)
     assert apply.returncode == 0, err.decode()
 
-    stats = _settled(fleet)
+    stats = settled(fleet.emulator)
     assert stats["retries"] > 0 and stats["gave_up"] == 0 and stats["rejected"] == 0
     assert stats["delivered"] == stats["events"]
     assert receiver.stop() == 0
@@ -157,3 +93,40 @@ def test_registry_follows_the_fleet_through_a_rollout_and_a_killed_receiver(
     # The secret is in no log line the receiver wrote, and not in the journal's file.
     assert SECRET not in receiver.log.read_text()
     assert SECRET.encode() not in journal.read_bytes()
+
+
+def test_inventory_from_the_registry_finds_apps_no_identity_can_list(tmp_path: Path) -> None:
+    state = generate("tenants=3,subscriptions=2,apps=3", 1)
+    for tenant in state.tenants.values():
+        if tenant.role != "publisher":
+            tenant.publisher_access = "by-id"  # roles on resource groups only: no subscription listing
+    fleet_file = tmp_path / "fleet.json"
+    state.save(fleet_file)
+    journal = tmp_path / "journal.db"
+    for fleet in make_fleet(tmp_path, fleet=fleet_file, time_scale=0.01):
+        receiver = Receiver(tmp_path, journal)
+        receiver.start()
+        try:
+            fleet.emulator.set_notification_endpoint(receiver.endpoint, announce=True)
+            settled(fleet.emulator)
+        finally:
+            assert receiver.stop() == 0
+        every = {a["id"].lower() for a in fleet.emulator.fleet()["applications"]}
+        config = str(fleet.config_path)
+
+        inventory = ("inventory", "-c", config, "-f", "json", "--journal", str(journal))
+        listed = run_cli(*inventory, "--source", "arm")
+        assert listed.code == 3 and "AuthorizationFailed" in listed.stderr
+        assert json.loads(listed.stdout)["apps"] == []
+
+        result = run_cli(*inventory, "--source", "registry")
+        assert result.code == 0, result.stderr
+        doc = json.loads(result.stdout)
+        assert {a["id"].lower() for a in doc["apps"]} == every
+        assert doc["sources"] == {"arm": 0, "registry": len(every)} and doc["registry_misses"] == []
+        assert all(a["excluded_actions"] for a in doc["apps"])  # deny assignments read at each MRG
+        assert f"{len(every)} from registry" in result.stderr
+
+        both = run_cli(*inventory)  # default: both, since the journal holds a registry
+        assert both.code == 3  # the listings still fail, and say so
+        assert {a["id"].lower() for a in json.loads(both.stdout)["apps"]} == every

@@ -120,3 +120,17 @@ def test_registry_refuses_what_is_not_a_journal(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="not an orchestrator journal"):
         Registry(foreign)
     assert Registry.existing(tmp_path / "missing.db") is None
+
+
+def test_registry_app_ids_groups_by_owner_and_drops_deleted_apps() -> None:
+    from orchestrator.inventory import registry_app_ids
+    from tests.notifications.events import SUB
+
+    live = fold(None, parse_event(raw(n=1)))
+    deleted = parse_event(raw(n=2, event_type="DELETE", state="Deleted"))
+    gone = fold(fold(None, parse_event(raw(n=2))), deleted)
+    elsewhere = fold(None, parse_event(raw(app=app_id(3, sub="ffffffff-0000-0000-0000-000000000000"))))
+    by_tenant, misses = registry_app_ids([live, gone, elsewhere], {SUB.lower(): "tenant-a"})
+    assert by_tenant == {"tenant-a": [app_id(1)]}
+    assert [m.app_id for m in misses] == [app_id(3, sub="ffffffff-0000-0000-0000-000000000000")]
+    assert "no configured tenant owns subscription ffffffff" in misses[0].cause
