@@ -45,6 +45,7 @@ from orchestrator.models import (
     RunState,
     RunView,
 )
+from orchestrator.notifications.signals import NotifiedFailure, RegistryWatch, Signal, Signals
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -348,6 +349,8 @@ class Engine:
         self._reads = asyncio.Semaphore(settings.concurrency)
         self.records: dict[str, AppRecord] = {}
         self.on_succeeded: Callable[[WorkItem], Awaitable[None]] | None = None
+        # Notifications about the apps (the registry in the journal's file): wake verification early.
+        self.signals: Signals | None = None
         self._wave_names: dict[int, str] = {}
         self.waiting = False  # some app did not start because its maintenance window was closed
 
@@ -643,6 +646,19 @@ class Engine:
             item, AppState.VERIFYING, message="operation succeeded; reading the deny assignment"
         )
         self.crash.reached("verifying")
+        signals, mark = self.signals, self.signals.mark() if self.signals is not None else 0
+        notified: Signal | None = None
+
+        async def wait(delay: float) -> None:
+            """The retry's pause, cut short by a PUT Succeeded/Failed event for this app."""
+            nonlocal notified
+            if signals is None:
+                await self.sleep(delay)
+                return
+            notified = await signals.wait(item.app_id, after=mark, timeout=delay)
+            if notified is not None:
+                log.info("notified: PUT event; verifying now", provisioning_state=notified.provisioning_state)
+
         if app is None:
             app = await self._read_app(item)
             if app is None:
@@ -658,17 +674,27 @@ class Engine:
         already_read = True
         try:
             async for attempt in retrying(
-                self.settings.verify_retry, sleep=self.sleep, before_sleep=self._log_retry
+                self.settings.verify_retry, sleep=wait, before_sleep=self._log_retry
             ):
                 with attempt:
                     if already_read:
                         already_read = False
                         found = app.deny_assignment
                     else:
+                        mark = signals.mark() if signals is not None else 0
+                        if notified is not None and notified.failed:
+                            await self._confirm_failure(item, notified)
                         found = await self._read_deny_assignment(item, app)
                     gap = convergence_gap(found, item)
                     if gap is not None:
                         raise NotConverged(gap)
+        except NotifiedFailure as exc:
+            return await self._transition(
+                item,
+                AppState.FAILED,
+                error_code=exc.signal.error_code or "Failed",
+                error_message=f"Azure notified PUT Failed: {exc.signal.error_message or 'no message'}",
+            )
         except NotConverged:
             log.warning("deny assignment did not converge", gap=gap)
             return await self._transition(
@@ -691,6 +717,12 @@ class Engine:
         if self.on_succeeded is not None:
             await self.on_succeeded(item)
         return state
+
+    async def _confirm_failure(self, item: WorkItem, notified: Signal) -> None:
+        """A PUT Failed event is the cause only if ARM shows the app Failed now (it may be stale)."""
+        now = await self._read_app(item)
+        if now is not None and now.provisioning_state.lower() == "failed":
+            raise NotifiedFailure(notified)
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -814,8 +846,12 @@ async def run_plan(
     plan_path: str | None = None,
     run_id: str | None = None,
     new_run: bool = False,
+    signals: Signals | None = None,
 ) -> RunView:
-    """Apply a (digest-checked) plan. Continues the latest run of the same plan unless `new_run`."""
+    """Apply a (digest-checked) plan. Continues the latest run of the same plan unless `new_run`.
+
+    `signals` defaults to the notification registry in the journal's file, when it holds one.
+    """
     rows, waves = plan_work(plan)
     if run_id is None and not new_run:
         run_id = journal.latest_run_for(plan.digest)
@@ -844,7 +880,13 @@ async def run_plan(
         sleep=sleep,
         progress=progress,
     )
-    await engine.run(waves)
+    owned = signals is None
+    engine.signals = signals if signals is not None else RegistryWatch.open(journal.path)
+    try:
+        await engine.run(waves)
+    finally:
+        if owned and engine.signals is not None:
+            await engine.signals.close()
     return journal.run_view(run_id)
 
 
