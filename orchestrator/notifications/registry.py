@@ -236,19 +236,25 @@ class Registry:
     def _fail(self, problem: str) -> RegistryError:
         return RegistryError(f"{self.path}: {problem}")
 
+    def _version(self) -> int:
+        conn = self._conn
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'notification_meta'").fetchone():
+            return 0
+        row = conn.execute("SELECT value FROM notification_meta WHERE key = 'schema'").fetchone()
+        return int(row[0]) if row else 0
+
     def _migrate(self) -> None:
+        if self._version() == SCHEMA_VERSION:
+            return  # readers (inventory, apply's watch) open it without writing
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'notification_meta'").fetchone()
-            if has_meta:
-                row = conn.execute("SELECT value FROM notification_meta WHERE key = 'schema'").fetchone()
-                version = int(row[0]) if row else 0
-                if version > SCHEMA_VERSION:
-                    raise self._fail(
-                        f"notification registry written by a newer orchestrator (schema {version}, this "
-                        f"version knows up to {SCHEMA_VERSION}); upgrade the orchestrator"
-                    )
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                raise self._fail(
+                    f"notification registry written by a newer orchestrator (schema {version}, this "
+                    f"version knows up to {SCHEMA_VERSION}); upgrade the orchestrator"
+                )
             for statement in (s.strip() for s in _SCHEMA.split(";")):
                 if statement:
                     conn.execute(statement)

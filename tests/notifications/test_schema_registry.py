@@ -134,3 +134,14 @@ def test_registry_app_ids_groups_by_owner_and_drops_deleted_apps() -> None:
     assert by_tenant == {"tenant-a": [app_id(1)]}
     assert [m.app_id for m in misses] == [app_id(3, sub="ffffffff-0000-0000-0000-000000000000")]
     assert "no configured tenant owns subscription ffffffff" in misses[0].cause
+
+
+def test_a_registry_from_a_newer_orchestrator_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    Registry(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE notification_meta SET value = '99' WHERE key = 'schema'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="newer orchestrator"):
+        Registry(path)
