@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,3 +150,18 @@ def test_gives_up_after_the_scaled_ten_hours(emulator: EmulatorHandle, stub: Stu
     assert stats["gave_up"] == stats["events"] > 0 and stats["delivered"] == 0
     assert stats["attempts"] >= 5 * stats["events"]  # kept retrying
     assert elapsed >= 10 * 3600 * scale - 0.05  # not before the (scaled) 10 hours
+
+
+def test_notify_url_goes_on_every_definition_and_offer_and_its_secret_to_a_0600_file(tmp_path: Path) -> None:
+    from orchestrator.emulator.lifecycle import build_runtime
+    from orchestrator.emulator.notify import endpoint_of, endpoint_secret
+    from orchestrator.emulator.runtime import Settings
+    from orchestrator.emulator.writeconfig import write_notification_secret
+
+    rt = build_runtime(
+        Settings(), generate_spec="tenants=2,subscriptions=1,apps=3", notify_url="https://r.example/?sig=s3"
+    )
+    assert all(endpoint_of(rt, app) == "https://r.example/?sig=s3" for app in rt.state.applications.values())
+    assert endpoint_secret(rt.state) == "s3"
+    path = write_notification_secret(tmp_path / "fleet.toml", "s3")
+    assert path.read_text() == "s3" and (path.stat().st_mode & 0o777) == 0o600
