@@ -10,11 +10,12 @@ from typing import Any
 from aiohttp import web
 
 from orchestrator.emulator import lro
-from orchestrator.emulator.arm_routes import Ctx, Handler, keyed_page, page_of
+from orchestrator.emulator.arm_routes import API_VERSIONS, LOCATIONS, Ctx, Handler, keyed_page, page_of
 from orchestrator.emulator.armhttp import OPERATION_FAULTS_KEY, ArmError, json_response, retry_after_headers
 from orchestrator.emulator.derive import EVERYONE
 from orchestrator.emulator.index import EXACT, subscription_bucket
-from orchestrator.emulator.state import Json, Subscription
+from orchestrator.emulator.state import Json, Subscription, iso, now
+from orchestrator.emulator.versions import PROVIDER_TYPES
 
 # ---- helpers -------------------------------------------------------------------------------------
 
@@ -132,6 +133,43 @@ async def list_tenants(ctx: Ctx) -> web.Response:
 
 async def get_resource_group(ctx: Ctx) -> web.Response:
     return json_response(_rg_or_404(ctx))
+
+
+async def list_resource_groups(ctx: Ctx) -> web.Response:
+    prefix = f"/subscriptions/{ctx.groups['sub']}/resourcegroups/".lower()
+    groups = ctx.rt.state.resource_groups
+    items = [groups[k] for k in sorted(k for k in groups if k.startswith(prefix))]
+    return json_response(page_of(ctx, items))
+
+
+_LOCATION_NAMES = {"eastus": "East US", "westeurope": "West Europe", "westus2": "West US 2"}
+
+
+async def get_provider(ctx: Ctx) -> web.Response:
+    """A resource provider with its types, locations and api-versions (what `az resource` reads to
+    pick an api-version when given none)."""
+    wanted = ctx.groups["namespace"].lower()
+    namespace = next((n for n in PROVIDER_TYPES if n.lower() == wanted), None)
+    if namespace is None:
+        raise ArmError(
+            404, "InvalidResourceNamespace", f"The resource namespace '{ctx.groups['namespace']}' is invalid."
+        )
+    regional = namespace == "Microsoft.Solutions"
+    types = [
+        {
+            "resourceType": resource_type,
+            "locations": [_LOCATION_NAMES[loc] for loc in LOCATIONS] if regional else [],
+            "apiVersions": sorted(API_VERSIONS[family], reverse=True),
+            "capabilities": "None",
+        }
+        for resource_type, family in PROVIDER_TYPES[namespace]
+    ]
+    scope = f"/subscriptions/{ctx.groups['sub']}" if "sub" in ctx.groups else ""
+    body: Json = {"id": f"{scope}/providers/{namespace}", "namespace": namespace, "resourceTypes": types}
+    if scope:
+        body["registrationState"] = "Registered"
+        body["registrationPolicy"] = "RegistrationRequired"
+    return json_response(body)
 
 
 # ---- applications --------------------------------------------------------------------------------
@@ -266,6 +304,7 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
         new_props["applicationDefinitionId"] = def_id
     if "identity" in body:
         app["identity"] = body["identity"]
+    app["systemData"] = _system_data(ctx, existing)
     try:
         _, _, _, principals = lro.policy_for(state, app)
     except lro.PolicyError as exc:
@@ -274,6 +313,20 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
         {"principalId": p, "roleDefinitionId": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"} for p in principals
     ]
     return app
+
+
+def _system_data(ctx: Ctx, existing: Json | None) -> Json:
+    """ARM's systemData: who created the resource and who last wrote it (a service principal here)."""
+    who, stamp = str(ctx.claims.get("oid", "")), iso(now())
+    created = (existing or {}).get("systemData") or {}
+    return {
+        "createdBy": created.get("createdBy", who),
+        "createdByType": created.get("createdByType", "Application"),
+        "createdAt": created.get("createdAt", stamp),
+        "lastModifiedBy": who,
+        "lastModifiedByType": "Application",
+        "lastModifiedAt": stamp,
+    }
 
 
 async def _put_application(ctx: Ctx) -> web.Response:
@@ -619,4 +672,6 @@ HANDLERS: dict[str, Handler] = {
     "permissions": permissions,
     "deny": deny_assignments,
     "rg": get_resource_group,
+    "rgs": list_resource_groups,
+    "provider": get_provider,
 }

@@ -25,14 +25,33 @@ _I = re.IGNORECASE
 _SUB = r"^/subscriptions/(?P<sub>[^/]+)"
 _RG = _SUB + r"/resourcegroups/(?P<rg>[^/]+)"
 
+# Every api-version the stock clients send (Azure CLI 2.91, Az PowerShell) plus the specs' stable and
+# preview versions; versions.py says how a response differs between them.
 API_VERSIONS: dict[str, frozenset[str]] = {
-    # azure-mgmt-resource-subscriptions 1.0.0 sends 2022-12-01.
+    # azure-mgmt-resource-subscriptions 1.0.0 and the Azure CLI send 2022-12-01.
     "subscriptions": frozenset({"2022-12-01", "2021-01-01", "2020-01-01", "2016-06-01"}),
-    # azure-mgmt-managedapplications 1.0.0b2 sends 2023-12-01-preview; 2021-07-01 is the last stable.
-    "solutions": frozenset({"2023-12-01-preview", "2021-07-01"}),
+    # azure-mgmt-managedapplications 1.0.0b2 sends 2023-12-01-preview; 2021-07-01 is the last stable;
+    # `az managedapp` sends 2019-07-01 (hard-wired).
+    "solutions": frozenset({"2023-12-01-preview", "2021-07-01", "2019-07-01"}),
     # azure-mgmt-authorization 4.0.0 sends 2022-04-01 for deny assignments and permissions.
     "authorization": frozenset({"2022-04-01"}),
-    "resources": frozenset({"2021-04-01", "2022-09-01", "2023-07-01", "2024-03-01"}),
+    # `az role deny-assignment` (azure-mgmt-authorization 5.0.0b2) sends 2024-07-01-preview.
+    "denyAssignments": frozenset({"2022-04-01", "2024-07-01-preview"}),
+    # Resource groups and providers: Microsoft.Resources' stable versions; the Azure CLI sends 2024-11-01.
+    "resources": frozenset(
+        {
+            "2020-06-01",
+            "2020-08-01",
+            "2020-10-01",
+            "2021-01-01",
+            "2021-04-01",
+            "2022-09-01",
+            "2023-07-01",
+            "2024-03-01",
+            "2024-07-01",
+            "2024-11-01",
+        }
+    ),
 }
 
 
@@ -107,11 +126,21 @@ ROUTES: tuple[Route, ...] = (
         re.compile(
             r"^(?P<scope>.*?)/providers/microsoft\.authorization/denyassignments(?:/(?P<name>[^/]+))?$", _I
         ),
-        "authorization",
+        "denyAssignments",
         "denyAssignments",
     ),
-    Route("rg", re.compile(_RG + r"$", _I), "resources", "resourceGroups"),
+    Route("rg", re.compile(_RG + r"/?$", _I), "resources", "resourceGroups"),
+    Route("rgs", re.compile(_SUB + r"/resourcegroups/?$", _I), "resources", "resourceGroups"),
+    Route(
+        "provider",
+        re.compile(r"^(?:/subscriptions/(?P<sub>[^/]+))?/providers/(?P<namespace>[^/]+)/?$", _I),
+        "resources",
+        "providers",
+    ),
 )
+
+# The region list ARM quotes for Microsoft.Solutions (and the provider lookup returns).
+LOCATIONS = ("eastus", "westeurope", "westus2")
 
 _SCOPE_SUB = re.compile(r"^/subscriptions/([^/]+)", _I)
 
@@ -149,7 +178,7 @@ def kind_of(route: Route, groups: dict[str, str], method: str) -> str:
         return "write"
     if route.name == "op":
         return "poll"
-    if route.name in ("subscriptions", "tenants", "apps", "definitions"):
+    if route.name in ("subscriptions", "tenants", "apps", "definitions", "rgs"):
         return "list"
     if route.name == "deny" and "name" not in groups:
         return "list"
@@ -166,20 +195,21 @@ def check_api_version(route: Route, request: web.Request) -> str:
         )
     supported = API_VERSIONS[route.family]
     if version not in supported:
-        listed = "', '".join(sorted(supported, reverse=True))
+        newest_first = sorted(supported, reverse=True)
         if route.family == "solutions":
+            # ARM's wording for a resource provider's type: versions and locations joined by ", ".
             raise ArmError(
                 400,
                 "NoRegisteredProviderFound",
                 f"No registered resource provider found for location 'global' and API version '{version}' "
-                "for "
-                f"type '{route.resource_type}'. The supported api-versions are '{listed}'. The supported "
-                "locations are 'eastus, westeurope, westus2'.",
+                f"for type '{route.resource_type}'. The supported api-versions are "
+                f"'{', '.join(newest_first)}'. The supported locations are '{', '.join(LOCATIONS)}'.",
             )
+        # ARM's own types (Microsoft.Resources): the versions joined by "," without spaces.
         raise ArmError(
             400,
             "InvalidApiVersionParameter",
-            f"The api-version '{version}' is invalid. The supported versions are '{listed}'.",
+            f"The api-version '{version}' is invalid. The supported versions are '{','.join(newest_first)}'.",
         )
     return version
 
@@ -277,6 +307,7 @@ READ_ACTIONS: dict[str, str] = {
     "apps": "Microsoft.Solutions/applications/read",
     "deny": "Microsoft.Authorization/denyAssignments/read",
     "rg": "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "rgs": "Microsoft.Resources/subscriptions/resourceGroups/read",
 }
 
 

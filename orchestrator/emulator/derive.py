@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from typing import Any
 
 EVERYONE = "00000000-0000-0000-0000-000000000000"
+# Real system deny assignments carry the application id in their display name (AuthorizationFailed
+# messages quote it: "System deny assignment created by managed application /subscriptions/…/NAME");
+# the description is generic, so a client must not rely on it to name the application.
 SYSTEM_DENY_NAME = "System deny assignment created by managed application"
+SYSTEM_DENY_DESCRIPTION = "Created by a managed application to protect its managed resource group."
+
+
+def system_deny_name(app_id: str) -> str:
+    return f"{SYSTEM_DENY_NAME} {app_id}"
 
 
 def deny_assignment_name(app_id: str) -> str:
@@ -54,8 +62,8 @@ def derive_deny_assignment(
         "name": name,
         "type": "Microsoft.Authorization/denyAssignments",
         "properties": {
-            "denyAssignmentName": SYSTEM_DENY_NAME,
-            "description": f"Created by managed application '{app_id}'.",
+            "denyAssignmentName": system_deny_name(app_id),
+            "description": SYSTEM_DENY_DESCRIPTION,
             "permissions": [permission],
             "scope": mrg_id,
             "doNotApplyToChildScopes": False,

@@ -192,7 +192,8 @@ async def _token(rt: Runtime, request: web.Request, tenant_id: str) -> web.Respo
             "flows must have a scope value with /.default suffixed to the resource identifier (application "
             "ID URI).",
         )
-    audience = scope.split(" ")[0].removesuffix(".default")
+    # Like Entra: the resource is everything before "/.default" ("https://x//.default" → "https://x/").
+    audience = scope.split(" ")[0].removesuffix("/.default")
     token, lifetime = rt.tokens.issue(
         {
             "aud": audience,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from orchestrator.emulator import admin, entra, lro
+from orchestrator.emulator import admin, entra, lro, metadata
 from orchestrator.emulator.arm_handlers import HANDLERS
 from orchestrator.emulator.arm_routes import (
     Ctx,
@@ -37,10 +38,12 @@ from orchestrator.emulator.armhttp import (
 from orchestrator.emulator.faults import FaultRule
 from orchestrator.emulator.runtime import Runtime
 from orchestrator.emulator.tls import ensure_tls
+from orchestrator.emulator.versions import shaper_for
 
 log = logging.getLogger("orchestrator.emulator")
 GET_ONLY = frozenset(
     {"subscriptions", "subscription", "tenants", "apps", "op", "definitions", "permissions", "deny", "rg"}
+    | {"rgs", "provider"}
 )
 
 
@@ -142,6 +145,10 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
             request[OPERATION_FAULTS_KEY] = plan.operation
     lro.advance(rt)
     response = await HANDLERS[route.name](ctx)
+    shaper = shaper_for(route.name, api_version)
+    if shaper is not None and response.status < 300 and isinstance(response.body, bytes):
+        # An older or newer api-version whose shape differs from the stored one (versions.py).
+        response.body = json.dumps(shaper(json.loads(response.body)), separators=(",", ":")).encode()
     if extra:
         response.headers.update(extra)
     return kind, response
@@ -171,6 +178,9 @@ def build_app(rt: Runtime) -> web.Application:
                     response = _fault_response(rt, plan.response)
                 else:
                     response = await entra.handle(rt, request)
+            elif metadata.is_metadata_path(request.path):
+                kind = "metadata"
+                response = await metadata.handle(rt, request)
             else:
                 kind, response = await _arm(rt, request)
         except ArmError as err:

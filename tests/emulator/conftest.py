@@ -126,6 +126,7 @@ def raw(
     token: str | None = None,
     body: Any = None,
     headers: dict[str, str] | None = None,
+    data: bytes | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     """A plain HTTPS call (urllib) for what the SDKs hide: status codes, headers, envelopes."""
     import json
@@ -133,13 +134,15 @@ def raw(
     import urllib.request
 
     url = path if path.startswith("https://") else emu.url + path.lstrip("/")
-    data = None if body is None else json.dumps(body).encode()
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)  # noqa: S310
-    req.add_header("Content-Type", "application/json")
+    req.add_header("Content-Type", (headers or {}).get("Content-Type", "application/json"))
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     for k, v in (headers or {}).items():
-        req.add_header(k, v)
+        if k != "Content-Type":
+            req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, context=ssl_context(emu), timeout=30) as resp:  # noqa: S310
             payload = resp.read()

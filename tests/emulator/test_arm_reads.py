@@ -196,6 +196,13 @@ def test_missing_application_unknown_route_and_headers(
     assert "x-ms-request-id" in {k.lower() for k in headers}
 
 
+def _app_of(fleet: dict[str, Any], deny: Any) -> str:
+    """The id of the application whose managed resource group the deny assignment sits on."""
+    apps = [a for a in fleet["applications"] if a["mrg"].lower() == deny.scope.lower()]
+    assert len(apps) == 1
+    return str(apps[0]["id"])
+
+
 def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[0]
@@ -212,12 +219,13 @@ def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: 
     assert all(d.scope.lower() == da.scope.lower() for d in in_rg)
     at_scope = list(client.deny_assignments.list_for_scope(da.scope, filter="atScope()"))
     assert {d.id for d in at_scope} == {d.id for d in in_rg}
-    named = list(
-        client.deny_assignments.list(
-            filter="denyAssignmentName eq 'System deny assignment created by managed application'"
-        )
+    # Like real ones, the system deny assignment's name carries the application id.
+    assert (
+        da.deny_assignment_name
+        == f"System deny assignment created by managed application {_app_of(fleet, da)}"
     )
-    assert {d.id for d in named} == {d.id for d in system}
+    named = list(client.deny_assignments.list(filter=f"denyAssignmentName eq '{da.deny_assignment_name}'"))
+    assert [d.id for d in named] == [da.id]
     by_principal = list(
         client.deny_assignments.list(filter="principalId eq '00000000-0000-0000-0000-000000000000'")
     )

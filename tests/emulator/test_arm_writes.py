@@ -118,8 +118,7 @@ async def test_put_to_v2_completes_and_rederives_the_deny_assignment(
     assert perm.data_actions == ["*"]
     assert perm.not_data_actions == fleet["publisher"]["marketplace_plans"][1]["allowedDataActions"]
     assert deny.name == str(uuid.uuid5(uuid.NAMESPACE_URL, app["id"].lower()))
-    assert deny.deny_assignment_name == "System deny assignment created by managed application"
-    assert deny.description == f"Created by managed application '{app['id']}'."
+    assert deny.deny_assignment_name == f"System deny assignment created by managed application {app['id']}"
     assert deny.scope == app["properties"]["managedResourceGroupId"]
     assert deny.do_not_apply_to_child_scopes is False
     assert [(p.id, p.type) for p in deny.principals] == [

@@ -57,7 +57,8 @@ def test_sync_credential_gets_a_jwt_with_the_expected_claims(
     assert claims["tid"] == tenant.id
     assert claims["appid"] == tenant.client_id
     assert claims["oid"] == tenant.raw["principal_id"]
-    assert claims["aud"] == emulator.url
+    # Like Entra, the resource is everything before "/.default": "https://host:port/.default" → no slash.
+    assert claims["aud"] == emulator.url.rstrip("/")
     assert str(claims["iss"]).startswith(emulator.url)
     assert int(claims["exp"]) - int(claims["iat"]) == 3600
     assert {"nbf", "iat", "exp"} <= set(claims)

@@ -88,7 +88,12 @@ def test_derivation_rule() -> None:
     ]
     assert ro["name"] == str(uuid.uuid5(uuid.NAMESPACE_URL, app_id.lower()))
     assert ro["id"] == f"{mrg}/providers/Microsoft.Authorization/denyAssignments/{ro['name']}"
-    assert ro["properties"]["description"] == f"Created by managed application '{app_id}'."
+    # Like real ones: the app id is in the name, the description is generic.
+    assert (
+        ro["properties"]["denyAssignmentName"]
+        == f"System deny assignment created by managed application {app_id}"
+    )
+    assert app_id not in ro["properties"]["description"]
     assert ro["properties"]["excludePrincipals"] == [{"id": "p1", "type": "ServicePrincipal"}]
     assert (
         ro["properties"]["isSystemProtected"] is True and ro["properties"]["doNotApplyToChildScopes"] is False
