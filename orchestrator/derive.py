@@ -8,7 +8,9 @@ allowed actions (data: denies nothing, excludes the allowed data actions).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from orchestrator.models import Definition, DenyAssignment, LockLevel
 
@@ -48,19 +50,42 @@ def _scope_key(scope: str) -> str:
     return scope.strip().rstrip("/").casefold()
 
 
-def select_system_deny_assignment(
-    app_id: str, mrg_id: str, candidates: Iterable[DenyAssignment]
-) -> DenyAssignment | None:
-    """The system-protected deny assignment the application placed on its managed resource group.
+@dataclass(frozen=True)
+class DenyMatch:
+    """Which deny assignment on an MRG is the application's: `found`, or why none can be told apart."""
 
-    Users may add their own deny assignments (not system-protected) on an MRG; those are ignored.
-    When several system-protected ones sit at the MRG scope, the one whose description names the
-    application wins; if that does not single one out, none is chosen (the caller reports it).
+    found: DenyAssignment | None = None
+    # Set when system-protected deny assignments sit on the MRG but not exactly one names the app.
+    problem: str | None = None
+
+
+def _names(deny: DenyAssignment, app_pattern: re.Pattern[str]) -> bool:
+    return bool(app_pattern.search(deny.deny_assignment_name) or app_pattern.search(deny.description))
+
+
+def match_system_deny_assignment(app_id: str, mrg_id: str, candidates: Iterable[DenyAssignment]) -> DenyMatch:
+    """The one rule for finding an application's system deny assignment (inventory, plan, verification).
+
+    It is the deny assignment whose scope is the app's managed resource group, that is system-protected
+    (users' own deny assignments are not), and whose name or description carries the app id (real ones
+    say "System deny assignment created by managed application <app id>"; Blueprint locks are
+    system-protected too, so "the only system-protected one" is not enough). Several or none of those
+    while system-protected ones are present: nothing is chosen and `problem` says why.
     """
     mrg = _scope_key(mrg_id)
     system = [d for d in candidates if d.is_system_protected and _scope_key(d.scope) == mrg]
-    if len(system) <= 1:
-        return system[0] if system else None
-    app = app_id.strip().rstrip("/").casefold()
-    named = [d for d in system if app in d.description.casefold()]
-    return named[0] if len(named) == 1 else None
+    if not system:
+        return DenyMatch()
+    app = app_id.strip().rstrip("/")
+    # The id must end there: ".../applications/app1" is not ".../applications/app10".
+    pattern = re.compile(re.escape(app) + r"(?![\w.-])", re.IGNORECASE)
+    named = [d for d in system if _names(d, pattern)]
+    if len(named) == 1:
+        return DenyMatch(named[0])
+    ids = ", ".join(sorted(d.id for d in (named or system)))
+    where = "on its managed resource group"
+    if named:
+        return DenyMatch(problem=f"{len(named)} system-protected deny assignments {where} name it: {ids}")
+    return DenyMatch(
+        problem=f"{len(system)} system-protected deny assignment(s) {where}, none naming it: {ids}"
+    )

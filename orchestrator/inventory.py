@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 from pydantic import ValidationError
 
 from orchestrator.config import FleetConfig, TenantConfig
-from orchestrator.derive import select_system_deny_assignment
+from orchestrator.derive import match_system_deny_assignment
 from orchestrator.errors import InputError
 from orchestrator.gateway import ArmError, ArmGateway
 from orchestrator.models import (
@@ -248,8 +248,10 @@ async def read_apps_by_id(
             deny = await limits.run(tenant_id, lambda: gateway.list_deny_assignments_at(tenant_id, mrg))
         except ArmError as exc:
             return RegistryMiss(app_id=app_id, cause=str(exc))
-        chosen = select_system_deny_assignment(app.id, mrg, deny)
-        return app.model_copy(update={"deny_assignment": chosen})
+        chosen = match_system_deny_assignment(app.id, mrg, deny)
+        return app.model_copy(
+            update={"deny_assignment": chosen.found, "deny_assignment_problem": chosen.problem}
+        )
 
     results = await asyncio.gather(*(one(app_id) for app_id in app_ids))
     return (
@@ -329,8 +331,12 @@ async def _read_subscription(
         by_scope.setdefault(_scope_key(assignment.scope), []).append(assignment)
     for app in apps:
         candidates = by_scope.get(_scope_key(app.managed_resource_group_id), [])
-        chosen = select_system_deny_assignment(app.id, app.managed_resource_group_id, candidates)
-        run.apps.append(app.model_copy(update={"deny_assignment": chosen}))
+        chosen = match_system_deny_assignment(app.id, app.managed_resource_group_id, candidates)
+        run.apps.append(
+            app.model_copy(
+                update={"deny_assignment": chosen.found, "deny_assignment_problem": chosen.problem}
+            )
+        )
     counter.apps += len(apps)
 
 

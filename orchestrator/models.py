@@ -89,6 +89,8 @@ class App(Frozen):
     # The lock level of the instance's current definition when known (service catalog), else None.
     lock_level: LockLevel | None = None
     deny_assignment: DenyAssignment | None = None
+    # Why no deny assignment was chosen although system-protected ones sit on the MRG (derive.py).
+    deny_assignment_problem: str | None = None
     # Whether the orchestrator's identity may write the application resource (customer resource group):
     # None when not checked. `plan` checks it; the planner skips updates it could never apply.
     writable: bool | None = None

@@ -369,6 +369,13 @@ def _decide_ignoring_access(app: App, target: Target, snapshot: Snapshot) -> _Ou
     target_expected = expected_deny(target.definition)
     assert target_expected is not None
     deny = app.deny_assignment
+    if deny is None and app.deny_assignment_problem:
+        # Without knowing which deny assignment is the app's, neither a diff nor a verification means
+        # anything; re-applying would not tell them apart either.
+        return _Outcome(
+            Decision.DRIFTED,
+            f"its system deny assignment cannot be told apart: {app.deny_assignment_problem}",
+        )
     current = _current_definition(app, target, snapshot)
 
     if _on_target(app, target):

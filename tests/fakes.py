@@ -41,6 +41,8 @@ class FakeArm:
     script: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     converge_after_reads: int = 0  # deny-assignment reads at the MRG before an update shows
     never_converge: set[str] = field(default_factory=set)
+    # Apps whose MRG shows a second system deny assignment naming them once they were written.
+    duplicate_after_write: set[str] = field(default_factory=set)
     # Hook run at the start of every call: (method, app id or scope) → may raise.
     before_call: Callable[[str, str], None] | None = None
     remaining_writes: int | None = None
@@ -122,7 +124,11 @@ class FakeArm:
                 actions=("*",),
                 is_system_protected=False,
             )
-            return [decoy, *([app.deny_assignment] if app.deny_assignment else [])]
+            found = [app.deny_assignment] if app.deny_assignment else []
+            if key in self.duplicate_after_write and self.writes[key] and app.deny_assignment:
+                twin = app.deny_assignment.model_copy(update={"id": app.deny_assignment.id + "-twin"})
+                found.append(twin)
+            return [decoy, *found]
         finally:
             self._leave(app.subscription_id)
 

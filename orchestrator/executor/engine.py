@@ -23,7 +23,7 @@ from typing import Literal
 
 import structlog
 
-from orchestrator.derive import select_system_deny_assignment
+from orchestrator.derive import DenyMatch, match_system_deny_assignment
 from orchestrator.errors import JournalError
 from orchestrator.executor.journal_writer import JournalWriter
 from orchestrator.executor.pacing import Pacer
@@ -670,6 +670,7 @@ class Engine:
                 )
         found: DenyAssignment | None = None
         gap: str | None = None
+        unidentified: str | None = None  # the deny assignment could not be told apart (derive.py)
         # `app` was read after the operation ended, joined with its deny assignment: check that first.
         already_read = True
         try:
@@ -679,13 +680,14 @@ class Engine:
                 with attempt:
                     if already_read:
                         already_read = False
-                        found = app.deny_assignment
+                        match = DenyMatch(app.deny_assignment, app.deny_assignment_problem)
                     else:
                         mark = signals.mark() if signals is not None else 0
                         if notified is not None and notified.failed:
                             await self._confirm_failure(item, notified)
-                        found = await self._read_deny_assignment(item, app)
-                    gap = convergence_gap(found, item)
+                        match = await self._read_deny_assignment(item, app)
+                    found, unidentified = match.found, match.problem
+                    gap = unidentified or convergence_gap(found, item)
                     if gap is not None:
                         raise NotConverged(gap)
         except NotifiedFailure as exc:
@@ -697,6 +699,14 @@ class Engine:
             )
         except NotConverged:
             log.warning("deny assignment did not converge", gap=gap)
+            if unidentified is not None:
+                # Past the verification deadline and still no single deny assignment is the app's.
+                return await self._transition(
+                    item,
+                    AppState.FAILED,
+                    error_code="DenyAssignmentUnidentified",
+                    error_message=f"verification failed: {unidentified}",
+                )
             return await self._transition(
                 item, AppState.UNVERIFIED, error_code="NotConverged", error_message=f"after the update: {gap}"
             )
@@ -726,7 +736,7 @@ class Engine:
 
     # -- plumbing ----------------------------------------------------------------------------------
 
-    async def _read_deny_assignment(self, item: WorkItem, app: App) -> DenyAssignment | None:
+    async def _read_deny_assignment(self, item: WorkItem, app: App) -> DenyMatch:
         await self.pacer.before_call(item.subscription_id, "read")
         try:
             async with self._reads:
@@ -736,7 +746,7 @@ class Engine:
         except ArmError as exc:
             self._note_throttle(item, exc)
             raise
-        return select_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
+        return match_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
 
     async def _read_app(self, item: WorkItem) -> App | None:
         """The app as it is now, joined with its system deny assignment (retrying transient errors)."""
@@ -755,8 +765,10 @@ class Engine:
                 except ArmError as exc:
                     self._note_throttle(item, exc)
                     raise
-                found = select_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
-                return app.model_copy(update={"deny_assignment": found})
+                found = match_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
+                return app.model_copy(
+                    update={"deny_assignment": found.found, "deny_assignment_problem": found.problem}
+                )
         raise AssertionError("unreachable: tenacity re-raises or returns")
 
     def _note_throttle(self, item: WorkItem, exc: ArmError) -> None:

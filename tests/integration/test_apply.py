@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from orchestrator.arm import AzureGateway
-from orchestrator.derive import select_system_deny_assignment
+from orchestrator.derive import match_system_deny_assignment
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL
 from orchestrator.journal import Journal
 from orchestrator.models import AppState, Decision, Plan, RunState
@@ -98,7 +98,7 @@ def deny_exclusions(fleet: Fleet, apps: list[Any]) -> dict[str, set[str]]:
                 app = await gw.get_application(entry.tenant_id, entry.app_id)
                 assert app is not None
                 das = await gw.list_deny_assignments_at(entry.tenant_id, app.managed_resource_group_id)
-                da = select_system_deny_assignment(app.id, app.managed_resource_group_id, das)
+                da = match_system_deny_assignment(app.id, app.managed_resource_group_id, das).found
                 out[entry.app_id] = {a.lower() for a in (da.not_actions if da else ())}
         return out
 

@@ -8,7 +8,7 @@ from orchestrator.derive import (
     denied_actions,
     expected_deny,
     implied_lock_level,
-    select_system_deny_assignment,
+    match_system_deny_assignment,
 )
 from orchestrator.models import Definition, DenyAssignment
 
@@ -18,14 +18,25 @@ APP = f"{SUB}/resourceGroups/rg/providers/Microsoft.Solutions/applications/a1"
 KV = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 
 
-def _deny(name: str, *, scope: str = MRG, system: bool = True, description: str = "") -> DenyAssignment:
+REAL_NAME = f"System deny assignment created by managed application {APP}"
+GENERIC = "Created by a managed application to protect its managed resource group."
+
+
+def _deny(
+    name: str, *, scope: str = MRG, system: bool = True, description: str = GENERIC, display: str = REAL_NAME
+) -> DenyAssignment:
     return DenyAssignment(
         id=f"{scope}/providers/Microsoft.Authorization/denyAssignments/{name}",
         name=name,
         scope=scope,
+        deny_assignment_name=display,
         description=description,
         is_system_protected=system,
     )
+
+
+def select(candidates: list[DenyAssignment]) -> DenyAssignment | None:
+    return match_system_deny_assignment(APP, MRG, candidates).found
 
 
 @pytest.mark.parametrize(
@@ -52,25 +63,52 @@ def test_denied_actions_and_implied_lock_level_agree() -> None:
     assert implied_lock_level(DenyAssignment(id="x", name="x", scope=MRG, actions=("*/write",))) is None
 
 
-def test_selects_the_only_system_deny_assignment_and_ignores_user_ones() -> None:
+def test_finds_the_app_by_name_with_a_generic_description_and_ignores_user_ones() -> None:
     system = _deny("sys")
     user = _deny("user", system=False, description=f"Created by managed application '{APP}'.")
-    assert select_system_deny_assignment(APP, MRG, [user, system]) == system
-    assert select_system_deny_assignment(APP, MRG, [user]) is None
-    assert select_system_deny_assignment(APP, MRG, []) is None
+    assert select([user, system]) == system
+    assert select([user]) is None
+    assert select([]) is None
+    assert match_system_deny_assignment(APP, MRG, [user]).problem is None  # nothing system-protected
+
+
+def test_the_app_id_may_be_in_the_description_instead() -> None:
+    old_style = _deny(
+        "old",
+        display="System deny assignment created by managed application",
+        description=f"Created by managed application '{APP.upper()}'.",
+    )
+    assert select([old_style]) == old_style
 
 
 def test_scope_compares_case_insensitively_and_ignores_other_scopes() -> None:
     system = _deny("sys", scope=MRG.upper() + "/")
     elsewhere = _deny("other", scope=MRG + "-other")
     child = _deny("child", scope=MRG + "/providers/Microsoft.KeyVault/vaults/kv")
-    assert select_system_deny_assignment(APP, MRG, [elsewhere, child, system]) == system
-    assert select_system_deny_assignment(APP, MRG, [elsewhere, child]) is None
+    assert select([elsewhere, child, system]) == system
+    assert select([elsewhere, child]) is None
 
 
-def test_several_system_deny_assignments_pick_the_one_naming_the_app() -> None:
-    mine = _deny("mine", description=f"Created by managed application '{APP.upper()}'.")
-    other = _deny("other", description="Created by managed application '/subscriptions/x/other'.")
-    assert select_system_deny_assignment(APP, MRG, [other, mine]) == mine
-    # Nothing singles one out: none is chosen rather than a guess.
-    assert select_system_deny_assignment(APP, MRG, [other, _deny("third")]) is None
+def test_a_blueprint_lock_beside_the_apps_deny_assignment_is_not_taken_for_it() -> None:
+    mine = _deny("mine")
+    blueprint = _deny(
+        "bp", display="Blueprint deny assignment", description="Created by Blueprint assignment 'x'."
+    )
+    assert select([blueprint, mine]) == mine
+
+
+def test_a_longer_app_id_does_not_name_this_app() -> None:
+    app10 = _deny("a10", display=f"System deny assignment created by managed application {APP}0")
+    found = match_system_deny_assignment(APP, MRG, [app10])
+    assert found.found is None and found.problem is not None and "none naming it" in found.problem
+
+
+def test_several_or_none_naming_the_app_choose_nothing_and_say_why() -> None:
+    two = match_system_deny_assignment(APP, MRG, [_deny("one"), _deny("two")])
+    assert two.found is None
+    assert two.problem is not None and two.problem.startswith("2 system-protected deny assignments")
+    assert "one" in two.problem and "two" in two.problem
+    legacy = _deny("legacy", display="System deny assignment created by managed application")
+    blueprint = _deny("bp", display="Blueprint deny assignment", description="Blueprint lock")
+    none = match_system_deny_assignment(APP, MRG, [legacy, blueprint])
+    assert none.found is None and none.problem is not None and "none naming it" in none.problem

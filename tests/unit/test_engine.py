@@ -314,6 +314,20 @@ async def test_verification_that_never_converges_is_unverified(journal: Journal)
     assert arm.writes[apps[0].id.lower()] == 1
 
 
+async def test_verification_that_cannot_tell_the_deny_assignment_apart_fails_with_the_cause(
+    journal: Journal,
+) -> None:
+    arm, apps = fleet(2)
+    arm.duplicate_after_write = {apps[0].id.lower()}
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    app = next(a for a in view.apps if a.app_id == apps[0].id)
+    assert app.state == AppState.FAILED
+    assert app.error_code == "DenyAssignmentUnidentified"
+    assert "2 system-protected deny assignments" in (app.error_message or "")
+    assert arm.writes[apps[0].id.lower()] == 1  # reported, never re-written
+    assert next(a for a in view.apps if a.app_id == apps[1].id).state == AppState.SUCCEEDED
+
+
 async def test_failure_tolerance_halts_and_leaves_the_rest_pending(journal: Journal) -> None:
     arm, apps = fleet(10)
     for app in apps[:2]:

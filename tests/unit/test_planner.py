@@ -182,6 +182,15 @@ def test_on_target_without_any_deny_assignment_is_a_reapply() -> None:
     assert "no system deny assignment was found: re-apply" in item.reason
 
 
+@pytest.mark.parametrize("definition_id", [V2, V1])
+def test_an_unidentifiable_deny_assignment_is_reported_never_rewritten(definition_id: str) -> None:
+    problem = "2 system-protected deny assignments on its managed resource group name it: a, b"
+    the_app = app(definition_id=definition_id, deny_assignment=None, deny_assignment_problem=problem)
+    item = only(plan_for([the_app]))
+    assert item.decision == Decision.DRIFTED
+    assert item.reason == f"its system deny assignment cannot be told apart: {problem}"
+
+
 def test_on_target_with_other_excluded_principals_is_a_reapply_flagged() -> None:
     deny = deny_for("ReadOnly", ("*/read", RESTART, KV), principals=(OTHER_PRINCIPAL,))
     item = only(plan_for([app(definition_id=V2, deny_assignment=deny)]))
