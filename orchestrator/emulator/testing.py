@@ -57,6 +57,10 @@ class EmulatorHandle:
         result: dict[str, Any] = self._call("GET", "state")
         return result
 
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Replace the whole state (the format of `state()`, with real client secrets)."""
+        self._call("POST", "state", state)
+
     def set_time_scale(self, value: float) -> None:
         self._call("POST", "time-scale", {"time_scale": value})
 

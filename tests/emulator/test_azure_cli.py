@@ -20,6 +20,9 @@ from orchestrator.emulator.testing import EmulatorHandle
 from tests import azure_cli
 from tests.emulator.conftest import publisher_of, tenant_of
 
+# The first run installs the CLI (minutes, once per machine); later runs take about half a minute.
+pytestmark = pytest.mark.timeout(azure_cli.INSTALL_TIMEOUT * 2 + 300)
+
 
 @pytest.fixture(scope="module")
 def az_python() -> Path:

@@ -384,3 +384,67 @@ def test_rollback_restores_the_previous_definition(quick_fleet: Fleet, tmp_path:
     for app in chosen:
         assert apps[app.app_id.lower()]["properties"]["applicationDefinitionId"].lower() == v1
     assert_no_overlapping_writes(quick_fleet)
+
+
+def _add_system_deny(state: dict[str, Any], mrg: str, name: str, display: str) -> None:
+    state["deny_assignments"].append(
+        {
+            "id": f"{mrg}/providers/Microsoft.Authorization/denyAssignments/{name}",
+            "name": name,
+            "type": "Microsoft.Authorization/denyAssignments",
+            "properties": {
+                "denyAssignmentName": display,
+                "description": "Created by Blueprint or the platform.",
+                "permissions": [
+                    {"actions": ["*/delete"], "notActions": [], "dataActions": [], "notDataActions": []}
+                ],
+                "scope": mrg,
+                "doNotApplyToChildScopes": False,
+                "principals": [{"id": "00000000-0000-0000-0000-000000000000", "type": "SystemDefined"}],
+                "excludePrincipals": [],
+                "isSystemProtected": True,
+            },
+        }
+    )
+
+
+def test_two_system_deny_assignments_naming_one_app_are_reported_never_rewritten(
+    quick_fleet: Fleet, tmp_path: Path
+) -> None:
+    """A second system-protected deny assignment naming the app: drifted with the reason, no write.
+    A Blueprint lock (system-protected, naming no app) beside another app's: that app is unaffected."""
+    emulator = quick_fleet.emulator
+    state = emulator.state()
+    for tenant in state["tenants"]:
+        tenant["client_secret"] = emulator.secret_for(tenant["id"])
+    writable = {t["id"] for t in quick_fleet.customer_tenants()} - read_only_tenants(quick_fleet)
+    subs = {s["id"] for s in state["subscriptions"] if s["tenant_id"] in writable}
+    v1 = v1_of(quick_fleet).lower()
+    apps = [
+        a
+        for a in state["applications"]
+        if a["id"].split("/")[2] in subs
+        and str(a["properties"].get("applicationDefinitionId", "")).lower() == v1
+        and a["properties"]["provisioningState"] == "Succeeded"
+    ]
+    doubled, beside_blueprint = apps[0], apps[1]
+    twin = f"System deny assignment created by managed application {doubled['id']}"
+    _add_system_deny(state, doubled["properties"]["managedResourceGroupId"], "twin", twin)
+    _add_system_deny(state, beside_blueprint["properties"]["managedResourceGroupId"], "bp", "Blueprint lock")
+    emulator.load_state(state)
+
+    plan_path, plan = plan_for(quick_fleet, tmp_path)
+    items = {i.app_id.lower(): i for i in plan.items}
+    reported = items[doubled["id"].lower()]
+    assert reported.decision == Decision.DRIFTED
+    assert "2 system-protected deny assignments on its managed resource group name it" in reported.reason
+    assert items[beside_blueprint["id"].lower()].decision == Decision.UPDATE
+
+    journal = tmp_path / "state" / "journal.db"
+    result = apply_cli(*apply_args(quick_fleet, plan_path, journal, "--failure-tolerance", "100%"))
+    assert result.returncode in (0, EXIT_PARTIAL), result.stderr[-2000:]
+    by_id = {a.app_id.lower(): a for a in journal_view(journal).apps}
+    assert by_id[beside_blueprint["id"].lower()].state == AppState.SUCCEEDED
+    assert by_id[doubled["id"].lower()].state == AppState.SKIPPED
+    written = {k.lower() for k in emulator.stats()["writes_per_app"]}
+    assert beside_blueprint["id"].lower() in written and doubled["id"].lower() not in written
