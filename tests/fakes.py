@@ -37,7 +37,9 @@ class FakeArm:
     exclusions: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     # Scripted outcomes per app id, consumed one per submit: "ok", "fail:<code>", "cancel",
     # "raise:<status>:<code>" (submit refused), "lost" (write lands, answer lost: transient error),
-    # "crash-after-submit" (write accepted, then Crash raised from wait_operation).
+    # "lost-fail" (lands, answer lost, its operation fails), "unsent" (the connection fails before the
+    # write lands: the same transient error), "crash-after-submit" (write accepted, then Crash raised
+    # from wait_operation).
     script: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     converge_after_reads: int = 0  # deny-assignment reads at the MRG before an update shows
     never_converge: set[str] = field(default_factory=set)
@@ -170,18 +172,21 @@ class FakeArm:
                 raise ArmError(
                     f"HTTP {status} {code}", status=int(status), code=code, transient=int(status) >= 500
                 )
+            if outcome == "unsent":
+                raise ArmError("connection reset", code="ConnectionError", transient=True)
             op_running = any(not op.done and op.app_id == key for op in self.ops.values())
             if op_running:
                 self.violations.append(f"write to {app_id} while its operation was in flight")
             self.writes[key] += 1
             op_id = f"op-{next(self._ids)}"
-            self.ops[op_id] = Op(key, definition_id, plan, "ok" if outcome == "lost" else outcome)
+            lost = {"lost": "ok", "lost-fail": "fail:InternalServerError"}
+            self.ops[op_id] = Op(key, definition_id, plan, lost.get(outcome, outcome))
             self.apps[key] = app.model_copy(update={"provisioning_state": "Updating"})
             running = [self.apps[op.app_id].subscription_id for op in self.ops.values() if not op.done]
             self.peak_ops = max(self.peak_ops, len(running))
             sub = app.subscription_id
             self.peak_ops_by_sub[sub] = max(self.peak_ops_by_sub[sub], running.count(sub))
-            if outcome == "lost":
+            if outcome in lost:
                 raise ArmError("connection reset after sending", code="ConnectionError", transient=True)
             return Submitted(
                 operation_url=f"https://arm.test/operations/{op_id}", resume_token=op_id, info=self._info()

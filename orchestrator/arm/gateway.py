@@ -10,11 +10,16 @@ exceptions become `ArmError`.
 Two retry layers exist on purpose: azure-core retries each HTTP call (408/429/5xx, connection
 errors, honouring Retry-After) within `RetrySettings`; whatever survives that surfaces as an
 `ArmError` with `transient` set, for the executor's operation-level retries to judge.
+
+Reads only. A write goes through its own pipeline that never re-sends (see `_write_session` and
+`_write_apps_client`): once a write's request may have left the machine, only the executor decides,
+after re-reading the app, whether a second write is safe.
 """
 
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import json
 import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
@@ -23,12 +28,13 @@ from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import aiohttp
-from azure.core.exceptions import HttpResponseError
-from azure.core.pipeline import PipelineResponse
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.pipeline import PipelineResponse, policies
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.polling.base_polling import OperationFailed
 from azure.core.rest import HttpRequest
 from azure.mgmt.authorization.v2022_04_01.aio import AuthorizationManagementClient
+from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuthenticationPolicy
 from azure.mgmt.core.tools import parse_resource_id
 from azure.mgmt.managedapplications.aio import ManagedApplicationsMgmtClient
 from azure.mgmt.resource.subscriptions.aio import SubscriptionClient
@@ -44,6 +50,7 @@ T = TypeVar("T")
 
 APPLICATIONS_API_VERSION = "2023-12-01-preview"
 DENY_ASSIGNMENTS_API_VERSION = "2022-04-01"
+_APPS_SDK = importlib.metadata.version("azure-mgmt-managedapplications")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,33 @@ class _TenantClients:
     subscriptions: SubscriptionClient | None = None
     applications: dict[str, ManagedApplicationsMgmtClient] = field(default_factory=dict)
     authorization: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
+    # Writes only: clients whose pipeline never re-sends a request (see `_write_apps_client`).
+    write_transport: AioHttpTransport | None = None
+    write_applications: dict[str, ManagedApplicationsMgmtClient] = field(default_factory=dict)
+
+
+class WriteMaybeSent(aiohttp.ClientConnectionError):
+    """The connection failed after a write's request may have been sent (it is not re-sent)."""
+
+
+async def _never_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """aiohttp middleware of the write session: turn the errors aiohttp would re-send on into one it
+    does not.
+
+    `ClientSession._request` sends an idempotent method (PUT, DELETE) a second time when the first
+    attempt ends with `ServerDisconnectedError` or `ClientOSError` (aiohttp/client.py, "retrying
+    requests", RFC 9112 9.3.1), and the session has no public switch for it. A connection reset after
+    ARM accepted the PUT raises exactly those, so the re-sent PUT would land while the first one's
+    operation runs. Errors from connecting (nothing was sent) pass through unchanged.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise WriteMaybeSent(f"connection lost after the request may have been sent: {exc}") from exc
 
 
 class _HeaderCapture:
@@ -117,6 +151,7 @@ class AzureGateway:
         self._retry = retry or RetrySettings()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._writes_session: aiohttp.ClientSession | None = None
         self._credentials: dict[str, TenantCredential] = {}
         for tenant in config.tenants:
             key = tenant.id.lower()
@@ -158,6 +193,26 @@ class AzureGateway:
                 trust_env=True,
             )
         return self._session
+
+    def _write_session(self) -> aiohttp.ClientSession:
+        """The aiohttp session writes go through: no re-send, and a fresh connection per request.
+
+        A fresh connection (`force_close`) cannot be a stale keep-alive one that the server already
+        closed, so a connection error on a write means something went wrong after it was opened; the
+        middleware stops aiohttp's own re-send of idempotent methods. Writes are few (one per app):
+        the extra TLS handshake each costs is small next to the long-running operation it starts.
+        """
+        if self._writes_session is None:
+            self._writes_session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    ssl=self._ssl_context(), limit=self._max_connections, force_close=True
+                ),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+                trust_env=True,
+                middlewares=(_never_resend,),
+            )
+        return self._writes_session
 
     def _tenant(self, tenant_id: str) -> _TenantClients:
         if self._closed:
@@ -209,6 +264,61 @@ class AzureGateway:
                 **self._common(state),
             )
             state.applications[key] = client
+        return client
+
+    def _write_apps_client(self, tenant_id: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
+        """A client for application writes whose pipeline never sends a request twice.
+
+        The rule: a write is never re-sent by a transport. A reset after ARM accepted a PUT looks like
+        "not sent" to azure-core (aiohttp reports it as a connection error) and to aiohttp itself, and
+        a blind second PUT would land while the first one's operation runs, or after it succeeded. So
+        this pipeline has every automatic re-send off:
+        - azure-core's RetryPolicy: none (`retry_total=0`; no connect, read or status retries);
+        - RedirectPolicy: none (a 307/308 would re-send the PUT elsewhere);
+        - ARMAutoResourceProviderRegistrationPolicy: none (it re-sends a write refused with 409
+          MissingSubscriptionRegistration after registering the provider, itself a write);
+        - aiohttp's re-send of idempotent methods: off (`_write_session`).
+        Anything that goes wrong once the request may have left surfaces as a transient `ArmError`;
+        the executor then re-reads the app (and its operation) and decides. Reads keep their retries.
+        """
+        self._claim(tenant_id, subscription_id)
+        state = self._tenant(tenant_id)
+        key = subscription_id.lower()
+        client = state.write_applications.get(key)
+        if client is None:
+            if state.write_transport is None:
+                state.write_transport = AioHttpTransport(
+                    session=self._write_session(),
+                    session_owner=False,
+                    connection_timeout=self._retry.connection_timeout,
+                    read_timeout=self._retry.read_timeout,
+                )
+            scope = self._config.cloud.scope
+            no_resend: list[Any] = [
+                policies.RequestIdPolicy(),
+                policies.HeadersPolicy(),
+                policies.UserAgentPolicy(sdk_moniker=f"mgmt-managedapplications/{_APPS_SDK}"),
+                policies.ProxyPolicy(),
+                policies.ContentDecodePolicy(),
+                AsyncARMChallengeAuthenticationPolicy(state.credential, scope),
+                policies.CustomHookPolicy(),
+                policies.NetworkTraceLoggingPolicy(),
+                policies.DistributedTracingPolicy(),
+                ARMHttpLoggingPolicy(),
+            ]
+            client = ManagedApplicationsMgmtClient(
+                state.credential,
+                subscription_id,
+                api_version=APPLICATIONS_API_VERSION,
+                base_url=self._config.cloud.arm,
+                credential_scopes=[scope],
+                transport=state.write_transport,
+                policies=no_resend,
+                retry_total=0,
+                permit_redirects=False,
+                polling_interval=self._retry.polling_interval,
+            )
+            state.write_applications[key] = client
         return client
 
     def authz_client(self, tenant_id: str, subscription_id: str) -> AuthorizationManagementClient:
@@ -375,15 +485,13 @@ class AzureGateway:
                 )
             model.plan.version = plan.version
         capture = _HeaderCapture()
-        # No transport retry once the PUT may have reached ARM (a lost answer, a 5xx or 429): a blind
-        # second PUT could land while the first operation runs. The executor re-reads the app and
-        # decides instead. Connection errors before anything was sent are still retried.
-        poller = await self._call(
-            what,
-            lambda: client.applications.begin_create_or_update(
-                rg, name, model, raw_response_hook=capture, retry_read=0, retry_status=0
-            ),
-        )
+        writer = self._write_apps_client(tenant_id, sub)
+        try:
+            poller = await writer.applications.begin_create_or_update(
+                rg, name, model, raw_response_hook=capture
+            )
+        except Exception as exc:
+            raise _write_error(exc, what) from None
         headers = {k.lower(): v for k, v in capture.headers.items()}
         return Submitted(
             operation_url=headers.get("azure-asyncoperation") or headers.get("location"),
@@ -430,14 +538,32 @@ class AzureGateway:
                 *state.applications.values(),
                 *state.authorization.values(),
             ]
+            clients += state.write_applications.values()
             for client in clients:
                 if client is not None:
                     await client.close()
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._writes_session):
+            if session is not None:
+                await session.close()
         for credential in self._credentials.values():
             await credential.close()
         self._tenants.clear()
+
+
+def _write_error(exc: BaseException, what: str) -> ArmError:
+    """An error from a write's request. Only an error answer from ARM (HTTP >= 400) says what became of
+    the write; anything else (a lost connection, a cut or unreadable answer) means it may have landed:
+    transient, so the executor re-reads before it decides."""
+    error = to_arm_error(exc, what)
+    answered = error.status is not None and error.status >= 400
+    if answered or error.transient or isinstance(exc, ClientAuthenticationError):
+        return error
+    return ArmError(
+        f"{what}: the answer was lost (the write may have landed): {error}",
+        code="WriteOutcomeUnknown",
+        transient=True,
+        info=error.info,
+    )
 
 
 def _deny_from_model(model: Any) -> DenyAssignment:

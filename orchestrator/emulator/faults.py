@@ -3,7 +3,11 @@
 A rule: {"kind": read|list|write|poll|token|any, "action": ..., "probability": 1.0, "first": N,
 "app": "glob", ...}. Actions: "429", "500", "503", "reset", "slow" (delay_ms), "fail_transient",
 "fail_permanent" (the write is accepted, its operation ends Failed), "deny_delay" (seconds, time-scaled:
-the deny assignment converges that long after the operation succeeded). See docs/emulator.md.
+the deny assignment converges that long after the operation succeeded), and the two faults a real
+network produces after a request arrived: "drop_response" (the request is handled, e.g. the write is
+applied, then the connection is closed before any byte of the answer) and "drop_mid_body" (handled,
+then the status line, headers and half the body are sent and the connection is closed). "reset"
+closes the connection before the request is handled. See docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 
 KINDS = {"read", "list", "write", "poll", "token", "any"}
 RESPONSE_ACTIONS = {"429", "500", "503", "reset"}
+AFTER_HANDLING_ACTIONS = {"drop_response", "drop_mid_body"}
 OPERATION_ACTIONS = {"fail_transient", "fail_permanent", "deny_delay"}
-ACTIONS = RESPONSE_ACTIONS | OPERATION_ACTIONS | {"slow"}
+ACTIONS = RESPONSE_ACTIONS | AFTER_HANDLING_ACTIONS | OPERATION_ACTIONS | {"slow"}
 
 TRANSIENT_FAILURE = (
     "InternalServerError",
@@ -76,6 +81,7 @@ class FaultPlan:
     delay_ms: float = 0.0
     response: FaultRule | None = None
     operation: list[FaultRule] = field(default_factory=list)
+    after: FaultRule | None = None  # drop_response / drop_mid_body: once the handler has run
 
 
 class FaultEngine:
@@ -104,6 +110,8 @@ class FaultEngine:
                 continue
             if rule.action in RESPONSE_ACTIONS and plan.response is not None:
                 continue  # one response fault per request; later rules keep their "first N" budget
+            if rule.action in AFTER_HANDLING_ACTIONS and plan.after is not None:
+                continue
             rule.seen += 1
             if rule.first is not None and rule.seen > rule.first:
                 continue
@@ -114,6 +122,8 @@ class FaultEngine:
                 plan.delay_ms += rule.delay_ms
             elif rule.action in RESPONSE_ACTIONS:
                 plan.response = plan.response or rule
+            elif rule.action in AFTER_HANDLING_ACTIONS:
+                plan.after = rule
             else:
                 plan.operation.append(rule)
         return plan if fired else None

@@ -121,6 +121,8 @@ def start_operation(
             op.fail_code, op.fail_message = PERMANENT_FAILURE
         elif rule.action == "deny_delay":
             op.deny_delay = rt.scaled(rule.deny_delay)
+    if kind == "update" and previous is not None and _repeats_a_success(state, key, previous, app):
+        rt.stats.writes_after_success[app["id"]] += 1
     state.operations[op.id] = op
     state.in_flight[key] = op.id
     state.schedule(op)
@@ -130,6 +132,21 @@ def start_operation(
     )
     state.writes.setdefault(key, []).append(WriteRecord(method, t0, None, 0, op.id))
     return op
+
+
+def _repeats_a_success(state: State, key: str, previous: Json, app: Json) -> bool:
+    """Whether an accepted update asks for what the app's last operation already gave it, successfully
+    (the same write sent again after it succeeded: what a transport re-send produces)."""
+    last = next((w for w in reversed(state.writes.get(key, [])) if w.operation_id), None)
+    op = state.operations.get(last.operation_id or "") if last is not None else None
+    if op is None or op.status != "Succeeded" or op.kind == "delete":
+        return False
+
+    def target(body: Json) -> tuple[str, str]:
+        definition = str((body.get("properties") or {}).get("applicationDefinitionId") or "").lower()
+        return definition, str((body.get("plan") or {}).get("version") or "")
+
+    return target(previous) == target(app)
 
 
 def record_write_status(rt: Runtime, op: Operation, status: int) -> None:

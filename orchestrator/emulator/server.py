@@ -51,6 +51,31 @@ class _Reset(Exception):
     """Abort the connection without a response (the 'reset' fault)."""
 
 
+# A fault that fires once the handler ran (drop_response / drop_mid_body), for `handle` to carry out.
+AFTER_FAULT_KEY: web.RequestKey[FaultRule] = web.RequestKey("emulator_after_fault", FaultRule)
+
+
+async def _drop(request: web.Request, response: web.Response, rule: FaultRule) -> web.StreamResponse:
+    """Close the connection after the request was handled: before the answer, or halfway through its
+    body (the status line and headers, Content-Length included, have gone out)."""
+    transport = request.transport
+    if rule.action == "drop_mid_body" and transport is not None:
+        body = bytes(response.body) if isinstance(response.body, (bytes, bytearray)) else b""
+        stream = web.StreamResponse(status=response.status, headers=response.headers)
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        await stream.write(body[: len(body) // 2])
+        for _ in range(100):  # let the bytes reach the socket before the connection goes
+            if transport.is_closing() or transport.get_write_buffer_size() == 0:
+                break
+            await asyncio.sleep(0.001)
+        transport.abort()
+        return stream
+    if transport is not None:
+        transport.abort()
+    return web.Response(status=500)  # the transport is gone; aiohttp drops it
+
+
 def _fault_response(rt: Runtime, rule: FaultRule) -> web.Response:
     if rule.action == "reset":
         raise _Reset
@@ -143,6 +168,8 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
             for rule in plan.operation:
                 rt.stats.faults_injected[rule.action] += 1
             request[OPERATION_FAULTS_KEY] = plan.operation
+        if plan.after is not None:
+            request[AFTER_FAULT_KEY] = plan.after
     lro.advance(rt)
     response = await HANDLERS[route.name](ctx)
     shaper = shaper_for(route.name, api_version)
@@ -195,6 +222,11 @@ def build_app(rt: Runtime) -> web.Application:
             return web.Response(status=500)
         response.headers.update(headers)
         response.headers.update(request.get(RATE_HEADERS_KEY, {}))
+        after = request.get(AFTER_FAULT_KEY)
+        if after is not None:
+            rt.stats.faults_injected[after.action] += 1
+            rt.stats.requests[f"{kind} {response.status} {after.action}"] += 1
+            return await _drop(request, response, after)
         rt.stats.requests[f"{kind} {response.status}"] += 1
         return response
 

@@ -12,7 +12,9 @@ class Stats:
     requests: Counter[str] = field(default_factory=Counter)  # "<route kind> <status>"
     writes_per_app: Counter[str] = field(default_factory=Counter)
     max_concurrent_ops_per_app: dict[str, int] = field(default_factory=dict)
-    conflicting_writes: int = 0
+    conflicting_writes: int = 0  # writes refused (409) because an operation on the app was running
+    # Accepted updates asking for what the app's last operation had already given it, successfully.
+    writes_after_success: Counter[str] = field(default_factory=Counter)
     cross_tenant_attempts: int = 0
     expired_token_attempts: int = 0
     unauthenticated_attempts: int = 0
@@ -29,6 +31,8 @@ class Stats:
             "max_concurrent_ops_per_app": dict(sorted(self.max_concurrent_ops_per_app.items())),
             "operations_in_flight": operations_in_flight,
             "conflicting_writes": self.conflicting_writes,
+            "writes_after_success": sum(self.writes_after_success.values()),
+            "writes_after_success_per_app": dict(sorted(self.writes_after_success.items())),
             "cross_tenant_attempts": self.cross_tenant_attempts,
             "expired_token_attempts": self.expired_token_attempts,
             "unauthenticated_attempts": self.unauthenticated_attempts,

@@ -107,7 +107,17 @@ class _Halt(Exception):
 
 
 class _Reconcile(Exception):
-    """The operation could not be followed; re-read the app before doing anything else."""
+    """Re-read the app before doing anything else: the operation could not be followed, or a write's
+    outcome is unknown (`unknown`: its request may have reached ARM and its answer was lost)."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
+
+
+def _answered_refusal(exc: ArmError) -> bool:
+    """ARM answered the write and refused it (409 busy, 429): it did not land."""
+    return exc.status in (409, 429)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -348,6 +358,8 @@ class Engine:
         # Reads outside an operation slot (verification) are bounded too, by the same number.
         self._reads = asyncio.Semaphore(settings.concurrency)
         self.records: dict[str, AppRecord] = {}
+        # app id → fingerprint of the app as read right before its latest write (see `_settle`).
+        self._baseline: dict[str, str] = {}
         self.on_succeeded: Callable[[WorkItem], Awaitable[None]] | None = None
         # Notifications about the apps (the registry in the journal's file): wake verification early.
         self.signals: Signals | None = None
@@ -487,9 +499,14 @@ class Engine:
                     return await self._transition(item, AppState.STALE, error_code="Stale", error_message=why)
                 before: BeforeState | None = _before_state(app)
                 token, reconcile = None, False
+                self._baseline[item.app_id] = item.fingerprint
             else:  # submitted: an operation may be in flight
                 before = None
                 token, reconcile = record.resume_token, record.resume_token is None
+                # Died after journaling the intent, before ARM's answer: the first write started
+                # from the planned state; a later one from a state this process no longer knows.
+                if reconcile and record.attempts <= 1:
+                    self._baseline[item.app_id] = item.fingerprint
             outcome = await self._write(item, record.attempts, before, token, reconcile)
         if isinstance(outcome, AppState):
             return outcome
@@ -507,7 +524,11 @@ class Engine:
 
         `token`: an operation to follow first. `reconcile`: the outcome of an earlier write is unknown,
         so re-read the app (and wait for it to settle) before deciding to write.
+
+        No layer below re-sends a write (see the gateway's write pipeline); this is the one place that
+        decides to write again, and it does so only when `_settle` shows the last write did not land.
         """
+        unknown = reconcile  # a write journaled as submitted without ARM's answer (resume)
         try:
             async for attempt in retrying(
                 self.settings.operation_retry,
@@ -517,19 +538,28 @@ class Engine:
             ):
                 with attempt:
                     if token is None and reconcile:
-                        found = await self._settle(item)
-                        reconcile = False
-                        if isinstance(found, AppState):
-                            return found
+                        found = await self._settle(item, unknown=unknown)
+                        reconcile = unknown = False
                         if found is not None:
-                            log.info("the earlier write landed; verifying")
+                            if not isinstance(found, AppState):
+                                log.info("the earlier write landed; verifying")
                             return found
                     if token is None:
                         # Nothing is in flight and the app is not on the target: write.
                         attempts += 1
-                        reconcile = True  # until ARM's answer is journaled, the outcome is unknown
-                        token = await self._submit(item, attempts, before)
-                        reconcile, before = False, None
+                        try:
+                            token = await self._submit(item, attempts, before)
+                        except _Reconcile as exc:
+                            # Look now, even on the last attempt: a write that landed is followed
+                            # to its end, never failed (or written again) for want of an attempt.
+                            found = await self._settle(item, unknown=exc.unknown)
+                            if found is not None:
+                                if not isinstance(found, AppState):
+                                    log.info("the write landed although its answer was lost; verifying")
+                                return found
+                            reconcile = True  # it did not land: look again before the next write
+                            raise _Reconcile(f"the write did not land: {exc}") from exc
+                        before = None
                     try:
                         await self._follow(item, token)
                     except (OperationFailed, _Reconcile):
@@ -572,7 +602,9 @@ class Engine:
             self._note_throttle(item, exc)
             if exc.transient:
                 # The request may have reached ARM before the answer was lost: never write blind.
-                raise _Reconcile(f"the write's outcome is unknown: {exc}") from exc
+                raise _Reconcile(
+                    f"the write's outcome is unknown: {exc}", unknown=not _answered_refusal(exc)
+                ) from exc
             raise
         self.pacer.observe(item.subscription_id, submitted.info)
         structlog.contextvars.bind_contextvars(request_id=submitted.info.request_id)
@@ -604,8 +636,39 @@ class Engine:
         if result.status != TERMINAL_SUCCESS:
             raise OperationFailed(result.status, result.error_code, result.error_message, result.info)
 
-    async def _settle(self, item: WorkItem) -> App | AppState | None:
-        """Re-read the app and wait until no operation runs on it; decide whether it may be written."""
+    async def _settle(self, item: WorkItem, *, unknown: bool = False) -> App | AppState | None:
+        """Re-read the app and wait until no operation runs on it; decide whether it may be written.
+
+        Returns the app when it is on the target (verify it), a final state (stale, gone), or None:
+        write. With `unknown` (the last write's answer was lost) None needs proof that the write did
+        not land: the app is idle and exactly as it was before that write, and still so after ARM had
+        `write_visibility_seconds` to show the write. An app that changed since, and is not on the
+        target, took the write and failed: that is the app's failure, with the cause, not a re-write.
+        """
+        baseline = self._baseline.get(item.app_id) if unknown else None
+        looked_again = False
+        while True:
+            app = await self._read_settled(item)
+            decided = await self._decide_settled(item, app)
+            if decided is not None or not unknown:
+                return decided
+            assert app is not None  # _decide_settled returns a state for a missing app
+            if baseline is not None and fingerprint(app) != baseline:
+                raise OperationFailed(
+                    "Failed",
+                    "WriteFailed",
+                    "the write's answer was lost and the application changed without reaching the "
+                    f"target (provisioning state {app.provisioning_state}): {difference(app, item)}",
+                    CallInfo(),
+                )
+            if looked_again:
+                log.info("the lost write did not land; writing again")
+                return None
+            await self.sleep(self.settings.write_visibility_seconds)
+            looked_again = True
+
+    async def _read_settled(self, item: WorkItem) -> App | None:
+        """The app once no operation runs on it (waiting within `settle_retry`)."""
         app: App | None = None
 
         async def read_settled() -> App | None:
@@ -621,6 +684,9 @@ class Engine:
         ):
             with attempt:
                 app = await read_settled()
+        return app
+
+    async def _decide_settled(self, item: WorkItem, app: App | None) -> App | AppState | None:
         if app is None:
             return await self._transition(
                 item,
@@ -639,6 +705,7 @@ class Engine:
         if not on_target(app, item) and not from_ok:
             why = difference(app, item)
             return await self._transition(item, AppState.STALE, error_code="Stale", error_message=why)
+        self._baseline[item.app_id] = fingerprint(app)  # what the next write starts from
         return None  # idle, still to be written
 
     async def _verify(self, item: WorkItem, app: App | None) -> AppState:

@@ -89,6 +89,9 @@ class ExecutorSettings:
             attempts=30, deadline_seconds=3600, initial_seconds=5, max_seconds=60
         )
     )
+    # After a write whose answer was lost, how long ARM may take to show that the write landed. The
+    # engine writes again only if the app still looks untouched (and idle) after this long.
+    write_visibility_seconds: float = 30.0
     pacing: PacingPolicy = field(default_factory=PacingPolicy)
     crash_at: CrashPoint | None = None
     # tenant id → None when an update may start now, else why not (maintenance window closed).
@@ -101,5 +104,6 @@ class ExecutorSettings:
             operation_retry=self.operation_retry.scaled(factor),
             verify_retry=self.verify_retry.scaled(factor),
             settle_retry=self.settle_retry.scaled(factor),
+            write_visibility_seconds=self.write_visibility_seconds * factor,
             pacing=self.pacing.scaled(factor),
         )

@@ -372,3 +372,57 @@ def test_list_allowed_upgrade_plans(emulator: EmulatorHandle, fleet: dict[str, A
     assert [(p.product, p.name, p.version) for p in present(plans.value)] == [
         ("contoso-app", "standard", "2.0.0")
     ]
+
+
+@pytest.mark.parametrize("action", ["drop_response", "drop_mid_body"])
+def test_dropped_answers_apply_the_write_first(
+    emulator: EmulatorHandle, fleet: dict[str, Any], action: str
+) -> None:
+    import http.client
+    import urllib.error
+
+    emulator.set_time_scale(0.02)
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    token = token_for(emulator, tenant)
+    emulator.set_faults([{"kind": "write", "action": action, "first": 1}])
+    body = _put_body(app)
+    body["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v2"]
+    with pytest.raises((ConnectionError, http.client.HTTPException, urllib.error.URLError, OSError)):
+        raw(emulator, "PUT", f"{app['id']}?{API}", token, body)
+    # The write landed although its answer was lost: the operation runs, the app shows the new id.
+    _, _, now = raw(emulator, "GET", f"{app['id']}?{API}", token)
+    assert now["properties"]["provisioningState"] in ("Accepted", "Updating")
+    assert now["properties"]["applicationDefinitionId"].lower().endswith("/app-v2")
+    stats = emulator.stats()
+    assert stats["writes_per_app"][app["id"]] == 1
+    assert stats["requests"][f"write 200 {action}"] == 1 and stats["faults_injected"][action] == 1
+
+
+def test_a_write_repeated_after_its_success_is_counted(
+    emulator: EmulatorHandle, fleet: dict[str, Any]
+) -> None:
+    import time
+
+    emulator.set_time_scale(0.001)  # 0.12 s operations
+    tenant = tenant_of(emulator, fleet)
+    app = _pick(emulator, fleet, tenant, "ServiceCatalog")
+    token = token_for(emulator, tenant)
+    v2 = _put_body(app)
+    v2["properties"]["applicationDefinitionId"] = fleet["publisher"]["definitions"]["app-v2"]
+    url = f"{app['id']}?{API}"
+
+    def settle() -> None:
+        for _ in range(200):
+            if raw(emulator, "GET", url, token)[2]["properties"]["provisioningState"] == "Succeeded":
+                return
+            time.sleep(0.02)
+        raise AssertionError("the operation did not end")
+
+    for body in (v2, v2, _put_body(app), v2):  # v2, v2 again (repeat), back to v1, v2 (not a repeat)
+        assert raw(emulator, "PUT", url, token, body)[0] == 200
+        settle()
+    stats = emulator.stats()
+    assert stats["writes_after_success"] == 1
+    assert stats["writes_after_success_per_app"] == {app["id"]: 1}
+    assert stats["writes_per_app"][app["id"]] == 4

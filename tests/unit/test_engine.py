@@ -297,6 +297,67 @@ async def test_lost_answer_is_reconciled_not_rewritten(
     assert arm.violations == []
 
 
+def finishing_reads(arm: FakeArm, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """ARM completes every operation on its own, by the time the engine next reads the app."""
+    original = arm.get_application
+    reads: list[str] = []
+
+    async def get_and_finish(tenant_id: str, app_id: str) -> App | None:
+        reads.append(app_id)
+        for op_id, op in list(arm.ops.items()):
+            if op.app_id == app_id.lower() and len(reads) > 1:
+                arm.finish(op_id)
+        return await original(tenant_id, app_id)
+
+    monkeypatch.setattr(arm, "get_application", get_and_finish)
+    return reads
+
+
+async def test_a_lost_write_that_did_not_land_is_written_again_after_arm_had_time_to_show_it(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arm, apps = fleet(1)
+    key = apps[0].id.lower()
+    arm.script[key] = ["unsent"]
+    reads = finishing_reads(arm, monkeypatch)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    view = await run_plan(make_plan(apps), arm, journal, settings(write_visibility_seconds=7.0), sleep=sleep)
+    assert view.apps[0].state == AppState.SUCCEEDED
+    assert arm.writes[key] == 1 and arm.violations == []
+    assert 7.0 in slept  # looked twice, the visibility delay apart, before writing again
+    assert len(reads) >= 3  # the pre-write read, then two looks
+
+
+async def test_a_lost_write_whose_operation_failed_fails_the_app_with_the_cause(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arm, apps = fleet(1)
+    key = apps[0].id.lower()
+    arm.script[key] = ["lost-fail"]
+    finishing_reads(arm, monkeypatch)
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    app = view.apps[0]
+    assert app.state == AppState.FAILED and app.error_code == "WriteFailed"
+    assert "provisioning state Failed" in (app.error_message or "")
+    assert arm.writes[key] == 1  # it landed once; not written blind again
+
+
+async def test_a_write_lost_on_the_last_attempt_is_still_followed_to_its_end(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arm, apps = fleet(1)
+    key = apps[0].id.lower()
+    arm.script[key] = ["unsent"] * (FAST.attempts - 1) + ["lost"]
+    finishing_reads(arm, monkeypatch)
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert view.apps[0].state == AppState.SUCCEEDED, view.apps[0].error_message
+    assert arm.writes[key] == 1 and arm.violations == []
+
+
 async def test_verification_waits_for_convergence(journal: Journal) -> None:
     arm, apps = fleet(3)
     arm.converge_after_reads = 2
