@@ -492,6 +492,42 @@ class Journal:
 
         self._write(work)
 
+    def repair_rollbacks(self) -> list[tuple[str, str]]:
+        """Mark `rolled_back` in its parent run every app a rollback run succeeded on while the parent
+        still says `succeeded`; returns the (parent run, app) pairs repaired, all in one transaction.
+
+        Versions before the two marks shared a transaction committed the rollback's success first; a
+        crash before the second commit left the parent claiming the app is upgraded, and resume skips
+        terminal apps, so nothing else would ever correct it.
+        """
+        found: list[tuple[str, str, str]] = []
+        stamp = _iso(self._now())
+
+        def work(conn: sqlite3.Connection) -> None:
+            found.extend(
+                conn.execute(
+                    "SELECT r.parent_run_id, a.app_id, r.run_id FROM runs r"
+                    " JOIN apps a ON a.run_id = r.run_id"
+                    " JOIN apps p ON p.run_id = r.parent_run_id AND p.app_id = a.app_id"
+                    " WHERE r.kind = 'rollback' AND a.state = ? AND p.state = ?",
+                    (AppState.SUCCEEDED, AppState.SUCCEEDED),
+                ).fetchall()
+            )
+            for parent, app_id, rollback in found:
+                _apply_transition(
+                    conn,
+                    stamp,
+                    Transition(
+                        run_id=parent,
+                        app_id=app_id,
+                        state=AppState.ROLLED_BACK,
+                        message=f"rolled back by run {rollback} (repaired: the mark was lost)",
+                    ),
+                )
+
+        self._write(work)
+        return [(parent, app_id) for parent, app_id, _ in found]
+
     # --- reading ---------------------------------------------------------------------------------
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:

@@ -360,7 +360,8 @@ class Engine:
         self.records: dict[str, AppRecord] = {}
         # app id → fingerprint of the app as read right before its latest write (see `_settle`).
         self._baseline: dict[str, str] = {}
-        self.on_succeeded: Callable[[WorkItem], Awaitable[None]] | None = None
+        # More journal rows an app's success changes, committed in the same transaction as it.
+        self.also_on_success: Callable[[WorkItem], Sequence[Transition]] | None = None
         # Notifications about the apps (the registry in the journal's file): wake verification early.
         self.signals: Signals | None = None
         self._wave_names: dict[int, str] = {}
@@ -788,11 +789,14 @@ class Engine:
             )
         after = fingerprint(app.model_copy(update={"deny_assignment": found}))
         state = await self._transition(
-            item, AppState.SUCCEEDED, after_fingerprint=after, clear_operation=True
+            item,
+            AppState.SUCCEEDED,
+            after_fingerprint=after,
+            clear_operation=True,
+            also=self.also_on_success(item) if self.also_on_success is not None else (),
         )
         log.info("succeeded")
-        if self.on_succeeded is not None:
-            await self.on_succeeded(item)
+        self.crash.reached("succeeded")
         return state
 
     async def _confirm_failure(self, item: WorkItem, notified: Signal) -> None:
@@ -868,8 +872,10 @@ class Engine:
         before: BeforeState | None = None,
         after_fingerprint: str | None = None,
         message: str | None = None,
+        also: Sequence[Transition] = (),
     ) -> AppState:
         await self.writer.record(
+            *also,
             Transition(
                 run_id=self.run_id,
                 app_id=item.app_id,
@@ -884,7 +890,7 @@ class Engine:
                 before=before,
                 after_fingerprint=after_fingerprint,
                 message=message,
-            )
+            ),
         )
         record = self.records[item.app_id]
         self.records[item.app_id] = replace(
@@ -931,6 +937,8 @@ async def run_plan(
 
     `signals` defaults to the notification registry in the journal's file, when it holds one.
     """
+    for repaired_run, repaired_app in journal.repair_rollbacks():
+        log.warning("repaired the parent run of a rollback", run_id=repaired_run, app=repaired_app)
     rows, waves = plan_work(plan)
     if run_id is None and not new_run:
         run_id = journal.latest_run_for(plan.digest)
@@ -983,8 +991,12 @@ async def run_rollback(
 ) -> RunView:
     """Put the succeeded apps of an apply run back on what they had; its own run of kind rollback.
 
-    Each app is marked `rolled_back` in the parent run as soon as its rollback verifies.
+    Each app's rollback success and its `rolled_back` mark in the parent run are one transaction, so
+    no crash leaves the parent claiming an app is upgraded. Parents left so by an older version (which
+    committed the two separately) are repaired first.
     """
+    for repaired_run, repaired_app in journal.repair_rollbacks():
+        log.warning("repaired the parent run of a rollback", run_id=repaired_run, app=repaired_app)
     parent = journal.run(parent_run_id)
     if parent.kind != "apply":
         raise JournalError(
@@ -1027,16 +1039,16 @@ async def run_rollback(
         progress=progress,
     )
 
-    async def mark_parent(item: WorkItem) -> None:
-        await engine.writer.record(
+    def mark_parent(item: WorkItem) -> Sequence[Transition]:
+        return (
             Transition(
                 run_id=parent_run_id,
                 app_id=item.app_id,
                 state=AppState.ROLLED_BACK,
                 message=f"rolled back by run {run_id}",
-            )
+            ),
         )
 
-    engine.on_succeeded = mark_parent
+    engine.also_on_success = mark_parent
     await engine.run([wave])
     return journal.run_view(run_id)

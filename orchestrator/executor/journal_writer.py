@@ -15,7 +15,7 @@ from orchestrator.journal import Journal, Transition
 class JournalWriter:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
-        self._queue: list[tuple[Transition, asyncio.Future[None]]] = []
+        self._queue: list[tuple[tuple[Transition, ...], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
@@ -32,12 +32,13 @@ class JournalWriter:
                 await self._task
             self._task = None
 
-    async def record(self, transition: Transition) -> None:
+    async def record(self, *transitions: Transition) -> None:
+        """Commit `transitions` (all in the same transaction) before returning."""
         if self._task is None:  # not running (e.g. outside a run): commit directly
-            await asyncio.to_thread(self.journal.record, transition)
+            await asyncio.to_thread(self.journal.record_many, transitions)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((transition, future))
+        self._queue.append((transitions, future))
         self._wake.set()
         await future
 
@@ -58,7 +59,7 @@ class JournalWriter:
             if not batch:
                 continue
             try:
-                await asyncio.to_thread(self.journal.record_many, [t for t, _ in batch])
+                await asyncio.to_thread(self.journal.record_many, [t for ts, _ in batch for t in ts])
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():

@@ -51,10 +51,10 @@ class Tolerance:
 class CrashPoint:
     """Test hook: kill this process the n-th time the engine reaches `point` (crash/resume tests)."""
 
-    point: str  # "before-submit" | "after-submit" | "verifying"
+    point: str  # "before-submit" | "after-submit" | "verifying" | "succeeded"
     nth: int
 
-    POINTS = ("before-submit", "after-submit", "verifying")
+    POINTS = ("before-submit", "after-submit", "verifying", "succeeded")
 
     @classmethod
     def parse(cls, text: str) -> CrashPoint:

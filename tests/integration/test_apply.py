@@ -448,3 +448,35 @@ def test_two_system_deny_assignments_naming_one_app_are_reported_never_rewritten
     assert by_id[doubled["id"].lower()].state == AppState.SKIPPED
     written = {k.lower() for k in emulator.stats()["writes_per_app"]}
     assert beside_blueprint["id"].lower() in written and doubled["id"].lower() not in written
+
+
+def test_rollback_killed_right_after_a_success_leaves_both_runs_consistent(
+    quick_fleet: Fleet, tmp_path: Path
+) -> None:
+    plan_path, _ = plan_for(quick_fleet, tmp_path)
+    journal = tmp_path / "journal.db"
+    applied = apply_cli(*apply_args(quick_fleet, plan_path, journal, "--failure-tolerance", "100%"))
+    assert applied.returncode == EXIT_PARTIAL, applied.stderr[-2000:]
+    parent = journal_view(journal)
+    args = ["rollback", parent.run_id, "-c", str(quick_fleet.config_path), "--journal", str(journal), "--yes"]
+    # Killed at the fault point where an older version committed the parent's mark separately.
+    killed = apply_cli(*args, "--concurrency", "1", env={"ORCHESTRATOR_TEST_CRASH_AT": "succeeded:2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+    def consistent() -> tuple[set[str], str]:
+        with Journal(journal) as j:
+            rollback = next(r for r in j.runs() if r.kind == "rollback")
+            back = {a.app_id for a in j.apps(rollback.run_id) if a.state == AppState.SUCCEEDED}
+            marked = {a.app_id for a in j.apps(parent.run_id) if a.state == AppState.ROLLED_BACK}
+        assert back == marked  # every rollback success is marked in the parent, and nothing else
+        return back, rollback.run_id
+
+    done, rollback_id = consistent()
+    assert len(done) == 2
+    resumed = apply_cli(
+        "resume", rollback_id, "-c", str(quick_fleet.config_path), "--journal", str(journal), "--yes"
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    done, _ = consistent()
+    assert done == {a.app_id for a in parent.apps if a.state == AppState.SUCCEEDED}
+    assert_no_overlapping_writes(quick_fleet)

@@ -534,6 +534,61 @@ async def test_rollback_puts_apps_back_and_marks_the_original(journal: Journal) 
     assert arm.writes[apps[0].id.lower()] == 2
 
 
+async def test_rollback_marks_both_runs_in_one_transaction(journal: Journal) -> None:
+    arm, apps = fleet(2)
+    applied = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    commits: list[set[tuple[str, str, AppState]]] = []
+    original = journal.record_many
+
+    def spy(transitions: Any) -> None:
+        batch = list(transitions)
+        commits.append({(t.run_id, t.app_id, t.state) for t in batch})
+        original(batch)
+
+    journal.record_many = spy  # type: ignore[method-assign]
+    rolled = await run_rollback(applied.run_id, arm, journal, settings(), sleep=no_sleep)
+    for app in apps:
+        mark = (applied.run_id, app.id, AppState.ROLLED_BACK)
+        [commit] = [c for c in commits if mark in c]
+        # The parent's mark shares its commit with the rollback run's success of that app.
+        assert (rolled.run_id, app.id, AppState.SUCCEEDED) in commit
+
+
+async def test_resume_repairs_a_parent_an_older_version_left_claiming_the_app_is_upgraded(
+    journal: Journal,
+) -> None:
+    from orchestrator.executor.engine import rollback_digest, rollback_work
+    from orchestrator.journal import Transition
+
+    arm, apps = fleet(2)
+    applied = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    # What an older version left after a crash between its two commits: the rollback run says the
+    # app is back on v1 (and it is), the parent still says succeeded.
+    rows, _ = rollback_work(journal.apps(applied.run_id), None)
+    rollback_id = journal.create_run(
+        kind="rollback",
+        plan_digest=rollback_digest(applied.run_id, None),
+        plan_path=None,
+        target_name=f"rollback of {applied.run_id}",
+        apps=rows,
+        parent_run_id=applied.run_id,
+    )
+    first = apps[0].id
+    arm.apps[first.lower()] = arm.app(first).model_copy(update={"definition_id": V1})
+    journal.record(Transition(run_id=rollback_id, app_id=first, state=AppState.SUCCEEDED))
+    assert states(journal, applied.run_id)[first] == AppState.SUCCEEDED  # inconsistent
+    writes = dict(arm.writes)
+
+    view = await run_rollback(applied.run_id, arm, journal, settings(), sleep=no_sleep, run_id=rollback_id)
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+    after = states(journal, applied.run_id)
+    assert after[first] == after[apps[1].id] == AppState.ROLLED_BACK
+    assert arm.writes[first.lower()] == writes[first.lower()]  # repaired in the journal, not rewritten
+    events = journal.events(applied.run_id, first)
+    assert "repaired" in (events[-1].message or "")
+    assert journal.repair_rollbacks() == []  # nothing left to repair
+
+
 async def test_pacing_slows_a_throttled_subscription() -> None:
     from orchestrator.executor.pacing import Pacer
     from orchestrator.gateway import CallInfo
