@@ -132,6 +132,18 @@ class Snapshot(Frozen):
     registry_misses: tuple[RegistryMiss, ...] = ()
 
 
+class Lineage(Frozen):
+    """The service-catalog definitions a target replaces: an app on any other is another product's.
+
+    Names and the name stem are matched only among definitions in the target definition's own
+    publisher resource group; ids match anywhere. See `orchestrator.lineage`.
+    """
+
+    definition_ids: tuple[str, ...] = ()  # exact definition ids (case-insensitive)
+    names: tuple[str, ...] = ()  # globs on the definition name, e.g. "app-v*" (case-insensitive)
+    same_stem: bool = False  # definitions whose name has the target's stem ("app" of app-v2)
+
+
 class Target(Frozen):
     """What every fitting instance should be moved to."""
 
@@ -140,6 +152,9 @@ class Target(Frozen):
     definition_id: str | None = None
     plan: MarketplacePlan | None = None
     definition: Definition  # lock level, allowed actions and authorizations the target implies
+    # Which definitions it replaces (service catalog). None in plans made before lineage existed: the
+    # default rule (same name stem, same publisher resource group) applies to them.
+    lineage: Lineage | None = None
 
     @property
     def moves_to(self) -> str:

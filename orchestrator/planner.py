@@ -6,7 +6,8 @@ For every app it decides one of:
 - `current`: already on the target, and its deny assignment carries the target's exclusions;
 - `drifted`: its deny assignment differs from what its own current definition implies (a human
   looks first; apply never writes it);
-- `skip`: with the reason (state, lock level, kind or plan the target does not fit, unknown definition).
+- `skip`: with the reason (state, lock level, kind or plan the target does not fit, unknown definition,
+  "different product": a service-catalog definition outside the target's lineage).
 
 Risk flags judge what an update changes *in effect*: an exclusion only widens access if it names an
 operation the target's lock level denies (under `CanNotDelete` only deletes are denied, so excluding a
@@ -24,6 +25,8 @@ from orchestrator.actions import diff, intersects, normalise
 from orchestrator.derive import denied_actions, expected_deny, implied_lock_level
 from orchestrator.errors import TargetError
 from orchestrator.fingerprint import fingerprint_of, summarize
+from orchestrator.lineage import describe as describe_lineage
+from orchestrator.lineage import in_lineage
 from orchestrator.models import (
     TERMINAL_SUCCESS,
     ActionChange,
@@ -107,6 +110,11 @@ def _misfit(app: App, target: Target) -> str | None:
         return "the target names no application definition (for this ServiceCatalog instance)"
     if not app.definition_id:
         return "ServiceCatalog instance without an application definition id"
+    if not in_lineage(app.definition_id, target):
+        return (
+            f"different product: definition {_short_id(app.definition_id)} is not one the target "
+            f"replaces ({describe_lineage(target)})"
+        )
     return None
 
 

@@ -4,6 +4,10 @@ A target file names either a service-catalog definition (`definition_id`) or a m
 version (`[plan]`), and states the lock level, allowed actions, allowed data actions and, optionally,
 the publisher authorizations the new version implies. Marketplace plans need the file: their allowed
 actions live in the offer's technical configuration, not in ARM. Schema: plans/target.schema.json.
+
+A service-catalog target moves only instances of its own product: `[replaces]` names the definitions
+it replaces (ids, name globs); without it, those with the same name stem in the same publisher
+resource group (`orchestrator.lineage`), and a name without a version token is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import TargetError
-from orchestrator.models import Authorization, Definition, LockLevel, MarketplacePlan, Target
+from orchestrator.lineage import DEFAULT_LINEAGE, stem_problem
+from orchestrator.models import Authorization, Definition, Lineage, LockLevel, MarketplacePlan, Target
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DEFINITION_ID = re.compile(
@@ -59,6 +64,37 @@ def _check_actions(values: list[str]) -> list[str]:
     return values
 
 
+class Replaces(_FileModel):
+    """The service-catalog definitions the target replaces; instances on any other are skipped as a
+    different product. Without this table: the definitions with the target's name stem (app-v2 → app-…)
+    in the target's publisher resource group."""
+
+    definition_ids: list[str] = Field(
+        default_factory=list, description="Definition ids (anywhere) whose instances move to the target."
+    )
+    names: list[str] = Field(
+        default_factory=list,
+        description="Globs on definition names (e.g. 'app-v*'), matched in the target definition's "
+        "publisher resource group only.",
+    )
+
+    @field_validator("definition_ids")
+    @classmethod
+    def _ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _DEFINITION_ID.match(value):
+                raise ValueError(f"{value!r} is not an application definition id")
+        return values
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value.strip() or "/" in value:
+                raise ValueError(f"{value!r} is not a definition name glob (no '/'; e.g. 'app-v*')")
+        return values
+
+
 class TargetFile(_FileModel):
     """A target file: `definition_id`, `[plan]`, or both (one release published on both channels)."""
 
@@ -77,6 +113,10 @@ class TargetFile(_FileModel):
     authorizations: list[AuthorizationEntry] = Field(
         default_factory=list,
         description="Publisher authorizations (excluded principals). Omit to leave principals unchecked.",
+    )
+    replaces: Replaces | None = Field(
+        default=None,
+        description="Service catalog: the definitions this one replaces (its product lineage).",
     )
 
     @field_validator("allowed_actions", "allowed_data_actions")
@@ -98,6 +138,8 @@ class TargetFile(_FileModel):
     def _one_target(self) -> TargetFile:
         if self.definition_id is None and self.plan is None:
             raise ValueError("give definition_id (service catalog), [plan] (marketplace), or both")
+        if self.replaces is not None and self.definition_id is None:
+            raise ValueError("`replaces` names service-catalog definitions: give definition_id too")
         return self
 
 
@@ -133,8 +175,18 @@ def _to_target(model: TargetFile) -> Target:
             for a in model.authorizations
         ),
     )
+    lineage: Lineage | None = None
+    if model.replaces is not None:
+        replaces = model.replaces
+        lineage = Lineage(definition_ids=tuple(replaces.definition_ids), names=tuple(replaces.names))
+    elif model.definition_id is not None:
+        lineage = DEFAULT_LINEAGE
     return Target(
-        name=model.name or default_name, definition_id=model.definition_id, plan=plan, definition=definition
+        name=model.name or default_name,
+        definition_id=model.definition_id,
+        plan=plan,
+        definition=definition,
+        lineage=lineage,
     )
 
 
@@ -161,6 +213,13 @@ def load_target(path: Path) -> Target:
         where = _where(first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         raise TargetError(f"{path}: {where + ': ' if where else ''}{message}") from exc
+    if model.definition_id is not None and model.replaces is None:
+        problem = stem_problem(model.definition_id)
+        if problem:
+            raise TargetError(
+                f"{path}: definition_id: {problem}; name the definitions it replaces in a `replaces` "
+                "table (its definition_ids, or names such as app-v*)"
+            )
     return _to_target(model)
 
 
@@ -168,4 +227,15 @@ def target_from_definition(definition: Definition) -> Target:
     """The target for `--target-definition ID`: the definition as read from ARM."""
     if not definition.id:
         raise TargetError("--target-definition: the definition read has no id")
-    return Target(name=_short(definition.id), definition_id=definition.id, definition=definition)
+    problem = stem_problem(definition.id)
+    if problem:
+        raise TargetError(
+            f"--target-definition {definition.id}: {problem}; write a target file (--target FILE) whose "
+            "`replaces` table names the definitions it replaces (plans/target.schema.json)"
+        )
+    return Target(
+        name=_short(definition.id),
+        definition_id=definition.id,
+        definition=definition,
+        lineage=DEFAULT_LINEAGE,
+    )

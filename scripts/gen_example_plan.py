@@ -5,8 +5,8 @@
 
 The snapshot shows every decision: updates (one in the canary ring), an app already current, a
 re-apply, an update that tightens (a risk), a drifted deny assignment, and skips (still provisioning,
-unlocked definition, marketplace instance for a service-catalog target), plus a tenant that could not be
-read. The target is plans/examples/target-v2.toml; `now` is fixed so the output is reproducible (a test
+unlocked definition, marketplace instance for a service-catalog target, another product's instance),
+plus a tenant that could not be read. The target is plans/examples/target-v2.toml; `now` is fixed so the output is reproducible (a test
 checks that).
 """
 
@@ -158,6 +158,7 @@ def snapshot(target_id: str, target_actions: tuple[str, ...]) -> Snapshot:
             ),
         ),
         _app(1, "nw-legacy", definition_id=DEF_UNLOCKED.id, lock_level="None", deny_assignment=None),
+        _app(1, "nw-monitoring", definition_id=f"{DEFS}/monitoring-v1"),  # another product: never moved
         _app(2, "wgb-payments"),
         _app(2, "wgb-payments-v2", definition_id=target_id),  # on v2, deny assignment still v1's: re-apply
         current,

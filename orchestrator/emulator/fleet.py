@@ -24,22 +24,36 @@ V1_ALLOWED_ACTIONS = [
 ]
 V1_ALLOWED_DATA_ACTIONS = ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"]
 V2_EXTRA_ACTION = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
+# The second product (`products=2`): a monitoring solution from the same publisher resource group.
+MONITORING_ACTIONS = [
+    "Microsoft.Insights/alertRules/write",
+    "Microsoft.OperationalInsights/workspaces/query/read",
+]
 MARKETPLACE_PLAN = {"publisher": "contoso-isv", "product": "contoso-app", "name": "standard"}
 LOCATIONS = ["eastus", "westeurope", "westus2"]
 
 
 def parse_generate(spec: str) -> tuple[int, int, int]:
     """Parse 'tenants=T,subscriptions=S,apps=N' (any order; missing keys default to 1)."""
-    values = {"tenants": 1, "subscriptions": 1, "apps": 1}
+    values = _parse_spec(spec)
+    return values["tenants"], values["subscriptions"], values["apps"]
+
+
+def _parse_spec(spec: str) -> dict[str, int]:
+    """The generator spec's keys; `products=2` adds a second service-catalog product (monitoring-v1/v2)
+    from the same publisher resource group, used by every fourth app that would be on app-v1."""
+    values = {"tenants": 1, "subscriptions": 1, "apps": 1, "products": 1}
     for part in spec.split(","):
         if not part.strip():
             continue
         key, _, raw = part.partition("=")
         key = key.strip().lower()
         if key not in values or not raw.strip().isdigit():
-            raise ValueError(f"bad --generate part {part!r}; expected tenants=T,subscriptions=S,apps=N")
+            raise ValueError(
+                f"bad --generate part {part!r}; expected tenants=T,subscriptions=S,apps=N[,products=P]"
+            )
         values[key] = int(raw)
-    return values["tenants"], values["subscriptions"], values["apps"]
+    return values
 
 
 def _uuid(rng: random.Random) -> str:
@@ -100,6 +114,7 @@ def _add_rg(state: State, rg: Json) -> None:
 
 def generate(spec: str, seed: int) -> State:
     n_tenants, n_subs, n_apps = parse_generate(spec)
+    two_products = _parse_spec(spec)["products"] >= 2
     rng = random.Random(seed)
     state = State()
 
@@ -127,6 +142,10 @@ def generate(spec: str, seed: int) -> State:
             pub_sub, "app-v1-unlocked", "None", V1_ALLOWED_ACTIONS, authz_principal, pub_tid
         ),
     }
+    if two_products:
+        for version, actions in (("v1", MONITORING_ACTIONS), ("v2", [*MONITORING_ACTIONS, V2_EXTRA_ACTION])):
+            name = f"monitoring-{version}"
+            definitions[name] = _definition(pub_sub, name, "ReadOnly", actions, authz_principal, pub_tid)
     for d in definitions.values():
         state.definitions[d["id"].lower()] = d
     state.offers = [
@@ -155,14 +174,31 @@ def generate(spec: str, seed: int) -> State:
             _add_rg(state, _rg(sub, CUSTOMER_RG, location))
             for n in range(1, n_apps + 1):
                 _add_app(
-                    state, rng, index, sub, location, f"ma-{t:03d}-{s:02d}-{n:02d}", pub_tid, authz_principal
+                    state,
+                    rng,
+                    index,
+                    sub,
+                    location,
+                    f"ma-{t:03d}-{s:02d}-{n:02d}",
+                    pub_tid,
+                    authz_principal,
+                    second_product=two_products and index % 4 == 1,
                 )
                 index += 1
     return state
 
 
 def _add_app(
-    state: State, rng: random.Random, index: int, sub: str, location: str, name: str, pub_tid: str, authz: str
+    state: State,
+    rng: random.Random,
+    index: int,
+    sub: str,
+    location: str,
+    name: str,
+    pub_tid: str,
+    authz: str,
+    *,
+    second_product: bool = False,
 ) -> None:
     app_id = (
         f"/subscriptions/{sub}/resourceGroups/{CUSTOMER_RG}/providers/Microsoft.Solutions/applications/{name}"
@@ -199,7 +235,7 @@ def _add_app(
         offer = state.offers[0]
         lock, actions, data_actions = offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"]
     else:
-        def_name = "app-v1-unlocked" if unlocked else "app-v1"
+        def_name = "app-v1-unlocked" if unlocked else ("monitoring-v1" if second_product else "app-v1")
         definition = next(d for d in state.definitions.values() if d["name"] == def_name)
         props["applicationDefinitionId"] = definition["id"]
         dprops = definition["properties"]

@@ -32,6 +32,8 @@ from orchestrator.executor.settings import ExecutorSettings
 from orchestrator.fingerprint import describe_difference, fingerprint
 from orchestrator.gateway import ArmError, ArmGateway, CallInfo
 from orchestrator.journal import AppRecord, BeforeState, Journal, NewApp, Transition
+from orchestrator.lineage import describe as describe_lineage
+from orchestrator.lineage import in_lineage
 from orchestrator.models import (
     TERMINAL_APP_STATES,
     TERMINAL_SUCCESS,
@@ -44,6 +46,7 @@ from orchestrator.models import (
     Plan,
     RunState,
     RunView,
+    Target,
 )
 from orchestrator.notifications.signals import NotifiedFailure, RegistryWatch, Signal, Signals
 
@@ -76,6 +79,9 @@ class WorkItem:
     expected_not_data_actions: tuple[str, ...]
     expect_deny_assignment: bool = True
     as_read: AppStateSummary | None = None  # what the fingerprint covered, to say what changed
+    # Service catalog: the plan's target, whose product lineage the app must still be in when it is
+    # written (re-checked per app; a plan made before lineage existed gets the default rule).
+    product: Target | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,7 @@ def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
                     expected_not_data_actions=item.expected_not_data_actions,
                     expect_deny_assignment=lock_level != "None",
                     as_read=item.as_read,
+                    product=plan.target if item.to_definition_id is not None else None,
                 )
             )
         waves.append(WaveWork(wave.index, wave.name, tuple(items)))
@@ -493,6 +500,15 @@ class Engine:
                         AppState.FAILED,
                         error_code="ResourceNotFound",
                         error_message="the application no longer exists",
+                    )
+                if item.product is not None and not in_lineage(app.definition_id, item.product):
+                    why = (
+                        f"different product: definition {app.definition_id} is not one the target "
+                        f"replaces ({describe_lineage(item.product)})"
+                    )
+                    log.warning("not writing", reason=why)
+                    return await self._transition(
+                        item, AppState.SKIPPED, error_code="DifferentProduct", error_message=why
                     )
                 if fingerprint(app) != item.fingerprint:
                     why = difference(app, item)

@@ -589,6 +589,24 @@ async def test_resume_repairs_a_parent_an_older_version_left_claiming_the_app_is
     assert journal.repair_rollbacks() == []  # nothing left to repair
 
 
+async def test_apply_rechecks_the_product_lineage_per_app(journal: Journal) -> None:
+    monitoring = V1.replace("/app-v1", "/monitoring-v1")
+    arm, apps = fleet(2)
+    theirs = apps[1].model_copy(update={"definition_id": monitoring})
+    arm.add_app(theirs)
+    arm.exclusions[monitoring.lower()] = (OLD, ())
+    # A plan made by a version that did not check lineage: it would move the other product's app.
+    plan = make_plan([apps[0], theirs])
+    assert plan.target.lineage is None
+    view = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
+    by_id = {a.app_id: a for a in view.apps}
+    assert by_id[apps[0].id].state == AppState.SUCCEEDED
+    skipped = by_id[theirs.id]
+    assert skipped.state == AppState.SKIPPED and skipped.error_code == "DifferentProduct"
+    assert (skipped.error_message or "").startswith("different product: definition")
+    assert arm.writes[theirs.id.lower()] == 0 and arm.app(theirs.id).definition_id == monitoring
+
+
 async def test_pacing_slows_a_throttled_subscription() -> None:
     from orchestrator.executor.pacing import Pacer
     from orchestrator.gateway import CallInfo

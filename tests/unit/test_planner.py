@@ -15,6 +15,7 @@ from orchestrator.models import (
     Decision,
     Definition,
     DenyAssignment,
+    Lineage,
     LockLevel,
     MarketplacePlan,
     Plan,
@@ -230,7 +231,7 @@ def test_drifted_when_deny_differs_from_its_own_definition(deny: DenyAssignment 
             "the target's lock level is None",
         ),
         (app(definition_id=V0, deny_assignment=None), TARGET_V2, "current lock level is None"),
-        (app(definition_id=f"{DEFS}/gone"), TARGET_V2, "current definition gone is unknown"),
+        (app(definition_id=f"{DEFS}/app-v0-gone"), TARGET_V2, "current definition app-v0-gone is unknown"),
         (mp_app(), TARGET_V2, "the target names no marketplace plan version (for this MarketPlace instance)"),
         (app(kind="SomethingElse"), TARGET_V2, "kind SomethingElse: neither ServiceCatalog nor MarketPlace"),
         (app(definition_id=None), TARGET_V2, "ServiceCatalog instance without an application definition id"),
@@ -526,3 +527,52 @@ def test_write_access_matters_only_for_updates() -> None:
     assert only(plan_for([app(provisioning_state="Failed", writable=False)])).reason.startswith(
         "provisioning state is Failed"
     )
+
+
+# --- product lineage -------------------------------------------------------------------------------
+
+
+OTHER_RG = (
+    "/subscriptions/pub/resourceGroups/other-publisher/providers/Microsoft.Solutions/applicationDefinitions"
+)
+
+
+@pytest.mark.parametrize(
+    ("definition_id", "lineage", "same_product"),
+    [
+        (V1, None, True),  # a plan made before lineage existed: the default rule
+        (V1, Lineage(same_stem=True), True),
+        (f"{DEFS}/APP_V1-unlocked", Lineage(same_stem=True), True),  # case and separators
+        (f"{DEFS}/app-1.2", Lineage(same_stem=True), True),
+        (f"{DEFS}/monitoring-v1", Lineage(same_stem=True), False),
+        (f"{DEFS}/application-v1", Lineage(same_stem=True), False),  # a longer name is not the stem
+        (f"{DEFS}/app", Lineage(same_stem=True), False),  # no version token
+        (f"{OTHER_RG}/app-v1", Lineage(same_stem=True), False),  # same name, another publisher group
+        (f"{OTHER_RG}/app-v1", Lineage(definition_ids=(f"{OTHER_RG}/APP-V1",)), True),  # ids: anywhere
+        (V1, Lineage(definition_ids=(f"{OTHER_RG}/app-v1",)), False),  # an explicit list is exact
+        (f"{DEFS}/legacy-app", Lineage(names=("legacy-*",)), True),
+        (f"{OTHER_RG}/legacy-app", Lineage(names=("legacy-*",)), False),  # globs: the target's group
+        (V2, Lineage(), True),  # the target's own definition always is
+    ],
+)
+def test_lineage_decides_which_definitions_a_target_replaces(
+    definition_id: str, lineage: Lineage | None, same_product: bool
+) -> None:
+    from orchestrator.lineage import in_lineage
+
+    target = TARGET_V2.model_copy(update={"lineage": lineage})
+    assert in_lineage(definition_id, target) is same_product
+
+
+def test_another_products_instance_is_skipped_as_a_different_product() -> None:
+    monitoring = f"{DEFS}/monitoring-v1"
+    definitions = {V1.lower(): DEF_V1, monitoring.lower(): DEF_V1.model_copy(update={"id": monitoring})}
+    apps = [app(name="ours"), app(name="theirs", definition_id=monitoring)]
+    target = TARGET_V2.model_copy(update={"lineage": Lineage(same_stem=True)})
+    plan = plan_for(apps, target, definitions=definitions)
+    by_name = {i.app_name: i for i in plan.items}
+    assert by_name["ours"].decision == Decision.UPDATE
+    theirs = by_name["theirs"]
+    assert theirs.decision == Decision.SKIP and theirs.reason.startswith("different product")
+    assert "monitoring-v1" in theirs.reason and "app-<version>" in theirs.reason
+    assert theirs.to_definition_id is None and theirs.wave is None

@@ -122,3 +122,70 @@ def test_target_from_definition() -> None:
     )
     with pytest.raises(TargetError, match="--target-definition"):
         target_from_definition(Definition(lock_level="ReadOnly"))
+
+
+# --- product lineage -------------------------------------------------------------------------------
+
+NO_VERSION_ID = DEF_ID.replace("/app-v2", "/contoso-app")
+
+
+def test_a_definition_target_without_replaces_uses_the_name_stem(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(SC_FILE)
+    lineage = load_target(path).lineage
+    assert lineage is not None and lineage.same_stem and not lineage.definition_ids and not lineage.names
+    assert load_target(EXAMPLES / "target-marketplace-2.0.0.toml").lineage is None  # no definition
+
+
+def test_replaces_names_the_definitions_a_target_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    old = DEF_ID.replace("/app-v2", "/legacy-app")
+    path.write_text(
+        f'definition_id = "{NO_VERSION_ID}"\nlock_level = "ReadOnly"\n'
+        f'[replaces]\ndefinition_ids = ["{old}"]\nnames = ["contoso-app-*"]\n'
+    )
+    lineage = load_target(path).lineage
+    assert lineage is not None and not lineage.same_stem
+    assert lineage.definition_ids == (old,) and lineage.names == ("contoso-app-*",)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            f'definition_id = "{NO_VERSION_ID}"\nlock_level = "ReadOnly"\n',
+            "definition_id: the name 'contoso-app' has no version token (like app-v2), so which "
+            "definitions it replaces cannot be told from it; name the definitions it replaces in a "
+            "`replaces` table",
+        ),
+        (SC_FILE + '[replaces]\nnames = ["a/b"]\n', "replaces.names: 'a/b' is not a definition name glob"),
+        (
+            SC_FILE + '[replaces]\ndefinition_ids = ["app-v1"]\n',
+            "'app-v1' is not an application definition id",
+        ),
+        (SC_FILE + "[replaces]\nother = 1\n", "replaces.other"),
+        (
+            'lock_level = "ReadOnly"\n[plan]\npublisher="p"\nproduct="o"\nname="n"\nversion="2"\n'
+            '[replaces]\nnames = ["x-*"]\n',
+            "`replaces` names service-catalog definitions: give definition_id too",
+        ),
+    ],
+)
+def test_bad_lineage_is_one_line_naming_the_file(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(TargetError) as info:
+        load_target(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert problem in message
+
+
+def test_target_definition_without_a_version_token_is_refused_with_the_way_out() -> None:
+    with pytest.raises(TargetError) as info:
+        target_from_definition(Definition(id=NO_VERSION_ID, lock_level="ReadOnly"))
+    message = str(info.value)
+    assert message.startswith(f"--target-definition {NO_VERSION_ID}: ") and "\n" not in message
+    assert "write a target file" in message and "`replaces` table" in message
+    target = target_from_definition(Definition(id=DEF_ID, lock_level="ReadOnly"))
+    assert target.lineage is not None and target.lineage.same_stem
