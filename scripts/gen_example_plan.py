@@ -6,8 +6,8 @@
 The snapshot shows every decision: updates (one in the canary ring), an app already current, a
 re-apply, an update that tightens (a risk), a drifted deny assignment, and skips (still provisioning,
 unlocked definition, marketplace instance for a service-catalog target, another product's instance),
-plus a tenant that could not be read. The target is plans/examples/target-v2.toml; `now` is fixed so the output is reproducible (a test
-checks that).
+plus a tenant that could not be read. The target is plans/examples/target-v2.toml; `now` is fixed so
+the output is reproducible (a test checks that).
 """
 
 from __future__ import annotations
