@@ -8,6 +8,7 @@ is handled. Whatever the HTTP stack does with that, the emulator's own counters 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -77,10 +78,13 @@ def plan_both(fleet: Fleet, tmp_path: Path) -> tuple[Path, Plan]:
 
 @pytest.fixture
 def big_fleet(tmp_path: Path) -> Iterator[Fleet]:
-    """5 tenants × 3 subscriptions × 20 apps (300); operations take 30 emulated seconds (0.3 s)."""
+    """5 tenants × 3 subscriptions × 20 apps (300); operations take 30 emulated seconds (0.3 s).
+
+    WRITE_SAFETY_FLEET overrides the generator spec, for a bigger run (not ORCHESTRATOR_*: tests scrub
+    those)."""
     yield from make_fleet(
         tmp_path,
-        generate="tenants=5,subscriptions=3,apps=20",
+        generate=os.environ.get("WRITE_SAFETY_FLEET", "tenants=5,subscriptions=3,apps=20"),
         time_scale=TIME_SCALE,
         operation_seconds=30,
         page_size=50,
