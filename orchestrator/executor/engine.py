@@ -5,9 +5,11 @@ resume token → follow the operation → journal `verifying` → read the deny 
 carries the planned exclusions → `succeeded` (or `unverified` / `failed` with the reason).
 
 Every transition is committed to the journal before the next call to Azure. A write whose outcome
-is unknown (the process died, or the PUT's answer was lost) is never repeated blindly: the engine
-first re-attaches to the stored operation, or re-reads the app and waits for it to settle, and only
-writes again when the app is provably idle and still not on the target.
+is unknown (the process died, or the PUT's answer was lost) is never repeated blindly, and no layer
+below repeats it (the gateway's write pipeline never re-sends): the engine first re-attaches to the
+stored operation, or re-reads the app and waits for it to settle, and only writes again when the app
+is idle, exactly as it was before that write, and still so after ARM had time to show the write
+(`_settle`).
 """
 
 from __future__ import annotations
