@@ -11,7 +11,7 @@ Two retry layers exist on purpose: azure-core retries each HTTP call (408/429/5x
 errors, honouring Retry-After) within `RetrySettings`; whatever survives that surfaces as an
 `ArmError` with `transient` set, for the executor's operation-level retries to judge.
 
-Reads only. A write goes through its own pipeline that never re-sends (see `_write_session` and
+That holds for reads. A write goes through its own pipeline that never re-sends (`_write_session`,
 `_write_apps_client`): once a write's request may have left the machine, only the executor decides,
 after re-reading the app, whether a second write is safe.
 """
