@@ -571,7 +571,10 @@ class Engine:
                         except _Reconcile as exc:
                             # Look now, even on the last attempt: a write that landed is followed
                             # to its end, never failed (or written again) for want of an attempt.
-                            found = await self._settle(item, unknown=exc.unknown)
+                            # Until that look decides, the next attempt must look first too.
+                            reconcile, unknown = True, exc.unknown
+                            found = await self._settle(item, unknown=unknown)
+                            reconcile = unknown = False
                             if found is not None:
                                 if not isinstance(found, AppState):
                                     log.info("the write landed although its answer was lost; verifying")

@@ -358,6 +358,19 @@ async def test_a_write_lost_on_the_last_attempt_is_still_followed_to_its_end(
     assert arm.writes[key] == 1 and arm.violations == []
 
 
+async def test_a_lost_write_whose_operation_outlasts_the_settle_wait_is_never_written_again(
+    journal: Journal,
+) -> None:
+    arm, apps = fleet(1)
+    key = apps[0].id.lower()
+    arm.script[key] = ["lost"]  # it landed; its operation keeps running (nobody finishes it)
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    app = view.apps[0]
+    assert app.state == AppState.FAILED and app.error_code == "NotConverged"
+    assert "still running" in (app.error_message or "")
+    assert arm.writes[key] == 1 and arm.violations == []  # no write while the operation ran
+
+
 async def test_verification_waits_for_convergence(journal: Journal) -> None:
     arm, apps = fleet(3)
     arm.converge_after_reads = 2
