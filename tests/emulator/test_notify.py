@@ -68,8 +68,16 @@ def _wait(check: Callable[[], bool], timeout: float = 20) -> None:
 
 
 def _settled(emu: EmulatorHandle) -> dict[str, Any]:
-    _wait(lambda: emu.stats()["notifications"]["pending"] == 0 and emu.stats()["operations_in_flight"] == 0)
-    result: dict[str, Any] = emu.stats()["notifications"]
+    # One snapshot per check: an operation that finishes between two reads queues its event after
+    # the first read saw nothing pending.
+    snapshot: dict[str, Any] = {}
+
+    def quiet() -> bool:
+        snapshot.update(emu.stats())
+        return bool(snapshot["notifications"]["pending"] == 0 and snapshot["operations_in_flight"] == 0)
+
+    _wait(quiet)
+    result: dict[str, Any] = snapshot["notifications"]
     return result
 
 
