@@ -166,8 +166,9 @@ class TenantConfig(_Model):
 
 
 class ConcurrencyConfig(_Model):
-    global_limit: int = Field(default=32, ge=1, le=1024)
-    per_subscription: int = Field(default=4, ge=1, le=256)
+    # Optional safety limits on apps in progress; unset, ARM's own signals pace a wave.
+    global_limit: int | None = Field(default=None, ge=1)
+    per_subscription: int | None = Field(default=None, ge=1)
 
 
 class FleetConfig(_Model):

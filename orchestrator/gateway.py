@@ -7,6 +7,7 @@ value object from `orchestrator.models`, never an SDK type.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +22,15 @@ class CallInfo:
     correlation_id: str | None = None
     remaining_reads: int | None = None  # x-ms-ratelimit-remaining-subscription-reads
     remaining_writes: int | None = None  # x-ms-ratelimit-remaining-subscription-writes
+    tenant_remaining_reads: int | None = None  # x-ms-ratelimit-remaining-tenant-reads
+    tenant_remaining_writes: int | None = None  # x-ms-ratelimit-remaining-tenant-writes
+    retry_after: float | None = None  # Retry-After / retry-after-ms, in seconds
+
+
+# Told about every HTTP response ARM sends (transport retries and operation polls included):
+# (tenant id, subscription id or None, HTTP method, status, what the headers said). The executor's
+# pacer follows ARM's rate-limit headers and pushback through it.
+ResponseObserver = Callable[[str, str | None, str, int, CallInfo], None]
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,10 @@ class ArmGateway(Protocol):
 
     async def wait_operation(self, tenant_id: str, resume_token: str) -> OperationResult:
         """Follow a submitted operation to its end (honouring Retry-After)."""
+        ...
+
+    def observe_responses(self, observer: ResponseObserver | None) -> None:
+        """Call `observer` with every response from now on (None: stop)."""
         ...
 
     async def close(self) -> None: ...

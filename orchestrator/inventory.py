@@ -1,14 +1,16 @@
 """Inventory: read the fleet through an `ArmGateway` into a `Snapshot`.
 
 Cost is per subscription, not per app: one (paged) application listing and one deny-assignment listing
-per subscription, each distinct definition read once, joined locally. All calls run concurrently under
-a global and a per-tenant bound. A tenant that fails is recorded with its cause on
-`TenantInventory.error`; the others continue.
+per subscription, each distinct definition read once, joined locally. All calls run concurrently; a
+global and a per-tenant bound apply only when the user sets them (otherwise ARM's read buckets pace
+the calls: the transport waits out each 429's Retry-After). A tenant that fails is recorded with its
+cause on `TenantInventory.error`; the others continue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,14 +83,21 @@ class _TenantRun:
 
 
 class _Limits:
-    def __init__(self, concurrency: int, per_tenant: int) -> None:
-        self._global = asyncio.Semaphore(concurrency)
+    def __init__(self, concurrency: int | None, per_tenant: int | None) -> None:
+        self._global = asyncio.Semaphore(concurrency) if concurrency else None
         self._per_tenant_limit = per_tenant
         self._tenant: dict[str, asyncio.Semaphore] = {}
 
     async def run(self, tenant_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        sem = self._tenant.setdefault(tenant_id.lower(), asyncio.Semaphore(self._per_tenant_limit))
-        async with sem, self._global:
+        if self._per_tenant_limit is None and self._global is None:
+            return await call()
+        async with contextlib.AsyncExitStack() as stack:
+            if self._per_tenant_limit is not None:
+                key = tenant_id.lower()
+                sem = self._tenant.setdefault(key, asyncio.Semaphore(self._per_tenant_limit))
+                await stack.enter_async_context(sem)
+            if self._global is not None:
+                await stack.enter_async_context(self._global)
             return await call()
 
 
@@ -114,7 +123,7 @@ async def collect_snapshot(
     config: FleetConfig,
     gateway: ArmGateway,
     *,
-    concurrency: int = 32,
+    concurrency: int | None = None,
     per_tenant: int | None = None,
     progress: ProgressCallback | None = None,
     source: Source = "arm",
@@ -124,9 +133,10 @@ async def collect_snapshot(
 
     With `source` "registry" or "both", the apps the notification `registry` knows (and not deleted)
     that no listing found are read by id with the credential of the tenant owning their subscription.
+    `concurrency` / `per_tenant`: optional limits on calls at once (None: no limit of our own).
     """
     taken_at = datetime.now(UTC)
-    limits = _Limits(max(1, concurrency), max(1, per_tenant or concurrency))
+    limits = _Limits(max(1, concurrency) if concurrency else None, max(1, per_tenant) if per_tenant else None)
     counter = _Counter(len(config.tenants), progress)
     runs = [_TenantRun(tenant) for tenant in config.tenants]
 

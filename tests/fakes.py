@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orchestrator.gateway import ArmError, CallInfo, OperationResult, Submitted
+from orchestrator.gateway import ArmError, CallInfo, OperationResult, ResponseObserver, Submitted
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 
@@ -48,6 +48,7 @@ class FakeArm:
     # Hook run at the start of every call: (method, app id or scope) → may raise.
     before_call: Callable[[str, str], None] | None = None
     remaining_writes: int | None = None
+    observer: ResponseObserver | None = None  # the engine's pacer, told about writes' answers
 
     ops: dict[str, Op] = field(default_factory=dict)
     writes: Counter[str] = field(default_factory=Counter)
@@ -169,6 +170,7 @@ class FakeArm:
             if outcome.startswith("raise:"):
                 _, status, code = outcome.split(":")
                 self.writes[key] += 0  # refused before anything was accepted
+                self._tell(tenant_id, app.subscription_id, int(status), CallInfo())
                 raise ArmError(
                     f"HTTP {status} {code}", status=int(status), code=code, transient=int(status) >= 500
                 )
@@ -188,8 +190,10 @@ class FakeArm:
             self.peak_ops_by_sub[sub] = max(self.peak_ops_by_sub[sub], running.count(sub))
             if outcome in lost:
                 raise ArmError("connection reset after sending", code="ConnectionError", transient=True)
+            info = self._info()
+            self._tell(tenant_id, app.subscription_id, 201, info)
             return Submitted(
-                operation_url=f"https://arm.test/operations/{op_id}", resume_token=op_id, info=self._info()
+                operation_url=f"https://arm.test/operations/{op_id}", resume_token=op_id, info=info
             )
         finally:
             self._leave(app.subscription_id)
@@ -247,6 +251,13 @@ class FakeArm:
             self._pending_da[op.app_id] = (self.converge_after_reads, new)
         else:
             self.apps[op.app_id] = self.apps[op.app_id].model_copy(update={"deny_assignment": new})
+
+    def observe_responses(self, observer: ResponseObserver | None) -> None:
+        self.observer = observer
+
+    def _tell(self, tenant_id: str, subscription_id: str, status: int, info: CallInfo) -> None:
+        if self.observer is not None:
+            self.observer(tenant_id, subscription_id, "PUT", status, info)
 
     async def close(self) -> None:
         self.closed = True

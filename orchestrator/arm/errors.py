@@ -50,6 +50,9 @@ def call_info(headers: Mapping[str, str] | None) -> CallInfo:
         correlation_id=lower.get("x-ms-correlation-request-id"),
         remaining_reads=as_int("x-ms-ratelimit-remaining-subscription-reads"),
         remaining_writes=as_int("x-ms-ratelimit-remaining-subscription-writes"),
+        tenant_remaining_reads=as_int("x-ms-ratelimit-remaining-tenant-reads"),
+        tenant_remaining_writes=as_int("x-ms-ratelimit-remaining-tenant-writes"),
+        retry_after=retry_after(lower),
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import json
+import re
 import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from urllib.parse import quote
 
 import aiohttp
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-from azure.core.pipeline import PipelineResponse, policies
+from azure.core.pipeline import PipelineRequest, PipelineResponse, policies
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.polling.base_polling import OperationFailed
 from azure.core.rest import HttpRequest
@@ -43,7 +45,7 @@ from orchestrator.arm.convert import to_app, to_definition, to_deny_assignment, 
 from orchestrator.arm.credentials import TenantCredential, build_credential
 from orchestrator.arm.errors import call_info, envelope, to_arm_error
 from orchestrator.config import FleetConfig
-from orchestrator.gateway import ArmError, CallInfo, OperationResult, Submitted
+from orchestrator.gateway import ArmError, CallInfo, OperationResult, ResponseObserver, Submitted
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 T = TypeVar("T")
@@ -83,10 +85,40 @@ class RetrySettings:
         }
 
 
+_SUBSCRIPTION_IN_URL = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
+
+
+class _ResponseSignals(SansIOHTTPPolicy[Any, Any]):
+    """Tells the gateway's observer about every response of one tenant's clients.
+
+    A per-retry policy: it sees each attempt the transport makes (a 429 it will retry, each operation
+    poll), which is what ARM's rate-limit headers and Retry-After describe.
+    """
+
+    def __init__(self, gateway: AzureGateway, tenant_id: str) -> None:
+        self._gateway = gateway
+        self._tenant_id = tenant_id
+
+    def on_response(self, request: PipelineRequest[Any], response: PipelineResponse[Any, Any]) -> None:
+        observer = self._gateway._observer
+        if observer is None:
+            return
+        http_request = request.http_request
+        found = _SUBSCRIPTION_IN_URL.search(http_request.url)
+        observer(
+            self._tenant_id,
+            found.group(1) if found else None,
+            http_request.method,
+            response.http_response.status_code,
+            call_info(response.http_response.headers),
+        )
+
+
 @dataclass
 class _TenantClients:
     credential: TenantCredential
     transport: AioHttpTransport
+    signals: _ResponseSignals
     subscriptions: SubscriptionClient | None = None
     applications: dict[str, ManagedApplicationsMgmtClient] = field(default_factory=dict)
     authorization: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
@@ -166,6 +198,10 @@ class AzureGateway:
                     self._owner.setdefault(sub.lower(), tenant.id.lower())
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+        self._observer: ResponseObserver | None = None
+
+    def observe_responses(self, observer: ResponseObserver | None) -> None:
+        self._observer = observer
 
     async def __aenter__(self) -> AzureGateway:
         return self
@@ -229,7 +265,9 @@ class AzureGateway:
                 connection_timeout=self._retry.connection_timeout,
                 read_timeout=self._retry.read_timeout,
             )
-            state = _TenantClients(credential=credential, transport=transport)
+            state = _TenantClients(
+                credential=credential, transport=transport, signals=_ResponseSignals(self, key)
+            )
             self._tenants[key] = state
         return state
 
@@ -238,6 +276,7 @@ class AzureGateway:
             "base_url": self._config.cloud.arm,
             "credential_scopes": [self._config.cloud.scope],
             "transport": state.transport,
+            "per_retry_policies": [state.signals],
             **self._retry.client_kwargs(),
         }
 
@@ -301,6 +340,7 @@ class AzureGateway:
                 policies.ProxyPolicy(),
                 policies.ContentDecodePolicy(),
                 AsyncARMChallengeAuthenticationPolicy(state.credential, scope),
+                state.signals,  # tells the pacer what ARM answered (it sends nothing)
                 policies.CustomHookPolicy(),
                 policies.NetworkTraceLoggingPolicy(),
                 policies.DistributedTracingPolicy(),

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             "--concurrency",
             min=1,
             max=1024,
-            help="Concurrent ARM calls (default: the config's global_limit).",
+            help="Limit on concurrent ARM calls (default: the config's global_limit; unset, ARM paces).",
         ),
         snapshot_out: Path | None = typer.Option(
             None, "--snapshot", help="Also save the full snapshot as JSON (for `plan --snapshot`, `explain`)."
@@ -146,7 +146,7 @@ def read_fleet(
                 fleet,
                 gateway,
                 concurrency=limit,
-                per_tenant=max(2, limit // 2),
+                per_tenant=max(2, limit // 2) if limit else None,
                 progress=progress,
                 source=source,
                 registry=registry,

@@ -15,11 +15,13 @@ is idle, exactly as it was before that write, and still so after ARM had time to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -363,9 +365,13 @@ class Engine:
             clock=clock,
             sleep=sleep,
         )
+        # Every ARM response (polls and transport retries included) feeds the pacer's bucket mirrors.
+        gateway.observe_responses(self.pacer.observe_response)
         self.crash = _CrashHook(settings)
-        # Reads outside an operation slot (verification) are bounded too, by the same number.
-        self._reads = asyncio.Semaphore(settings.concurrency)
+        # Reads outside an operation slot (verification) are bounded too, by the same number if set.
+        self._reads: AbstractAsyncContextManager[None] = (
+            asyncio.Semaphore(settings.concurrency) if settings.concurrency else contextlib.nullcontext()
+        )
         self.records: dict[str, AppRecord] = {}
         # app id → fingerprint of the app as read right before its latest write (see `_settle`).
         self._baseline: dict[str, str] = {}
@@ -548,6 +554,7 @@ class Engine:
         decides to write again, and it does so only when `_settle` shows the last write did not land.
         """
         unknown = reconcile  # a write journaled as submitted without ARM's answer (resume)
+        accepted_at: float | None = None  # when ARM accepted the write made here
         try:
             async for attempt in retrying(
                 self.settings.operation_retry,
@@ -582,12 +589,16 @@ class Engine:
                             reconcile = True  # it did not land: look again before the next write
                             raise _Reconcile(f"the write did not land: {exc}") from exc
                         before = None
+                        accepted_at = self.clock()
+                        await self.pacer.head_start()  # no polls before it can have ended
                     try:
                         await self._follow(item, token)
                     except (OperationFailed, _Reconcile):
                         # The operation is over (or cannot be followed): look before writing again.
-                        token, reconcile = None, True
+                        token, reconcile, accepted_at = None, True, None
                         raise
+                    if accepted_at is not None:
+                        self.pacer.operation_took(self.clock() - accepted_at)
                     return None
         except (OperationFailed, ArmError, NotConverged, _Reconcile) as exc:
             return await self._fail(item, exc, "upgrade failed")

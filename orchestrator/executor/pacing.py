@@ -1,17 +1,40 @@
-"""Bounded concurrency and pacing that adapts to ARM throttling, per subscription.
+"""How fast a wave goes: as fast as ARM's own signals allow, not a constant.
 
-Two caps: at most `global_limit` apps in progress across the run, and at most `per_subscription` in
-one subscription. ARM throttles per subscription (and per principal), so pacing is per subscription
-too: `x-ms-ratelimit-remaining-subscription-writes/reads` running low widens the gap between calls,
-a 429's `Retry-After` closes the subscription's gate until then. An app waits for its subscription's
-gate *before* taking a global slot, so a throttled subscription slows down without holding slots the
-other subscriptions could use.
+Within a wave nothing but ARM decides how many apps are in progress. ARM gives three kinds of signal,
+and the pacer follows each with its own mechanism:
+
+* **Rate.** ARM meters requests with token buckets per subscription and per tenant, reads and writes
+  apart, and every response says what is left (`x-ms-ratelimit-remaining-{subscription,tenant}-
+  {reads,writes}`). `_Bucket` mirrors one of them: the count ARM last reported minus the calls this
+  process started since. A call goes at once while the mirror holds more than `reserve` (room for the
+  SDK's operation polls, which the engine does not start itself, and for other clients of the same
+  subscription). When it runs dry, one call at a time goes as a probe; its answer carries the new count
+  and releases as many queued calls as that count allows. The client so drains a bucket at the pace ARM
+  refills it without being told the refill rate, and a bucket shared with other clients is read, not
+  assumed. A 429 closes the bucket until its Retry-After (the transport waits as long before retrying).
+  The gateway reports every response through `observe_response` (transport retries and polls
+  included); the tenant of a subscription is learned from those reports.
+* **Pushback.** A 409 or 503 (or a 429 on a write, which the transport does not retry) halves the
+  subscription's window of apps in progress, at most once per `decrease_gap` (multiplicative
+  decrease); each write ARM accepts widens it by 1/window, about one app more per round of writes
+  (additive increase). The window starts unset, i.e. unlimited, until ARM first pushes back.
+* **Operation time.** The SDK poller waits each operation's Retry-After between polls. Right after
+  this process submits a write, `head_start()` first sleeps through most of the shortest operation
+  already seen to succeed in this run (learned from ARM, not configured), less one Retry-After: a 300 s
+  update polled every 10 s costs ~30 polls otherwise and ~2 this way, and the end of an operation that
+  takes at least that long is seen no later than with polling from the start.
+
+`global_limit` and `per_subscription` remain as the user's explicit blast-radius limits; both are unset
+by default. Waiting calls queue per bucket (FIFO) and are woken one by one: 10,000 apps waiting on a
+dry bucket cost nothing until a report frees tokens, and at most one timer task per bucket exists.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,112 +46,315 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 CallKind = Literal["read", "write"]
 
+# Statuses that say "slow down" about the subscription (409: another operation holds the resource or
+# the service is busy; 503: ARM or the resource provider sheds load).
+_PUSHBACK = frozenset({409, 503})
+
 
 @dataclass(frozen=True)
 class PacingPolicy:
-    # Start spacing calls when ARM says fewer than this many remain in the subscription's bucket.
-    low_water: int = 20
-    # The gap to start from (ARM refills write tokens at about 10 per second per subscription).
-    base_interval: float = 0.1
-    max_interval: float = 5.0
+    # Tokens the mirror leaves in a bucket for calls it does not see start (polls, other clients).
+    reserve: int = 20
+    # A probe whose answer never brought a new count frees its turn after this long.
+    probe_timeout: float = 1.0
+    # A 429 without Retry-After closes the bucket this long.
+    default_retry_after: float = 1.0
+    # At most one multiplicative decrease of a subscription's window per this many seconds.
+    decrease_gap: float = 5.0
+    # The first poll of a fresh operation waits through this share of the shortest one seen.
+    head_start_share: float = 0.95
 
     def scaled(self, factor: float) -> PacingPolicy:
-        return PacingPolicy(self.low_water, self.base_interval * factor, self.max_interval * factor)
+        return PacingPolicy(
+            self.reserve,
+            self.probe_timeout * factor,
+            self.default_retry_after * factor,
+            self.decrease_gap * factor,
+            self.head_start_share,
+        )
 
 
 @dataclass
-class _Gate:
-    semaphore: asyncio.Semaphore
-    not_before: float = 0.0  # closed until then (Retry-After)
-    interval: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "write": 0.0})
-    last: dict[str, float] = field(default_factory=lambda: {"read": float("-inf"), "write": float("-inf")})
+class _Bucket:
+    """The client's mirror of one ARM token bucket."""
+
+    remaining: int | None = None  # what ARM last reported; None: never reported, no limit known
+    spent: int = 0  # calls started since that report
+    closed_until: float = 0.0
+    probing_since: float | None = None
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+    timer: asyncio.Task[None] | None = None
+    timer_due: float = math.inf
+
+
+@dataclass
+class _Window:
+    """Apps in progress in one subscription, and the AIMD window ARM's pushback sets on them."""
+
     in_flight: int = 0
+    peak: int = 0
+    limit: float | None = None  # None: no pushback yet, no limit
+    last_decrease: float = -math.inf
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
 
 
 class Pacer:
     def __init__(
         self,
         *,
-        global_limit: int,
-        per_subscription: int,
+        global_limit: int | None = None,
+        per_subscription: int | None = None,
         policy: PacingPolicy | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        if global_limit < 1 or per_subscription < 1:
-            raise ValueError("concurrency limits must be at least 1")
+        for value in (global_limit, per_subscription):
+            if value is not None and value < 1:
+                raise ValueError("concurrency limits must be at least 1")
         self.global_limit = global_limit
         self.per_subscription = per_subscription
         self.policy = policy or PacingPolicy()
         self._clock = clock
         self._sleep = sleep
-        self._global = asyncio.Semaphore(global_limit)
-        self._gates: dict[str, _Gate] = {}
+        self._global = asyncio.Semaphore(global_limit) if global_limit else None
+        self._caps: dict[str, asyncio.Semaphore] = {}
+        self._windows: dict[str, _Window] = {}
+        self._buckets: dict[tuple[str, str, CallKind], _Bucket] = {}
+        self._tenant_of: dict[str, str] = {}
+        self._fed = False  # the gateway reports every response: the engine's own reports are redundant
+        self._shortest_operation: float | None = None
+        self._poll_hint = 0.0  # the last Retry-After ARM sent with an accepted write
         self.in_flight = 0
         self.peak_in_flight = 0
-        self.peak_per_subscription: dict[str, int] = {}
         self.throttle_events = 0
+        self.pushbacks = 0
 
-    def _gate(self, subscription_id: str) -> _Gate:
-        key = subscription_id.lower()
-        gate = self._gates.get(key)
-        if gate is None:
-            gate = self._gates[key] = _Gate(asyncio.Semaphore(self.per_subscription))
-        return gate
+    # -- apps in progress --------------------------------------------------------------------------
+
+    @property
+    def peak_per_subscription(self) -> dict[str, int]:
+        return {key: w.peak for key, w in self._windows.items()}
+
+    def window(self, subscription_id: str) -> float | None:
+        """The subscription's current AIMD window (None: ARM has not pushed back)."""
+        found = self._windows.get(subscription_id.lower())
+        return found.limit if found else None
 
     @asynccontextmanager
     async def slot(self, subscription_id: str) -> AsyncIterator[None]:
-        """Hold one app's place: a subscription slot, its pacing gate, then a global slot."""
-        gate = self._gate(subscription_id)
-        async with gate.semaphore:
-            await self._wait_gate(gate, "write", reserve=False)
-            async with self._global:
-                gate.in_flight += 1
-                self.in_flight += 1
-                key = subscription_id.lower()
-                self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-                self.peak_per_subscription[key] = max(self.peak_per_subscription.get(key, 0), gate.in_flight)
-                try:
-                    yield
-                finally:
-                    gate.in_flight -= 1
-                    self.in_flight -= 1
+        """Hold one app's place for its re-read, write and operation."""
+        key = subscription_id.lower()
+        window = self._windows.setdefault(key, _Window())
+        async with _maybe(self._cap(key)), _maybe(self._global):
+            if window.waiters or not self._fits(window):
+                future = asyncio.get_running_loop().create_future()
+                window.waiters.append(future)
+                await future  # _release counted us in
+            else:
+                window.in_flight += 1
+            window.peak = max(window.peak, window.in_flight)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                yield
+            finally:
+                window.in_flight -= 1
+                self.in_flight -= 1
+                self._release(window)
+
+    def _cap(self, key: str) -> asyncio.Semaphore | None:
+        if self.per_subscription is None:
+            return None
+        cap = self._caps.get(key)
+        if cap is None:
+            cap = self._caps[key] = asyncio.Semaphore(self.per_subscription)
+        return cap
+
+    @staticmethod
+    def _fits(window: _Window) -> bool:
+        return window.limit is None or window.in_flight + 1 <= window.limit
+
+    def _release(self, window: _Window) -> None:
+        while window.waiters and self._fits(window):
+            future = window.waiters.popleft()
+            if not future.done():
+                window.in_flight += 1
+                future.set_result(None)
+
+    def _pushback(self, subscription_id: str) -> None:
+        window = self._windows.setdefault(subscription_id.lower(), _Window())
+        now = self._clock()
+        self.pushbacks += 1
+        if now - window.last_decrease < self.policy.decrease_gap:
+            return  # one decrease per round: the other answers of this burst say the same thing
+        window.last_decrease = now
+        base = window.limit if window.limit is not None else max(window.in_flight, 1)
+        window.limit = max(1.0, base / 2)
+
+    def _accepted(self, subscription_id: str) -> None:
+        window = self._windows.get(subscription_id.lower())
+        if window is not None and window.limit is not None:
+            window.limit += 1 / window.limit
+            self._release(window)
+
+    # -- calls: the bucket mirrors ---------------------------------------------------------------------
 
     async def before_call(self, subscription_id: str, kind: CallKind) -> None:
-        """Wait until a call of this kind to the subscription is due, and claim its turn."""
-        await self._wait_gate(self._gate(subscription_id), kind, reserve=True)
+        """Wait until the subscription's (and its tenant's) bucket for this kind of call has room."""
+        sub = subscription_id.lower()
+        await self._acquire(self._bucket("subscription", sub, kind))
+        tenant = self._tenant_of.get(sub)
+        if tenant is not None:
+            await self._acquire(self._bucket("tenant", tenant, kind))
 
-    async def _wait_gate(self, gate: _Gate, kind: CallKind, *, reserve: bool) -> None:
-        while True:
-            now = self._clock()
-            due = max(gate.not_before, gate.last[kind] + gate.interval[kind])
-            if due <= now:
-                if reserve:
-                    gate.last[kind] = now
+    def _bucket(self, scope: str, key: str, kind: CallKind) -> _Bucket:
+        found = self._buckets.get((scope, key, kind))
+        if found is None:
+            found = self._buckets[(scope, key, kind)] = _Bucket()
+        return found
+
+    async def _acquire(self, bucket: _Bucket) -> None:
+        if not bucket.waiters and self._admit(bucket):
+            return
+        future = asyncio.get_running_loop().create_future()
+        bucket.waiters.append(future)
+        self._schedule(bucket)
+        await future  # _wake admitted us
+
+    def _admit(self, bucket: _Bucket) -> bool:
+        now = self._clock()
+        if bucket.closed_until > now:
+            return False
+        if bucket.remaining is None or bucket.remaining - bucket.spent > self.policy.reserve:
+            bucket.spent += 1
+            return True
+        if bucket.probing_since is None or now - bucket.probing_since >= self.policy.probe_timeout:
+            bucket.probing_since = now  # one call finds out what ARM has refilled
+            bucket.spent += 1
+            return True
+        return False
+
+    def _wake(self, bucket: _Bucket) -> None:
+        while bucket.waiters:
+            if bucket.waiters[0].done():  # its task was cancelled
+                bucket.waiters.popleft()
+                continue
+            if not self._admit(bucket):
+                break
+            bucket.waiters.popleft().set_result(None)
+        if bucket.waiters:
+            self._schedule(bucket)
+
+    def _schedule(self, bucket: _Bucket) -> None:
+        """Make sure something wakes the bucket's queue: its reopening, or its probe timing out."""
+        now = self._clock()
+        if bucket.closed_until > now:
+            due = bucket.closed_until
+        elif bucket.probing_since is not None:
+            due = bucket.probing_since + self.policy.probe_timeout
+        else:
+            due = now
+        if bucket.timer is not None and not bucket.timer.done():
+            if bucket.timer_due <= due:
                 return
-            await self._sleep(due - now)
+            bucket.timer.cancel()
+        bucket.timer_due = due
+        bucket.timer = asyncio.get_running_loop().create_task(self._wake_at(bucket, due - now))
+
+    async def _wake_at(self, bucket: _Bucket, delay: float) -> None:
+        await self._sleep(max(delay, 0.0))
+        bucket.timer, bucket.timer_due = None, math.inf
+        self._wake(bucket)
+
+    # -- what ARM said -----------------------------------------------------------------------------------
+
+    def observe_response(
+        self, tenant_id: str, subscription_id: str | None, method: str, status: int, info: CallInfo
+    ) -> None:
+        """One response from ARM (the gateway calls this for every one)."""
+        self._fed = True
+        if subscription_id is None:
+            return
+        sub = subscription_id.lower()
+        tenant = tenant_id.lower()
+        self._tenant_of.setdefault(sub, tenant)
+        kind: CallKind = "read" if method.upper() == "GET" else "write"
+        reports: tuple[tuple[str, str, CallKind, int | None], ...] = (
+            ("subscription", sub, "read", info.remaining_reads),
+            ("subscription", sub, "write", info.remaining_writes),
+            ("tenant", tenant, "read", info.tenant_remaining_reads),
+            ("tenant", tenant, "write", info.tenant_remaining_writes),
+        )
+        for scope, key, bucket_kind, remaining in reports:
+            if remaining is not None:
+                self._report(self._bucket(scope, key, bucket_kind), remaining)
+        if status == 429:
+            self.throttle_events += 1
+            # Close the bucket ARM says is empty; when the headers do not say, the subscription's.
+            empty = [(s, k, bk) for s, k, bk, r in reports if r is not None and r <= 0 and bk == kind]
+            for scope, key, bucket_kind in empty or [("subscription", sub, kind)]:
+                self._close(self._bucket(scope, key, bucket_kind), info.retry_after)
+        if status in _PUSHBACK or (status == 429 and kind == "write"):
+            self._pushback(sub)
+        elif kind == "write" and method.upper() in ("PUT", "PATCH") and status in (200, 201, 202):
+            self._accepted(sub)
+            if info.retry_after is not None:
+                self._poll_hint = info.retry_after
+
+    def _report(self, bucket: _Bucket, remaining: int) -> None:
+        bucket.remaining = remaining
+        bucket.spent = 0
+        bucket.probing_since = None
+        self._wake(bucket)
+
+    def _close(self, bucket: _Bucket, retry_after: float | None) -> None:
+        wait = retry_after if retry_after is not None else self.policy.default_retry_after
+        bucket.closed_until = max(bucket.closed_until, self._clock() + wait)
+        if bucket.waiters:
+            self._schedule(bucket)
 
     def observe(self, subscription_id: str, info: CallInfo) -> None:
-        """Adapt the gap between calls to what ARM says remains in the subscription's buckets."""
-        gate = self._gate(subscription_id)
-        for kind, remaining in (("write", info.remaining_writes), ("read", info.remaining_reads)):
-            if remaining is None:
-                continue
-            current = gate.interval[kind]
-            if remaining <= self.policy.low_water:
-                widened = current * 2 if current > 0 else self.policy.base_interval
-                gate.interval[kind] = min(widened, self.policy.max_interval)
-            elif remaining > 2 * self.policy.low_water and current > 0:
-                narrowed = current / 2
-                gate.interval[kind] = 0.0 if narrowed < self.policy.base_interval / 4 else narrowed
+        """What ARM said about a call the engine made (only used when the gateway reports nothing)."""
+        if self._fed:
+            return
+        sub = subscription_id.lower()
+        for kind, remaining in (("read", info.remaining_reads), ("write", info.remaining_writes)):
+            if remaining is not None:
+                self._report(self._bucket("subscription", sub, kind), remaining)  # type: ignore[arg-type]
 
     def throttled(self, subscription_id: str, retry_after: float | None) -> None:
-        """A 429 reached us (the transport's retries were exhausted): close the gate for a while."""
-        gate = self._gate(subscription_id)
-        self.throttle_events += 1
-        wait = retry_after if retry_after is not None else max(self.policy.base_interval * 10, 1e-3)
-        gate.not_before = max(gate.not_before, self._clock() + wait)
+        """A 429 reached the engine (the transport's retries were spent): close the subscription's
+        buckets until its Retry-After."""
+        sub = subscription_id.lower()
+        if not self._fed:
+            self.throttle_events += 1
+            self._pushback(sub)
         for kind in ("read", "write"):
-            gate.interval[kind] = min(
-                max(gate.interval[kind] * 2, self.policy.base_interval), self.policy.max_interval
-            )
+            self._close(self._bucket("subscription", sub, kind), retry_after)
+
+    # -- operation time --------------------------------------------------------------------------------
+
+    def head_start_seconds(self) -> float:
+        """How long a freshly submitted operation can go unpolled (0 until one has been seen to end)."""
+        if self._shortest_operation is None:
+            return 0.0
+        return max(0.0, self._shortest_operation * self.policy.head_start_share - self._poll_hint)
+
+    async def head_start(self) -> None:
+        delay = self.head_start_seconds()
+        if delay > 0:
+            await self._sleep(delay)
+
+    def operation_took(self, seconds: float) -> None:
+        """A write this process submitted was seen to succeed `seconds` after ARM accepted it."""
+        if seconds > 0 and (self._shortest_operation is None or seconds < self._shortest_operation):
+            self._shortest_operation = seconds
+
+
+@asynccontextmanager
+async def _maybe(semaphore: asyncio.Semaphore | None) -> AsyncIterator[None]:
+    if semaphore is None:
+        yield
+        return
+    async with semaphore:
+        yield

@@ -66,8 +66,10 @@ class CrashPoint:
 
 @dataclass(frozen=True)
 class ExecutorSettings:
-    concurrency: int = 32
-    per_subscription: int = 4
+    # The user's blast-radius limits on apps in progress (all / per subscription). None: ARM's signals
+    # alone pace the wave (see executor/pacing.py).
+    concurrency: int | None = None
+    per_subscription: int | None = None
     failure_tolerance: Tolerance = field(default_factory=Tolerance)
     only_wave: int | None = None
     bake_seconds: float = 0.0

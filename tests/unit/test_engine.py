@@ -53,7 +53,7 @@ def settings(**overrides: Any) -> ExecutorSettings:
         "operation_retry": FAST,
         "verify_retry": FAST,
         "settle_retry": FAST,
-        "pacing": PacingPolicy(base_interval=0, max_interval=0),
+        "pacing": PacingPolicy(probe_timeout=0, default_retry_after=0, decrease_gap=0),
     }
     base.update(overrides)
     return ExecutorSettings(**base)
@@ -620,40 +620,6 @@ async def test_apply_rechecks_the_product_lineage_per_app(journal: Journal) -> N
     assert arm.writes[theirs.id.lower()] == 0 and arm.app(theirs.id).definition_id == monitoring
 
 
-async def test_pacing_slows_a_throttled_subscription() -> None:
-    from orchestrator.executor.pacing import Pacer
-    from orchestrator.gateway import CallInfo
-
-    now = [0.0]
-    slept: list[float] = []
-
-    async def fake_sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
-    pacer = Pacer(
-        global_limit=4,
-        per_subscription=2,
-        policy=PacingPolicy(low_water=10, base_interval=1.0, max_interval=8.0),
-        clock=lambda: now[0],
-        sleep=fake_sleep,
-    )
-    await pacer.before_call("hot", "write")
-    pacer.observe("hot", CallInfo(remaining_writes=3))
-    await pacer.before_call("hot", "write")
-    assert slept == [1.0]
-    await pacer.before_call("cold", "write")  # another subscription is not slowed
-    assert slept == [1.0]
-    pacer.throttled("hot", 30.0)
-    await pacer.before_call("hot", "write")
-    assert now[0] >= 31.0
-    for _ in range(5):
-        pacer.observe("hot", CallInfo(remaining_writes=500))
-    slept.clear()
-    await pacer.before_call("hot", "write")
-    assert slept == []
-
-
 async def test_closed_maintenance_window_leaves_apps_pending_and_later_waves_waiting(
     journal: Journal,
 ) -> None:
@@ -694,3 +660,40 @@ async def test_a_journal_that_cannot_be_written_stops_the_run_with_its_one_line_
         await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
     monkeypatch.undo()  # the journal writes again
     assert sum(arm.writes.values()) == 0  # nothing written that could not be journaled first
+
+
+async def test_by_default_nothing_but_arm_limits_a_wave(journal: Journal) -> None:
+    arm, apps = fleet(40, tenants=2, subs_per_tenant=2)
+    base = settings()
+    plain = ExecutorSettings(
+        failure_tolerance=base.failure_tolerance,
+        operation_retry=FAST,
+        verify_retry=FAST,
+        settle_retry=FAST,
+        pacing=base.pacing,
+    )
+    assert plain.concurrency is None and plain.per_subscription is None
+    view = await run_plan(make_plan(apps, (40,)), arm, journal, plain, sleep=no_sleep)
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+    assert arm.peak_ops == 40  # the whole wave in flight at once: no cap of our own
+
+
+async def test_arm_pushback_narrows_the_subscriptions_window(journal: Journal) -> None:
+    from orchestrator.executor.pacing import Pacer
+
+    arm, apps = fleet(12, tenants=1, subs_per_tenant=1)
+    arm.script[apps[0].id.lower()] = ["raise:503:ServiceUnavailable"]
+    view = await run_plan(
+        make_plan(apps, (12,)),
+        arm,
+        journal,
+        settings(concurrency=None, per_subscription=None),
+        sleep=no_sleep,
+    )
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}  # the refused write was re-read, redone
+    pacer = getattr(arm.observer, "__self__", None)  # the engine's pacer hears every answer
+    assert isinstance(pacer, Pacer)
+    assert pacer.pushbacks == 1
+    window = pacer.window("sub-0-0")
+    assert window is not None and window < 12  # halved from what was in flight, then widened again
+    assert arm.writes[apps[0].id.lower()] == 1

@@ -1,0 +1,189 @@
+"""The pacer follows ARM's signals: bucket mirrors fed by the rate-limit headers, 429s, pushback, caps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orchestrator.executor.pacing import Pacer, PacingPolicy
+from orchestrator.gateway import CallInfo
+
+
+class FakeTime:
+    """A fake clock. `auto`: a sleep advances it; otherwise a sleep lasts until the test advances it."""
+
+    def __init__(self, *, auto: bool = True) -> None:
+        self.now = 0.0
+        self.auto = auto
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        target = self.now + seconds
+        if self.auto:
+            self.now = max(self.now, target)
+        while self.now < target:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0)
+
+
+def pacer(time: FakeTime, **policy: float) -> Pacer:
+    return Pacer(policy=PacingPolicy(**policy), clock=time.clock, sleep=time.sleep)  # type: ignore[arg-type]
+
+
+async def started(tasks: list[asyncio.Task[None]]) -> int:
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return sum(1 for t in tasks if t.done())
+
+
+async def test_unreported_bucket_and_default_settings_do_not_limit() -> None:
+    time = FakeTime()
+    p = pacer(time)
+    assert p.global_limit is None and p.per_subscription is None
+    for _ in range(1000):
+        await p.before_call("sub", "write")
+    assert time.slept == []
+
+
+async def test_mirror_admits_what_arm_reports_then_probes_one_at_a_time() -> None:
+    time = FakeTime(auto=False)
+    p = pacer(time, reserve=20, probe_timeout=100)
+    p.observe_response("t", "sub", "PUT", 201, CallInfo(remaining_writes=25))
+    tasks = [asyncio.create_task(p.before_call("sub", "write")) for _ in range(12)]
+    # 25 reported - 20 reserve: five go at once, a sixth goes as the probe, the rest queue.
+    assert await started(tasks) == 6
+    # The probe's answer: ARM refilled to 23, so three more may go (and one probes again).
+    p.observe_response("t", "sub", "PUT", 201, CallInfo(remaining_writes=23))
+    assert await started(tasks) == 10
+    # Reads of the same subscription are another bucket: not held up.
+    await asyncio.wait_for(p.before_call("sub", "read"), 1)
+    p.observe_response("t", "sub", "PUT", 201, CallInfo(remaining_writes=200))
+    assert await started(tasks) == 12
+
+
+async def test_a_lost_probe_frees_its_turn_after_the_probe_timeout() -> None:
+    time = FakeTime()
+    p = pacer(time, reserve=0, probe_timeout=2)
+    p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=0))
+    await p.before_call("sub", "read")  # the probe; its answer never comes
+    await asyncio.wait_for(p.before_call("sub", "read"), 1)
+    assert time.now >= 2
+
+
+async def test_429_closes_the_empty_bucket_until_retry_after() -> None:
+    time = FakeTime()
+    p = pacer(time)
+    p.observe_response("t", "hot", "GET", 429, CallInfo(remaining_reads=0, retry_after=30.0))
+    await p.before_call("cold", "read")  # another subscription is not slowed
+    assert time.now == 0
+    await p.before_call("hot", "write")  # nor another kind of call in the same subscription
+    assert time.now == 0
+    await p.before_call("hot", "read")
+    assert time.now >= 30
+    assert p.throttle_events == 1
+
+
+async def test_tenant_bucket_is_shared_by_the_tenants_subscriptions() -> None:
+    time = FakeTime()
+    p = pacer(time)
+    p.observe_response("t", "sub-a", "GET", 200, CallInfo())  # learns sub-b's tenant later
+    p.observe_response("t", "sub-b", "GET", 429, CallInfo(tenant_remaining_reads=0, retry_after=5.0))
+    await p.before_call("sub-a", "read")
+    assert time.now >= 5  # sub-a's own bucket is fine; its tenant's is not
+
+
+async def test_pushback_halves_the_window_and_accepted_writes_widen_it() -> None:
+    time = FakeTime()
+    p = pacer(time, decrease_gap=10)
+    holders: list[asyncio.Event] = [asyncio.Event() for _ in range(8)]
+
+    async def app(i: int) -> None:
+        async with p.slot("sub"):
+            await holders[i].wait()
+
+    first = [asyncio.create_task(app(i)) for i in range(8)]
+    await started([])
+    assert p.in_flight == 8 and p.window("sub") is None
+    p.observe_response("t", "sub", "PUT", 503, CallInfo())
+    assert p.window("sub") == 4.0
+    p.observe_response("t", "sub", "PUT", 409, CallInfo())  # same burst: no second decrease
+    assert p.window("sub") == 4.0 and p.pushbacks == 2
+    for i in range(6):
+        holders[i].set()
+    await asyncio.gather(*first[:6])
+    more = [asyncio.Event() for _ in range(3)]
+
+    async def later(i: int) -> None:
+        async with p.slot("sub"):
+            await more[i].wait()
+
+    waiting = [asyncio.create_task(later(i)) for i in range(3)]
+    await started([])
+    assert p.in_flight == 4  # two still held, the window (4) lets two more in; the third waits
+    p.observe_response("t", "sub", "PUT", 201, CallInfo())  # an accepted write widens the window
+    assert p.window("sub") == pytest.approx(4.25)
+    assert p.in_flight == 4
+    for _ in range(4):
+        p.observe_response("t", "sub", "PUT", 201, CallInfo())
+    assert (p.window("sub") or 0) > 5
+    await started([])
+    assert p.in_flight == 5
+    for event in (*holders, *more):
+        event.set()
+    await asyncio.gather(*first[6:], *waiting)
+    time.now += 10
+    p.observe_response("t", "sub", "PUT", 503, CallInfo())
+    assert (p.window("sub") or 0) == pytest.approx(2.56, abs=0.01)  # 5.12 halved, a round later
+
+
+async def test_user_caps_still_hold_when_set() -> None:
+    p = Pacer(global_limit=3, per_subscription=2)
+    peak = 0
+    per_sub: dict[str, int] = {}
+    peak_sub = 0
+
+    async def app(sub: str) -> None:
+        nonlocal peak, peak_sub
+        async with p.slot(sub):
+            per_sub[sub] = per_sub.get(sub, 0) + 1
+            peak, peak_sub = max(peak, p.in_flight), max(peak_sub, per_sub[sub])
+            await asyncio.sleep(0)
+            per_sub[sub] -= 1
+
+    await asyncio.gather(*(app(f"s{i % 2}") for i in range(30)))
+    assert peak == 3 and peak_sub == 2
+    with pytest.raises(ValueError):
+        Pacer(global_limit=0)
+
+
+async def test_head_start_follows_the_shortest_operation_seen() -> None:
+    time = FakeTime()
+    p = pacer(time, head_start_share=0.9)
+    assert p.head_start_seconds() == 0  # nothing seen yet: poll from the start
+    p.observe_response("t", "sub", "PUT", 201, CallInfo(retry_after=10.0))
+    p.operation_took(320.0)
+    p.operation_took(300.0)
+    p.operation_took(0.0)  # nonsense is ignored
+    assert p.head_start_seconds() == pytest.approx(300 * 0.9 - 10)
+    await p.head_start()
+    assert time.slept == [pytest.approx(260.0)]
+
+
+async def test_without_gateway_reports_the_engines_own_reports_count() -> None:
+    time = FakeTime(auto=False)
+    p = pacer(time, reserve=0, probe_timeout=100)
+    p.observe("sub", CallInfo(remaining_writes=1))
+    await p.before_call("sub", "write")
+    await p.before_call("sub", "write")  # the probe
+    blocked = asyncio.create_task(p.before_call("sub", "write"))
+    assert await started([blocked]) == 0
+    p.throttled("sub", 3.0)
+    p.observe("sub", CallInfo(remaining_writes=50))
+    assert await started([blocked]) == 0  # closed until the Retry-After
+    time.now = 3
+    await asyncio.wait_for(blocked, 1)
