@@ -306,9 +306,13 @@ def register(app: typer.Typer) -> None:
         plan_path: Path = typer.Argument(..., metavar="PLAN", help="The reviewed plan file."),
         config: Path = options.config_option(),
         journal_path: Path | None = journal_option(),
-        concurrency: int | None = typer.Option(None, "--concurrency", help="Apps in progress at once (all)."),
+        concurrency: int | None = typer.Option(
+            None, "--concurrency", help="Safety limit on apps in progress at once (default: none, ARM paces)."
+        ),
         per_subscription: int | None = typer.Option(
-            None, "--per-subscription", help="Apps in progress at once in one subscription."
+            None,
+            "--per-subscription",
+            help="Safety limit on apps in progress per subscription (default: none).",
         ),
         failure_tolerance: str = typer.Option(
             "0", "--failure-tolerance", help="Failures a wave may have before the rollout stops: N or P%."

@@ -62,7 +62,7 @@ class PacingPolicy:
     # At most one multiplicative decrease of a subscription's window per this many seconds.
     decrease_gap: float = 5.0
     # The first poll of a fresh operation waits through this share of the shortest one seen.
-    head_start_share: float = 0.95
+    head_start_share: float = 1.0
 
     def scaled(self, factor: float) -> PacingPolicy:
         return PacingPolicy(
