@@ -44,7 +44,7 @@ from azure.mgmt.resource.subscriptions.aio import SubscriptionClient
 
 from orchestrator.arm.convert import to_app, to_definition, to_deny_assignment, to_subscription
 from orchestrator.arm.credentials import TenantCredential, build_credential
-from orchestrator.arm.errors import call_info, envelope, to_arm_error
+from orchestrator.arm.errors import call_info, envelope, retry_after, to_arm_error
 from orchestrator.config import FleetConfig
 from orchestrator.gateway import ArmError, CallInfo, OperationResult, ResponseObserver, Submitted
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
@@ -111,8 +111,31 @@ class _ResponseSignals(SansIOHTTPPolicy[Any, Any]):
             found.group(1) if found else None,
             http_request.method,
             response.http_response.status_code,
-            call_info(response.http_response.headers),
+            _rate_info(response.http_response.headers),
         )
+
+
+def _rate_info(headers: Mapping[str, str]) -> CallInfo:
+    """The rate-limit part of `call_info`, read straight from the transport's case-insensitive headers
+    (this runs for every response: no copy of the whole header set)."""
+
+    def as_int(name: str) -> int | None:
+        value = headers.get(name)
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            return None
+
+    wait: float | None = None
+    if "retry-after-ms" in headers or "retry-after" in headers:
+        wait = retry_after(headers)
+    return CallInfo(
+        remaining_reads=as_int("x-ms-ratelimit-remaining-subscription-reads"),
+        remaining_writes=as_int("x-ms-ratelimit-remaining-subscription-writes"),
+        tenant_remaining_reads=as_int("x-ms-ratelimit-remaining-tenant-reads"),
+        tenant_remaining_writes=as_int("x-ms-ratelimit-remaining-tenant-writes"),
+        retry_after=wait,
+    )
 
 
 @dataclass

@@ -335,3 +335,29 @@ def test_inventory_cli_bad_config_and_missing_secret_env_are_one_line_exit_2(
     assert result.code == 2, result.stderr
     assert "NO_SUCH_SECRET_VAR" in result.stderr and str(env_config) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_every_response_reaches_the_observer_with_arms_rate_limit_headers(tmp_path: Path) -> None:
+    """The executor's pacer hears every response (transport retries included) through the gateway."""
+    from orchestrator.gateway import CallInfo
+
+    heard: list[tuple[str, str | None, str, int, CallInfo]] = []
+    faults = [{"kind": "list", "action": "429", "retry_after": 0.01, "first": 1}]
+    for fleet in make_fleet(tmp_path, throttle=True, faults=faults):
+        config = fleet.config
+        async with AzureGateway(config, retry=FAST) as gateway:
+            gateway.observe_responses(lambda *args: heard.append(args))
+            tenant = str(fleet.customer_tenants()[0]["id"])
+            subs = await gateway.list_subscriptions(tenant)
+            apps = await gateway.list_applications(tenant, subs[0].id)
+            await gateway.list_deny_assignments_at(tenant, apps[0].managed_resource_group_id)
+        stats = fleet.emulator.stats()
+    assert stats["faults_injected"].get("429") == 1
+    statuses = [h[3] for h in heard]
+    assert 429 in statuses and statuses.count(200) >= 3  # the throttled try and its retry both seen
+    throttled = next(h for h in heard if h[3] == 429)
+    assert throttled[4].retry_after is not None
+    in_sub = [h for h in heard if h[1] is not None and h[3] == 200]
+    assert in_sub and all(h[1] is not None and h[1].lower() == subs[0].id.lower() for h in in_sub)
+    assert all(h[0] == tenant.lower() and h[2] == "GET" for h in heard)
+    assert all(h[4].remaining_reads is not None and h[4].tenant_remaining_reads is not None for h in in_sub)
