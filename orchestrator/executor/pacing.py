@@ -149,7 +149,13 @@ class Pacer:
             if window.waiters or not self._fits(window):
                 future = asyncio.get_running_loop().create_future()
                 window.waiters.append(future)
-                await future  # _release counted us in
+                try:
+                    await future  # _release counted us in
+                except asyncio.CancelledError:
+                    if future.done() and not future.cancelled():  # counted in, then cancelled
+                        window.in_flight -= 1
+                        self._release(window)
+                    raise
             else:
                 window.in_flight += 1
             window.peak = max(window.peak, window.in_flight)
