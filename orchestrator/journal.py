@@ -743,7 +743,11 @@ def _apply_transition(conn: sqlite3.Connection, stamp: str, t: Transition) -> No
     if t.state == AppState.SUBMITTED:
         sets.append("started_at = coalesce(started_at, ?)")
         params.append(stamp)
-    sets.append("finished_at = ?")
+    if t.state == AppState.ROLLED_BACK:
+        # A later rollback keeps the time the upgrade finished (the run's timeline stays its own).
+        sets.append("finished_at = coalesce(finished_at, ?)")
+    else:
+        sets.append("finished_at = ?")
     params.append(stamp if t.state in TERMINAL_APP_STATES else None)
     sql = f"UPDATE apps SET {', '.join(sets)} WHERE run_id = ? AND app_id = ?"  # noqa: S608 - fixed columns
     conn.execute(sql, (*params, t.run_id, t.app_id))

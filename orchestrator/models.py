@@ -277,6 +277,9 @@ class Plan(Frozen):
     counts: PlanCounts | None = None  # set by the planner; derived from items, for readers and tools
     # Plan-level warnings a reviewer must see, e.g. a tenant whose apps could not be read.
     notes: tuple[str, ...] = ()
+    # Tenants that could not be read when planning: their apps are missing; apply refuses the plan
+    # unless told otherwise (--allow-incomplete).
+    incomplete_tenants: tuple[str, ...] = ()
     digest: str = ""  # sha256 over the canonical body without this field; set by orchestrator.planfile
 
 
@@ -290,7 +293,9 @@ class AppState(StrEnum):
     UNVERIFIED = "unverified"  # the operation succeeded but the deny assignment never converged
     FAILED = "failed"
     STALE = "stale"  # the app changed since planning; not written
-    SKIPPED = "skipped"
+    SKIPPED = "skipped"  # the plan decided not to update it (skip)
+    CURRENT = "current"  # already on the target with the planned exclusions: nothing to write
+    DRIFTED = "drifted"  # the plan found its deny assignment drifted: a human looks, apply does not write
     HALTED = "halted"  # not attempted because the rollout stopped
     ROLLED_BACK = "rolled_back"
 
@@ -302,6 +307,8 @@ TERMINAL_APP_STATES = frozenset(
         AppState.FAILED,
         AppState.STALE,
         AppState.SKIPPED,
+        AppState.CURRENT,
+        AppState.DRIFTED,
         AppState.ROLLED_BACK,
     }
 )

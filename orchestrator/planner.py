@@ -565,4 +565,5 @@ def build_plan(
         waves=waves,
         counts=_counts(items),
         notes=_notes(snapshot),
+        incomplete_tenants=tuple(t.display_name or t.tenant_id for t in snapshot.tenants if t.error),
     )

@@ -7,6 +7,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 ClickExit = typer.Exit
 ClickAbort = typer.Abort
@@ -18,7 +19,8 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message carries file names, flags and ARM text: never rich markup ("[plan]" must survive).
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

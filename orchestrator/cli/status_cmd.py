@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Literal
 
 import typer
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from orchestrator.cli._common import console
+from orchestrator.cli._common import console, wide
 from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.errors import InputError, JournalError
-from orchestrator.journal import Journal, resolve_path
+from orchestrator.journal import Journal, RunSummary, resolve_path
 from orchestrator.models import AppState, RunState, RunView
 from orchestrator.planfile import read_plan
 
@@ -22,10 +24,12 @@ STATE_ORDER = list(AppState)
 MAX_FAILURE_ROWS = 50
 
 
-def render_table(view: RunView, *, by: str) -> None:
+def render_table(view: RunView, *, by: str, wave_names: dict[int, str] | None = None) -> None:
+    names = wave_names if wave_names is not None else _wave_names(view)
     console.print(
-        f"Run {view.run_id} ({view.kind}) → {view.target_name}: [bold]{view.state.value}[/]",
-        highlight=False,
+        Text(f"Run {view.run_id} ({view.kind}) → {view.target_name}: ")
+        + Text(view.state.value, style="bold"),
+        soft_wrap=True,
     )
     present = [s for s in STATE_ORDER if any(a.state == s for a in view.apps)]
     if by == "tenant":
@@ -61,7 +65,7 @@ def render_table(view: RunView, *, by: str) -> None:
             table.add_row(
                 app.tenant_name or app.tenant_id,
                 app.app_name,
-                "" if app.wave is None else str(app.wave),
+                "" if app.wave is None else names.get(app.wave, str(app.wave)),
                 app.state.value,
                 str(app.attempts),
                 cause,
@@ -159,11 +163,16 @@ def register(app: typer.Typer) -> None:
 
             typer.echo(render_run_html(view, wave_names=_wave_names(view)))
         else:
-            render_table(view, by=by)
+            render_table(view, by=by, wave_names=_wave_names(view))
 
     @app.command()
-    def runs(journal_path: Path | None = journal_option()) -> None:
-        """Every run in the journal, newest first."""
+    def runs(
+        fmt: Literal["table", "json"] = typer.Option(
+            "table", "--format", "-f", help="table, or json (every run with its full id, for scripts)."
+        ),
+        journal_path: Path | None = journal_option(),
+    ) -> None:
+        """Every run in the journal, newest first, with its full id (for `resume`, `rollback`, `status`)."""
         path = resolve_path(journal_path)
         if not path.exists():
             raise JournalError(
@@ -172,10 +181,15 @@ def register(app: typer.Typer) -> None:
         with Journal(path) as journal:
             summaries = journal.runs()
             writing = journal.writer_active()
+        if fmt == "json":
+            typer.echo(json.dumps([_run_json(run, writing) for run in summaries], indent=2))
+            return
         table = Table(title=f"Runs in {path}", title_justify="left")
-        for column in ("run", "kind", "state", "target", "created", "apps"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("by state", overflow="fold")
+        # The run id is what `resume` and `rollback` need: never cut or folded, whatever the width.
+        longest = max((len(r.run_id) for r in summaries), default=3)
+        table.add_column("run", no_wrap=True, min_width=longest)
+        for column in ("kind", "state", "target", "created", "apps", "by state"):
+            table.add_column(column, overflow="fold")
         for run in summaries:
             table.add_row(
                 run.run_id,
@@ -186,4 +200,21 @@ def register(app: typer.Typer) -> None:
                 str(sum(run.counts.values())),
                 " ".join(f"{k}={v}" for k, v in sorted(run.counts.items())),
             )
-        console.print(table)
+        # Piped output defaults to 80 columns; widen so every column keeps its text.
+        Console(width=wide(120), highlight=False).print(table)
+
+
+def _run_json(run: RunSummary, writing: bool) -> dict[str, object]:
+    return {
+        "run_id": run.run_id,
+        "kind": run.kind,
+        "parent_run_id": run.parent_run_id,
+        "state": _shown_state(run.state, writing).value,
+        "target": run.target_name,
+        "plan_digest": run.plan_digest,
+        "plan_path": run.plan_path,
+        "created_at": run.created_at.isoformat(),
+        "updated_at": run.updated_at.isoformat(),
+        "apps": sum(run.counts.values()),
+        "counts": dict(sorted(run.counts.items())),
+    }

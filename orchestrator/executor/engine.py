@@ -136,6 +136,13 @@ def _retryable(exc: BaseException) -> bool:
 
 # --- building work -------------------------------------------------------------------------------
 
+# The journal state of an app the plan does not update: status keeps current, drifted and skip apart.
+_NOT_UPDATED = {
+    Decision.CURRENT: AppState.CURRENT,
+    Decision.DRIFTED: AppState.DRIFTED,
+    Decision.SKIP: AppState.SKIPPED,
+}
+
 
 def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
     """The journal rows for a new run of `plan`, and the waves of work in plan order."""
@@ -152,7 +159,7 @@ def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
                 tenant_name=item.tenant_name,
                 subscription_id=item.subscription_id,
                 wave=item.wave if update else None,
-                state=AppState.PENDING if update else AppState.SKIPPED,
+                state=_NOT_UPDATED.get(item.decision, AppState.PENDING),
                 error_message=None if update else f"{item.decision.value}: {item.reason}",
             )
         )
@@ -297,6 +304,15 @@ def convergence_gap(found: DenyAssignment | None, item: WorkItem) -> str | None:
         if extra:
             gaps.append(f"{label} still has {', '.join(extra)}")
     return "; ".join(gaps) or None
+
+
+def _already_there(app: App, item: WorkItem) -> bool:
+    """On the target, settled, and its deny assignment carries the planned exclusions."""
+    return (
+        on_target(app, item)
+        and app.provisioning_state == TERMINAL_SUCCESS
+        and convergence_gap(app.deny_assignment, item) is None
+    )
 
 
 def _before_state(app: App) -> BeforeState:
@@ -519,6 +535,14 @@ class Engine:
                         item, AppState.SKIPPED, error_code="DifferentProduct", error_message=why
                     )
                 if fingerprint(app) != item.fingerprint:
+                    if _already_there(app, item):
+                        # e.g. a new run of a plan an earlier run completed: nothing to write.
+                        return await self._transition(
+                            item,
+                            AppState.CURRENT,
+                            error_message=f"already on the target ({_describe(app)})",
+                            message="current",
+                        )
                     why = difference(app, item)
                     log.warning("stale: not writing", reason=why)
                     return await self._transition(item, AppState.STALE, error_code="Stale", error_message=why)
@@ -949,6 +973,29 @@ class Engine:
 
 
 # --- entry points --------------------------------------------------------------------------------
+
+
+def reopen_failed(journal: Journal, run_id: str) -> list[str]:
+    """`resume --retry-failed`: put the run's failed and unverified apps back in play; their app ids.
+
+    An app never written goes back to `pending` (re-read, fingerprint check, write). One whose write
+    was sent goes back to `submitted` without an operation: the engine re-reads it first and verifies
+    it when that write landed, so nothing is written twice. The wave's failure count starts again from
+    the apps that stay failed, so the run's tolerance applies to the retry as to the first attempt.
+    """
+    transitions = [
+        Transition(
+            run_id=run_id,
+            app_id=rec.app_id,
+            state=AppState.SUBMITTED if rec.attempts else AppState.PENDING,
+            clear_operation=True,
+            message=f"retry requested (was {rec.state.value}: {rec.error_code or ''})",
+        )
+        for rec in journal.apps(run_id)
+        if rec.state in FAILURE_STATES and rec.wave is not None
+    ]
+    journal.record_many(transitions)
+    return [t.app_id for t in transitions]
 
 
 async def run_plan(

@@ -40,6 +40,8 @@ STATE_COLOURS: dict[str, str] = {
     AppState.FAILED: "#dc2626",
     AppState.STALE: "#ea580c",
     AppState.SKIPPED: "#94a3b8",
+    AppState.CURRENT: "#86efac",
+    AppState.DRIFTED: "#c084fc",
     AppState.HALTED: "#475569",
     AppState.ROLLED_BACK: "#0891b2",
 }

@@ -207,7 +207,7 @@ async def test_stale_app_is_not_written_and_says_what_changed(journal: Journal) 
     assert sum(1 for a in view.apps if a.state == AppState.SUCCEEDED) == 3
 
 
-async def test_non_update_items_are_skipped_with_the_plan_reason(journal: Journal) -> None:
+async def test_non_update_items_keep_their_decision_and_the_plan_reason(journal: Journal) -> None:
     arm, apps = fleet(3)
     plan = make_plan(apps)
     item = plan.items[2].model_copy(
@@ -223,8 +223,9 @@ async def test_non_update_items_are_skipped_with_the_plan_reason(journal: Journa
         }
     )
     view = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
-    skipped = next(a for a in view.apps if a.app_id == item.app_id)
-    assert skipped.state == AppState.SKIPPED and "already on v2" in (skipped.error_message or "")
+    current = next(a for a in view.apps if a.app_id == item.app_id)
+    # Current apps are `current` in the journal (not lumped with skipped ones): status tells them apart.
+    assert current.state == AppState.CURRENT and "already on v2" in (current.error_message or "")
     assert arm.writes[item.app_id.lower()] == 0
 
 
@@ -516,8 +517,9 @@ async def test_new_run_flag_starts_a_fresh_run(journal: Journal) -> None:
     first = await run_plan(plan, arm, journal, settings(), sleep=no_sleep)
     second = await run_plan(plan, arm, journal, settings(), sleep=no_sleep, new_run=True)
     assert second.run_id != first.run_id
-    # The apps moved since the plan was made: a fresh run finds them stale and writes nothing.
-    assert {a.state for a in second.apps} == {AppState.STALE}
+    # The apps moved to the target since the plan was made: a fresh run finds them current, writes nothing.
+    assert {a.state for a in second.apps} == {AppState.CURRENT}
+    assert all("already on the target" in (a.error_message or "") for a in second.apps)
     assert all(arm.writes[a.id.lower()] == 1 for a in apps)
 
 
