@@ -24,6 +24,13 @@ from orchestrator.models import (
     RunView,
     Severity,
 )
+from orchestrator.render.plan_review import (
+    change_summary,
+    examples,
+    held_groups,
+    lead_sentence,
+    risk_groups,
+)
 
 DECISION_COLOURS: dict[str, str] = {
     Decision.UPDATE: "#2563eb",
@@ -108,6 +115,8 @@ details { background:var(--panel); border:1px solid var(--line); border-radius:8
 details summary { cursor:pointer; padding:8px 12px; font-weight:600; }
 details table { border-top:1px solid var(--line); }
 svg text { font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif; }
+.digest { user-select:all; overflow-wrap:anywhere; font-size:13px; }
+h3 { font-size:14px; margin:14px 0 6px; }
 footer { color:var(--muted); font-size:12px; padding:0 32px 24px; }
 """
 
@@ -127,13 +136,19 @@ def render_plan_html(plan: Plan) -> str:
         "target": target.name,
         "moves to": to,
         "created": _when(plan.created_at),
-        "digest": plan.digest[:16] or "unsaved",
+        "digest": plan.digest or "unsaved",
         "tool": plan.tool_version,
     }
     body = [
-        _section("Summary", f'<div class="cards">{"".join(cards)}</div>'),
+        _section("What changes", _plan_change(plan)),
+        _section("Risks, by kind", _plan_risks(plan)),
+        _section("Not updated, by reason", _plan_held(plan)),
+        _section(
+            "Summary",
+            f'<div class="cards">{"".join(cards)}</div>'
+            f'<p>Digest (sign against this): <code class="digest">{_e(plan.digest or "unsealed")}</code></p>',
+        ),
         _notes(plan.notes),
-        _section("Risks", _plan_risks(plan.items)),
         _section(
             "Tenants",
             _legend(DECISION_COLOURS)
@@ -168,7 +183,7 @@ def render_run_html(run: RunView, *, wave_names: Mapping[int, str] | None = None
         "target": run.target_name,
         "started": _when(run.started_at),
         "updated": _when(run.updated_at),
-        "plan": run.plan_digest[:16],
+        "plan": run.plan_digest,
     }
     if run.plan_path:
         meta["plan file"] = run.plan_path
@@ -196,38 +211,63 @@ def render_run_html(run: RunView, *, wave_names: Mapping[int, str] | None = None
 # ---- plan sections -------------------------------------------------------------------------------
 
 
-def _plan_risks(items: Sequence[PlanItem]) -> str:
-    rows = [
-        (risk, item)
-        for item in items
-        for risk in item.risks
-        if item.decision in (Decision.UPDATE, Decision.DRIFTED) or risk.severity == Severity.HIGH
-    ]
-    if not rows:
-        return '<p class="ok">No risks: nothing widens writes or deletes, adds wildcards or tightens.</p>'
-    rows.sort(
-        key=lambda r: (_SEVERITY_ORDER.get(r[0].severity, 9), r[0].code, r[1].tenant_name, r[1].app_name)
-    )
-    totals = Counter((r.severity.value, r.code) for r, _ in rows)
-    summary = " ".join(
-        f"{_badge(sev, SEVERITY_COLOURS.get(sev, '#64748b'))} <code>{_e(code)}</code> × {n}&nbsp;&nbsp;"
-        for (sev, code), n in sorted(
-            totals.items(), key=lambda kv: (_SEVERITY_ORDER.get(Severity(kv[0][0]), 9), kv[0][1])
+def _plan_change(plan: Plan) -> str:
+    """The lead sentence, then what is no longer denied and what is denied from now on."""
+    no_longer, from_now_on = change_summary(plan)
+    parts = [f"<p><b>{_e(lead_sentence(plan))}</b></p>"]
+    for title, rows, css, none in (
+        ("No longer denied", no_longer, "add", "No action stops being denied."),
+        ("Denied from now on", from_now_on, "rem", "No action becomes denied."),
+    ):
+        if not rows:
+            parts.append(f"<h3>{_e(title)}</h3><p class='sub'>{_e(none)}</p>")
+            continue
+        body = "".join(
+            f"<tr><td class='{css} mono'>{_e(r.label)}</td><td>{r.apps}</td>"
+            f"<td>{len(r.tenants)}: {_e(', '.join(r.tenants))}</td></tr>"
+            for r in rows
         )
-    )
+        parts.append(
+            f"<h3>{_e(title)}</h3>"
+            '<div class="tablewrap"><table><thead><tr><th>Action</th><th>Apps</th><th>Tenants</th></tr>'
+            f"</thead><tbody>{body}</tbody></table></div>"
+        )
+    return "".join(parts)
+
+
+def _plan_risks(plan: Plan) -> str:
+    groups = risk_groups(plan, (Severity.HIGH, Severity.MEDIUM, Severity.LOW))
+    if not groups:
+        return '<p class="ok">No risks: nothing widens writes or deletes, adds wildcards or tightens.</p>'
     body = "".join(
         "<tr>"
-        f"<td>{_badge(risk.severity.value, SEVERITY_COLOURS.get(risk.severity, '#64748b'))}</td>"
-        f"<td><code>{_e(risk.code)}</code></td>"
-        f"<td>{_e(item.app_name)}<div class='sub mono'>{_e(item.resource_group)}</div></td>"
-        f"<td>{_e(item.tenant_name)}</td><td>{_e(risk.message)}</td>"
+        f"<td>{_badge(g.severity.value, SEVERITY_COLOURS.get(g.severity, '#64748b'))}</td>"
+        f"<td><code>{_e(g.code)}</code></td><td>{g.apps}</td><td>{g.tenants}</td>"
+        f"<td>{_e(g.message)}</td><td>{_e(examples(g.examples))}</td>"
         "</tr>"
-        for risk, item in rows
+        for g in groups
     )
     return (
-        f"<p>{summary}</p>"
-        '<div class="tablewrap"><table><thead><tr><th>Severity</th><th>Risk</th><th>App</th><th>Tenant</th>'
-        f"<th>What it means</th></tr></thead><tbody>{body}</tbody></table></div>"
+        '<div class="tablewrap"><table><thead><tr><th>Severity</th><th>Risk</th><th>Apps</th><th>Tenants</th>'
+        f"<th>What it means</th><th>For example</th></tr></thead><tbody>{body}</tbody></table></div>"
+    )
+
+
+def _plan_held(plan: Plan) -> str:
+    groups = held_groups(plan)
+    if not groups:
+        return "<p>Every app in the plan is updated.</p>"
+    body = "".join(
+        "<tr>"
+        f"<td>{_badge(g.decision, DECISION_COLOURS.get(g.decision, '#dc2626'))}</td>"
+        f"<td>{'?' if g.apps is None else g.apps}</td><td>{g.tenants}</td>"
+        f"<td>{_e(g.reason)}</td><td>{_e(examples(g.examples))}</td>"
+        "</tr>"
+        for g in groups
+    )
+    return (
+        '<div class="tablewrap"><table><thead><tr><th>Decision</th><th>Apps</th><th>Tenants</th>'
+        f"<th>Reason</th><th>For example</th></tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -278,6 +318,8 @@ def _plan_items_by_tenant(tenants: Mapping[tuple[str, str], list[PlanItem]], pla
 
 
 def _changes(item: PlanItem) -> str:
+    if item.decision != Decision.UPDATE:  # not written: no change to show
+        return "<span class='sub'>not updated</span>"
     change = item.change
     lines = [f"<div class='add mono'>+ {_e(a)}</div>" for a in change.actions_added]
     lines += [f"<div class='rem mono'>− {_e(a)}</div>" for a in change.actions_removed]

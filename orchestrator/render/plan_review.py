@@ -1,7 +1,9 @@
 """Review output for a plan: a terminal table, Markdown for a pull request, JSON for tools, one summary line.
 
-Every format puts what a reviewer must not miss first: the counts, then the risks (high and medium,
-each with the app and tenant), then plan-level notes, then the apps per tenant.
+Every format (and the HTML page) leads with the change a reviewer signs off: which actions are no longer
+denied and which are denied from now on, on how many apps and tenants; then the risks grouped by kind
+with counts; then what is not updated, by reason; then the plan's facts (full digest) and per-app detail.
+Only `update` items show a change: skipped, current and drifted apps are not written.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import html
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +28,7 @@ _DECISION_STYLE = {
     Decision.DRIFTED: "bold magenta",
     Decision.SKIP: "dim",
 }
+_DECISIONS = frozenset(d.value for d in Decision)
 _SEVERITY_STYLE = {Severity.HIGH: "bold red", Severity.MEDIUM: "yellow", Severity.LOW: "dim"}
 
 
@@ -80,6 +84,160 @@ def _tenant_summary(items: Sequence[PlanItem]) -> str:
     return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class ActionRow:
+    """One action (or data action) the plan stops or starts denying, and where."""
+
+    action: str
+    data: bool
+    apps: int
+    tenants: tuple[str, ...]  # tenant names, sorted
+
+    @property
+    def label(self) -> str:
+        return f"{self.action} (data)" if self.data else self.action
+
+
+@dataclass(frozen=True)
+class RiskGroup:
+    severity: Severity
+    code: str
+    apps: int
+    tenants: int
+    message: str  # the wording the apps share, or the first one and how many others differ
+    examples: tuple[str, ...]  # app names
+
+
+@dataclass(frozen=True)
+class HeldGroup:
+    """Apps the plan does not update, grouped by decision and the shared part of the reason."""
+
+    decision: str  # a Decision value, or "unread" for a tenant that could not be read
+    reason: str
+    apps: int | None  # None: unknown (the tenant could not be read)
+    tenants: int
+    examples: tuple[str, ...]
+
+
+def _action_rows(updates: Sequence[PlanItem], pick: str) -> list[ActionRow]:
+    found: dict[tuple[str, bool], tuple[str, set[str], set[str]]] = {}
+    for item in updates:
+        change = item.change
+        pairs = (
+            (change.actions_added, change.data_actions_added)
+            if pick == "added"
+            else (change.actions_removed, change.data_actions_removed)
+        )
+        for data, actions in ((False, pairs[0]), (True, pairs[1])):
+            for action in actions:
+                key = (action.casefold(), data)
+                _, apps, tenants = found.setdefault(key, (action, set(), set()))
+                apps.add(item.app_id.casefold())
+                tenants.add(item.tenant_name or item.tenant_id)
+    rows = [
+        ActionRow(shown, data, len(apps), tuple(sorted(tenants, key=str.casefold)))
+        for (_, data), (shown, apps, tenants) in found.items()
+    ]
+    return sorted(rows, key=lambda r: (-r.apps, r.data, r.action.casefold()))
+
+
+def change_summary(plan: Plan) -> tuple[list[ActionRow], list[ActionRow]]:
+    """(no longer denied, denied from now on), over the apps the plan updates only.
+
+    An exclusion added to the deny assignment is an action no longer denied; one removed is denied
+    from now on.
+    """
+    updates = [i for i in plan.items if i.decision == Decision.UPDATE]
+    return _action_rows(updates, "added"), _action_rows(updates, "removed")
+
+
+def risk_groups(plan: Plan, severities: Sequence[Severity]) -> list[RiskGroup]:
+    """The risks of the updates, one row per (severity, kind), most severe and most apps first."""
+    groups: dict[tuple[Severity, str], list[tuple[Risk, PlanItem]]] = defaultdict(list)
+    for item in plan.items:
+        if item.decision != Decision.UPDATE:
+            continue
+        for risk in item.risks:
+            if risk.severity in severities:
+                groups[(risk.severity, risk.code)].append((risk, item))
+    out = []
+    for (severity, code), pairs in groups.items():
+        wordings = list(dict.fromkeys(r.message for r, _ in pairs))
+        message = wordings[0] + (
+            f" (and {len(wordings) - 1} other wording{'s' if len(wordings) > 2 else ''})"
+            if len(wordings) > 1
+            else ""
+        )
+        out.append(
+            RiskGroup(
+                severity=severity,
+                code=code,
+                apps=len({i.app_id.casefold() for _, i in pairs}),
+                tenants=len({i.tenant_id.casefold() for _, i in pairs}),
+                message=message,
+                examples=tuple(dict.fromkeys(i.app_name for _, i in pairs)),
+            )
+        )
+    return sorted(out, key=lambda g: (SEVERITY_ORDER[g.severity], -g.apps, g.code))
+
+
+def held_groups(plan: Plan) -> list[HeldGroup]:
+    """What is not updated and why: one row per decision and shared reason, then unread tenants."""
+    held: dict[tuple[Decision, str], list[PlanItem]] = defaultdict(list)
+    for item in plan.items:
+        if item.decision != Decision.UPDATE:
+            held[(item.decision, reason_summary(item.reason))].append(item)
+    rows = [
+        HeldGroup(
+            decision=decision.value,
+            reason=reason,
+            apps=len(items),
+            tenants=len({i.tenant_id.casefold() for i in items}),
+            examples=tuple(i.app_name for i in items),
+        )
+        for (decision, reason), items in sorted(
+            held.items(), key=lambda kv: (DECISION_ORDER.index(kv[0][0]), -len(kv[1]), kv[0][1])
+        )
+    ]
+    if plan.incomplete_tenants:
+        rows.append(
+            HeldGroup(
+                decision="unread",
+                reason="tenant could not be read: its apps are not in this plan",
+                apps=None,
+                tenants=len(plan.incomplete_tenants),
+                examples=plan.incomplete_tenants,
+            )
+        )
+    return rows
+
+
+def lead_sentence(plan: Plan) -> str:
+    """The one sentence a reviewer reads first: how many apps in how many tenants move to what."""
+    updates = [i for i in plan.items if i.decision == Decision.UPDATE]
+    tenants = len({i.tenant_id.casefold() for i in updates})
+    held = len(plan.items) - len(updates)
+    text = (
+        f"{_plural(len(updates), 'app')} in {_plural(tenants, 'tenant')} move to {_moves_to(plan)}"
+        if updates
+        else "Nothing is updated"
+    )
+    text += f"; {held} other app{'' if held == 1 else 's'} stay as they are." if held else "."
+    unchanged = sum(1 for i in updates if i.change.empty)
+    if unchanged:
+        text += f" {_plural(unchanged, 'update')} change no exclusion (the deny assignment is re-applied)."
+    if plan.incomplete_tenants:
+        text += (
+            f" Incomplete: {_plural(len(plan.incomplete_tenants), 'tenant')} could not be read "
+            f"({', '.join(plan.incomplete_tenants)}); apply refuses this plan without --allow-incomplete."
+        )
+    return text
+
+
+def examples(names: Sequence[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f", … {len(names) - limit} more" if len(names) > limit else "")
+
+
 def _short_digest(plan: Plan) -> str:
     return plan.digest[:19] + "…" if plan.digest else "unsealed"
 
@@ -122,22 +280,81 @@ def _md_code(patterns: Iterable[str], suffix: str = "") -> list[str]:
 
 
 def _md_changes(item: PlanItem) -> tuple[str, str]:
+    if item.decision != Decision.UPDATE:  # not written: no change to show
+        return "", ""
     change = item.change
     added = _md_code(change.actions_added) + _md_code(change.data_actions_added, " (data)")
     removed = _md_code(change.actions_removed) + _md_code(change.data_actions_removed, " (data)")
     return "<br>".join(added), "<br>".join(removed)
 
 
+def _md_actions(title: str, rows: Sequence[ActionRow], none: str) -> list[str]:
+    out = [f"### {title}", ""]
+    if not rows:
+        return [*out, none, ""]
+    out += ["| Action | Apps | Tenants |", "| --- | ---: | --- |"]
+    out += [
+        f"| {_md_code([r.action], ' (data)' if r.data else '')[0]} | {r.apps} "
+        f"| {len(r.tenants)}: {_md(examples(r.tenants, 5))} |"
+        for r in rows
+    ]
+    return [*out, ""]
+
+
+def markdown_change_summary(plan: Plan) -> list[str]:
+    """The lines a reviewer reads first: the lead sentence, then what is no longer / newly denied."""
+    no_longer, from_now_on = change_summary(plan)
+    return [
+        _md(lead_sentence(plan)),
+        "",
+        *_md_actions("No longer denied", no_longer, "No action stops being denied."),
+        *_md_actions("Denied from now on", from_now_on, "No action becomes denied."),
+    ]
+
+
 def render_markdown(plan: Plan) -> str:
-    """Markdown for a pull request: counts, risks first, notes, then each tenant in a collapsible block."""
+    """Markdown for a pull request: the change first, risks by kind, what is not updated and why, the
+    plan's facts, notes, then each tenant in a collapsible block."""
     counts = _decision_counts(plan.items)
     tenants = _by_tenant(plan.items)
     waves = _wave_names(plan)
-    out: list[str] = [
-        f"## Rollout plan: {_md(plan.target.name)}",
+    out: list[str] = [f"## Rollout plan: {_md(plan.target.name)}", "", *markdown_change_summary(plan)]
+    out += ["### Risks, by kind", ""]
+    risks = risk_groups(plan, (Severity.HIGH, Severity.MEDIUM))
+    if risks:
+        out += [
+            "| Severity | Risk | Apps | Tenants | What it means | For example |",
+            "| --- | --- | ---: | ---: | --- | --- |",
+        ]
+        out += [
+            f"| {g.severity.value} | `{g.code}` | {g.apps} | {g.tenants} | {_md(g.message)} "
+            f"| {_md(examples(g.examples))} |"
+            for g in risks
+        ]
+    else:
+        out.append("No high or medium risks: nothing widens writes, deletes or authorization, adds broad")
+        out.append("wildcards or tightens an exclusion.")
+    low = risk_groups(plan, (Severity.LOW,))
+    if low:
+        described = ", ".join(f"`{g.code}` on {_plural(g.apps, 'app')}" for g in low)
+        out += ["", f"Also low-severity: {described} (see the tenants below)."]
+    out += ["", "### Not updated, by reason", ""]
+    held = held_groups(plan)
+    if held:
+        out += ["| Decision | Apps | Tenants | Reason | For example |", "| --- | ---: | ---: | --- | --- |"]
+        out += [
+            f"| {g.decision} | {'?' if g.apps is None else g.apps} | {g.tenants} | {_md(g.reason)} "
+            f"| {_md(examples(g.examples))} |"
+            for g in held
+        ]
+    else:
+        out.append("Every app in the plan is updated.")
+    out += [
+        "",
+        "### The plan",
         "",
         f"- **Target:** `{_moves_to(plan)}` (lock level {plan.target.definition.lock_level})",
-        f"- **Digest:** `{plan.digest or 'unsealed'}`",
+        f"- **Digest** (sign against this): `{plan.digest or 'unsealed'}`",
         f"- **Created:** {plan.created_at.isoformat()} by orchestrator {_md(plan.tool_version)}",
     ]
     if plan.waves:
@@ -148,38 +365,12 @@ def render_markdown(plan: Plan) -> str:
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| {len(plan.items)} | {len(tenants)} | {counts[Decision.UPDATE]} | {counts[Decision.CURRENT]} "
         f"| {counts[Decision.DRIFTED]} | {counts[Decision.SKIP]} |",
-        "",
-        "### Risks",
-        "",
     ]
-    risks = _review_risks(plan, (Severity.HIGH, Severity.MEDIUM))
-    if risks:
-        totals = Counter((r.severity, r.code) for r, _ in risks)
-        out.append(
-            ", ".join(
-                f"**{n}× {sev.value}** `{code}`"
-                for (sev, code), n in sorted(
-                    totals.items(), key=lambda kv: (SEVERITY_ORDER[kv[0][0]], kv[0][1])
-                )
-            )
-        )
-        out += ["", "| Severity | Risk | Tenant | App | What it means |", "| --- | --- | --- | --- | --- |"]
-        out += [
-            f"| {r.severity.value} | `{r.code}` | {_md(i.tenant_name)} | {_md(i.app_name)} "
-            f"| {_md(r.message)} |"
-            for r, i in risks
-        ]
-    else:
-        out.append("No high or medium risks: nothing widens writes, deletes or authorization, adds broad")
-        out.append("wildcards or tightens an exclusion.")
-    low = _review_risks(plan, (Severity.LOW,))
-    if low:
-        out += ["", f"Also {_plural(len(low), 'low-severity risk')} (see the tenants below)."]
     if plan.notes:
         out += ["", "### Notes", ""]
         out += [f"- {_md(note)}" for note in plan.notes]
     out += ["", "### Tenants", ""]
-    if not tenants:
+    if not tenants and not plan.incomplete_tenants:
         out.append("The plan has no apps.")
     for (tenant_name, tenant_id), items in tenants.items():
         out += [
@@ -187,18 +378,24 @@ def render_markdown(plan: Plan) -> str:
             "",
             f"Tenant `{_md(tenant_id)}`",
             "",
-            "| App | Decision | Wave | Exclusions added | Exclusions removed | Risks | Reason |",
+            "| App | Decision | Wave | No longer denied | Denied from now on | Risks | Reason |",
             "| --- | --- | --- | --- | --- | --- | --- |",
         ]
         for item in items:
             added, removed = _md_changes(item)
             wave = waves.get(item.wave, "") if item.wave is not None else ""
-            item_risks = ", ".join(f"`{r.code}` ({r.severity.value})" for r in item.risks)
+            item_risks = (
+                ", ".join(f"`{r.code}` ({r.severity.value})" for r in item.risks)
+                if item.decision == Decision.UPDATE
+                else ""
+            )
             out.append(
                 f"| {_md(item.app_name)} | {item.decision.value} | {_md(wave)} | {added} | {removed} "
                 f"| {item_risks} | {_md(item.reason)} |"
             )
         out += ["", "</details>", ""]
+    for name in plan.incomplete_tenants:
+        out.append(f"- **{_md(name)}**: could not be read; its apps are not in this plan.")
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -206,6 +403,8 @@ def render_markdown(plan: Plan) -> str:
 
 
 def _changes_text(item: PlanItem) -> tuple[Text, Text]:
+    if item.decision != Decision.UPDATE:  # not written: no change to show
+        return Text(), Text()
     change = item.change
     added = Text("\n".join([*change.actions_added, *(f"{a} (data)" for a in change.data_actions_added)]))
     removed = Text(
@@ -222,59 +421,72 @@ def reason_summary(reason: str) -> str:
     return reason[: min(cut)] if cut else reason
 
 
-def _sample_names(items: Sequence[PlanItem], limit: int = 3) -> str:
-    names = [i.app_name for i in items[:limit]]
-    return ", ".join(names) + (f", … {len(items) - limit} more" if len(items) > limit else "")
+def _actions_table(title: str, rows: Sequence[ActionRow], style: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("action", overflow="fold", style=style)
+    table.add_column("apps", justify="right")
+    table.add_column("tenants", overflow="fold")
+    for row in rows:
+        table.add_row(row.label, str(row.apps), f"{len(row.tenants)}: {examples(row.tenants, 5)}")
+    return table
 
 
-def _render_groups(plan: Plan, console: Console) -> None:
-    """What a reviewer reads first on a terminal: the distinct changes, tenants, and why not."""
-    changes: dict[tuple[tuple[str, ...], ...], list[PlanItem]] = defaultdict(list)
-    for item in plan.items:
-        if item.decision == Decision.UPDATE:
-            c = item.change
-            key = (c.actions_added, c.actions_removed, c.data_actions_added, c.data_actions_removed)
-            changes[key].append(item)
-    if changes:
-        table = Table(title="What changes (updates, grouped by change)", title_justify="left")
-        table.add_column("apps", justify="right")
-        table.add_column("tenants", justify="right")
-        table.add_column("change to the deny assignment's exclusions", overflow="fold")
-        for (added, removed, data_added, data_removed), items in sorted(
-            changes.items(), key=lambda kv: -len(kv[1])
-        ):
-            lines = Text()
-            for action in added:
-                lines.append(f"+ {action}\n", style="green")
-            for action in data_added:
-                lines.append(f"+ {action} (data)\n", style="green")
-            for action in removed:
-                lines.append(f"- {action}\n", style="red")
-            for action in data_removed:
-                lines.append(f"- {action} (data)\n", style="red")
-            if not lines.plain:
-                lines.append("(none: re-apply to repair the deny assignment)", style="dim")
-            lines.rstrip()
-            table.add_row(str(len(items)), str(len({i.tenant_id for i in items})), lines)
+def render_change(plan: Plan, console: Console) -> None:
+    """What a reviewer reads first on a terminal: the change, risks by kind, and what is not updated."""
+    console.print(Text(f"Rollout plan: {plan.target.name}", style="bold"), soft_wrap=True)
+    console.print(Text(lead_sentence(plan)), soft_wrap=True)
+    no_longer, from_now_on = change_summary(plan)
+    for title, rows, style, none in (
+        ("No longer denied", no_longer, "green", "No action stops being denied."),
+        ("Denied from now on", from_now_on, "red", "No action becomes denied."),
+    ):
+        if rows:
+            console.print(_actions_table(title, rows, style))
+        else:
+            console.print(Text(f"{title}: none. {none}", style="dim"))
+
+    risks = risk_groups(plan, (Severity.HIGH, Severity.MEDIUM, Severity.LOW))
+    if risks:
+        table = Table(title="Risks, by kind", title_justify="left")
+        for column in ("severity", "risk", "apps", "tenants", "what it means", "for example"):
+            table.add_column(
+                column, overflow="fold", justify="right" if column in ("apps", "tenants") else "left"
+            )
+        for group in risks:
+            table.add_row(
+                Text(group.severity.value, style=_SEVERITY_STYLE[group.severity]),
+                group.code,
+                str(group.apps),
+                str(group.tenants),
+                group.message,
+                examples(group.examples),
+            )
         console.print(table)
+    else:
+        console.print(Text("No risks flagged.", style="green"))
 
-    held: dict[tuple[Decision, str], list[PlanItem]] = defaultdict(list)
-    for item in plan.items:
-        if item.decision != Decision.UPDATE:
-            held[(item.decision, reason_summary(item.reason))].append(item)
+    held = held_groups(plan)
     if held:
         table = Table(title="Not updated, by reason", title_justify="left")
-        for column in ("decision", "apps", "reason", "for example"):
+        for column in ("decision", "apps", "tenants", "reason", "for example"):
             table.add_column(column, overflow="fold")
-        for (decision, reason), items in sorted(held.items(), key=lambda kv: (kv[0][0].value, -len(kv[1]))):
+        for kept in held:
+            style = (
+                _DECISION_STYLE.get(Decision(kept.decision), "")
+                if kept.decision in _DECISIONS
+                else "bold red"
+            )
             table.add_row(
-                Text(decision.value, style=_DECISION_STYLE[decision]),
-                str(len(items)),
-                reason,
-                _sample_names(items),
+                Text(kept.decision, style=style),
+                "?" if kept.apps is None else str(kept.apps),
+                str(kept.tenants),
+                kept.reason,
+                examples(kept.examples),
             )
         console.print(table)
 
+
+def _render_tenants(plan: Plan, console: Console) -> None:
     tenants = _by_tenant(plan.items)
     waves = _wave_names(plan)
     table = Table(title="Per tenant", title_justify="left")
@@ -288,18 +500,24 @@ def _render_groups(plan: Plan, console: Console) -> None:
             *(Text(str(counts[d]) if counts[d] else "·", style=_DECISION_STYLE[d]) for d in DECISION_ORDER),
             ", ".join(waves.get(w, str(w)) for w in in_waves),
         )
+    for name in plan.incomplete_tenants:
+        unknown = [Text("?", style="bold red")] * len(DECISION_ORDER)
+        table.add_row(
+            name, *unknown, Text("could not be read: its apps are not in this plan", style="bold red")
+        )
     console.print(table)
 
 
 def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int | None = None) -> None:
-    """Print the plan for a terminal: counts, risks first, notes, the grouped changes and reasons,
-    per-tenant counts, then (with `apps`) one row per app.
+    """Print the plan for a terminal: the change, risks by kind, what is not updated; then the plan's
+    facts (full digest), notes, per-tenant counts, and (with `apps`) one row per app.
 
     `limit` caps the per-app rows (the rest is summarised); risks are always printed in full.
     """
     counts = _decision_counts(plan.items)
     tenants = _by_tenant(plan.items)
     waves = _wave_names(plan)
+    render_change(plan, console)
     header = [
         f"target  {_target_text(plan)}",
         f"digest  {plan.digest or 'unsealed'}",
@@ -307,7 +525,6 @@ def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int 
     ]
     if plan.waves:
         header.append("waves   " + " → ".join(f"{w.name} ({len(w.app_ids)})" for w in plan.waves))
-    console.print(Text(f"Rollout plan: {plan.target.name}", style="bold"))
     for line in header:  # long ids stay whole so they can be copied
         console.print(Text(line), soft_wrap=True)
 
@@ -320,33 +537,16 @@ def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int 
         *(Text(str(counts[d]), style=_DECISION_STYLE[d]) for d in DECISION_ORDER),
     )
     console.print(summary)
-
-    risks = _review_risks(plan, (Severity.HIGH, Severity.MEDIUM, Severity.LOW))
-    if risks:
-        table = Table(title="Risks", title_justify="left")
-        for column in ("severity", "risk", "tenant", "app", "what it means"):
-            table.add_column(column, overflow="fold")
-        for risk, item in risks:
-            table.add_row(
-                Text(risk.severity.value, style=_SEVERITY_STYLE[risk.severity]),
-                risk.code,
-                item.tenant_name,
-                item.app_name,
-                risk.message,
-            )
-        console.print(table)
-    else:
-        console.print(Text("No risks flagged.", style="green"))
     for note in plan.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
-    _render_groups(plan, console)
+        console.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
+    _render_tenants(plan, console)
     if not apps:
         hint = "Every app with its reason: `orchestrator show PLAN` (or --format markdown|html)."
         console.print(Text(hint, style="dim"))
         return
 
     table = Table(title="Apps by tenant", title_justify="left", show_lines=False)
-    for column in ("tenant", "app", "decision", "wave", "added", "removed", "reason"):
+    for column in ("tenant", "app", "decision", "wave", "no longer denied", "denied from now on", "reason"):
         table.add_column(column, overflow="fold")
     shown = 0
     for (tenant_name, _), items in tenants.items():

@@ -55,12 +55,31 @@ def test_plan_page_shows_the_counts() -> None:
 def test_plan_page_lists_every_risk_with_its_app_high_first() -> None:
     plan = sample_plan()
     text = _text(render_plan_html(plan))
-    assert "widens-write × 3" in text and "broad-wildcard × 3" in text and "tightens × 3" in text
+    # One row per kind of risk, with how many apps and tenants carry it (not one row per app).
+    assert "high widens-write 3 3" in text and "medium broad-wildcard 3 3" in text
+    assert "low tightens 3 3" in text
     assert "adds Microsoft.Web/sites/write" in text
     assert text.index("adds Microsoft.Web/sites/write") < text.index("adds Microsoft.Storage/*")
     assert text.index("adds Microsoft.Storage/*") < text.index("removes config/list from exclusions")
     assert "Microsoft.KeyVault/vaults/secrets/readMetadata/action" in text  # the change itself
     assert "could not list subscriptions" in text  # plan notes reach the reviewer
+
+
+def test_plan_page_leads_with_the_change_and_shows_the_whole_digest() -> None:
+    plan = sample_plan()
+    text = _text(render_plan_html(plan))
+    first = text.index("What changes")
+    assert first < text.index("Risks, by kind") < text.index("Not updated, by reason") < text.index("Summary")
+    change = text[first : text.index("Risks, by kind")]
+    assert "No longer denied" in change and "Denied from now on" in change
+    assert "Microsoft.KeyVault/vaults/secrets/readMetadata/action 24 3:" in change
+    assert "Microsoft.Web/sites/config/list/action 3 3:" in change
+    assert text.count(plan.digest) >= 2  # in the header and, selectable whole, in the summary
+    held = text[text.index("Not updated, by reason") : text.index("Summary")]
+    assert "skip 3 3 no write access" in held
+    # Skipped apps never show a change in the per-app detail.
+    every = text[text.index("Every app") :]
+    assert "app-0-5" in every and "not updated" in every
 
 
 def test_plan_page_colours_each_app_by_decision_per_tenant() -> None:

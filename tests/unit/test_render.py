@@ -91,39 +91,79 @@ def plan() -> Plan:
     )
 
 
-def test_markdown_has_title_counts_risks_before_tenants(plan: Plan) -> None:
+def test_markdown_first_lines_are_the_change_summary(plan: Plan) -> None:
+    lines = render_markdown(plan).splitlines()
+    assert lines[0] == "## Rollout plan: app-v2"
+    assert lines[2].startswith("3 apps in 2 tenants move to service catalog: ")
+    assert "; 3 other apps stay as they are. 2 updates change no exclusion" in lines[2]
+    assert lines[4] == "### No longer denied"
+    assert lines[6:9] == [
+        "| Action | Apps | Tenants |",
+        "| --- | ---: | --- |",
+        "| `Microsoft.Web/sites/write` | 1 | 1: Alpha &lt;Ltd&gt; |",
+    ]
+    assert lines[10] == "### Denied from now on"
+    assert lines[14] == "| `D/x\\|y` (data) | 1 | 1: Alpha &lt;Ltd&gt; |"
+
+
+def test_markdown_order_change_risks_held_plan_notes_tenants(plan: Plan) -> None:
     md = render_markdown(plan)
-    assert md.startswith("## Rollout plan: app-v2\n")
-    assert f"`{plan.digest}`" in md
+    assert f"`{plan.digest}`" in md  # whole, never cut
     assert f"`service catalog: {DEF_ID}` (lock level ReadOnly)" in md
     assert "| 6 | 2 | 3 | 1 | 1 | 1 |" in md  # apps, tenants, update, current, drifted, skip
     assert "canary (1) → wave-1 (2)" in md
-    risks, notes, tenants = md.index("### Risks"), md.index("### Notes"), md.index("### Tenants")
-    assert risks < notes < tenants
-    risk_section = md[risks:notes]
-    # High before medium; low ones only counted.
+    order = [
+        md.index(h)
+        for h in (
+            "### No longer denied",
+            "### Denied from now on",
+            "### Risks, by kind",
+            "### Not updated, by reason",
+            "### The plan",
+            "### Notes",
+            "### Tenants",
+        )
+    ]
+    assert order == sorted(order)
+    risk_section = md[md.index("### Risks") : md.index("### Not updated")]
+    # High before medium, grouped by kind with counts; low ones only named.
     assert risk_section.index("`widens-write`") < risk_section.index("`widens-data`")
-    assert (
-        "| high | `widens-write` | Alpha &lt;Ltd&gt; | a1 | allows writes: `Microsoft.Web/sites/write` |"
-        in md
-    )
+    assert "| high | `widens-write` | 1 | 1 | allows writes: `Microsoft.Web/sites/write` | a1 |" in md
     assert "widens-authorization" not in risk_section.split("Also")[0]
-    assert "Also 1 low-severity risk" in risk_section
+    assert "Also low-severity: `widens-authorization` on 1 app" in risk_section
+    held = md[md.index("### Not updated") : md.index("### The plan")]
+    assert "| current | 1 | 1 | reason for b3 | b3 |" in held
+    assert "| skip | 1 | 1 | provisioning state is Failed \\| not Succeeded | a2 |" in held
     assert "- tenant Gamma (g) was not fully read: throttled" in md
 
 
-def test_markdown_tenants_are_collapsible_tables(plan: Plan) -> None:
-    md = render_markdown(plan)
-    assert md.count("<details><summary>") == 2 and md.count("</details>") == 2
-    assert "<details><summary>Alpha &lt;Ltd&gt; (1 update, 1 skip)</summary>" in md
-    assert "<details><summary>Beta (2 updates, 1 current, 1 drifted)</summary>" in md
-    assert md.index("Alpha &lt;Ltd&gt; (") < md.index("Beta (")
-    row = next(line for line in md.splitlines() if line.startswith("| a1 |"))
-    assert "| update | canary | `Microsoft.Web/sites/write` | `D/x\\|y` (data) |" in row
-    assert "`widens-write` (high)" in row
-    # Pipes in free text cannot break the table.
-    assert "provisioning state is Failed \\| not Succeeded" in md
-    assert "| b1 | update | wave-1 |" in md
+def test_markdown_groups_identical_risks_into_one_row(plan: Plan) -> None:
+    risk = Risk(code="principals-change", severity=Severity.HIGH, message="excluded principals change")
+    items = tuple(
+        i.model_copy(update={"risks": (risk,)}) if i.decision == Decision.UPDATE else i for i in plan.items
+    )
+    md = render_markdown(plan.model_copy(update={"items": items}))
+    rows = [line for line in md.splitlines() if line.startswith("| high | `principals-change`")]
+    assert rows == ["| high | `principals-change` | 3 | 2 | excluded principals change | a1, b1, b2 |"]
+
+
+def test_markdown_skipped_apps_show_no_change(plan: Plan) -> None:
+    skipped = plan.items[1].model_copy(
+        update={
+            "change": ActionChange(actions_added=("Microsoft.Skipped/x/action",)),
+            "risks": (Risk(code="widens-write", severity=Severity.HIGH, message="would widen"),),
+        }
+    )
+    md = render_markdown(plan.model_copy(update={"items": (plan.items[0], skipped, *plan.items[2:])}))
+    assert "Microsoft.Skipped/x/action" not in md and "would widen" not in md
+
+
+def test_markdown_names_tenants_that_could_not_be_read(plan: Plan) -> None:
+    md = render_markdown(plan.model_copy(update={"incomplete_tenants": ("Gamma",)}))
+    first = md.split("### No longer denied")[0]
+    assert "Incomplete: 1 tenant could not be read (Gamma)" in first and "--allow-incomplete" in first
+    assert "| unread | ? | 1 | tenant could not be read" in md
+    assert "- **Gamma**: could not be read" in md
 
 
 def test_markdown_without_risks_says_so(plan: Plan) -> None:
@@ -142,11 +182,13 @@ def test_summary_line(plan: Plan) -> None:
     assert "risks: 1 high, 1 medium" in line and "1 note" in line and plan.digest[:19] in line
 
 
-def test_table_lists_risks_before_apps(plan: Plan) -> None:
+def test_table_leads_with_the_change_then_risks_then_apps(plan: Plan) -> None:
     sink = io.StringIO()
     render_table(plan, Console(file=sink, width=200, color_system=None))
     text = sink.getvalue()
-    assert text.index("Risks") < text.index("Apps by tenant")
+    assert text.index("No longer denied") < text.index("Denied from now on") < text.index("Risks, by kind")
+    assert text.index("Risks") < text.index("Not updated, by reason") < text.index("Apps by tenant")
+    assert plan.digest in text
     assert text.index("widens-write") < text.index("widens-data") < text.index("widens-authorization")
     assert "Microsoft.Web/sites/write" in text and "note: tenant Gamma" in text
     for name in ("a1", "a2", "b1", "b2", "b3", "b4"):
@@ -165,12 +207,12 @@ def test_table_groups_updates_by_change_and_the_rest_by_reason(plan: Plan) -> No
     sink = io.StringIO()
     render_table(plan, Console(file=sink, width=200, color_system=None), apps=False)
     text = sink.getvalue()
-    assert "What changes" in text and "Not updated, by reason" in text and "Per tenant" in text
+    assert "No longer denied" in text and "Not updated, by reason" in text and "Per tenant" in text
     assert "Apps by tenant" not in text and "orchestrator show PLAN" in text
     for item in plan.items:
         if item.decision == "update":
             for action in item.change.actions_added:
-                assert f"+ {action}" in text
+                assert action in text
 
 
 def test_json_round_trips(plan: Plan) -> None:
@@ -181,4 +223,5 @@ def test_example_plan_renders() -> None:
     example = read_plan(EXAMPLE)
     md = render_markdown(example)
     assert "`tightens`" in md and md.index("### Risks") < md.index("### Tenants")
+    assert md.index("### No longer denied") < md.index("### Risks")
     assert "Microsoft.KeyVault/vaults/secrets/readMetadata/action" in md
