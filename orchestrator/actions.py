@@ -141,3 +141,39 @@ def same_set(left: Sequence[str], right: Sequence[str]) -> bool:
     """Whether both pattern lists name the same set of operations."""
     added, removed = diff(left, right)
     return not added and not removed
+
+
+# The verbs every RBAC operation name ends with (`…/read`, `…/listKeys/action`, …).
+_VERBS = ("read", "write", "delete", "action")
+_SEGMENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-*")
+
+
+def shape_problem(action: str) -> str | None:
+    """None when `action` has the shape of an RBAC operation (or pattern); else what is wrong with it.
+
+    An operation is `Provider.Namespace/resourceType[/…]/verb` with the verb one of read, write, delete
+    or action; `*` may stand for any part (`*`, `*/read`, `Microsoft.Web/*`).
+    """
+    text = action.strip()
+    if text == WILDCARD:
+        return None
+    segments = text.casefold().split("/")
+    if any(not s or not set(s) <= _SEGMENT_CHARS for s in segments):
+        return "use letters, digits, '.', '_', '-' and '*' between single '/'"
+    provider, last = segments[0], segments[-1]
+    if provider != WILDCARD and ("." not in provider or provider.startswith(".") or provider.endswith(".")):
+        return "it does not start with a provider namespace such as Microsoft.KeyVault"
+    if len(segments) < 2:
+        return "it names a provider but no operation (e.g. Microsoft.KeyVault/vaults/read, or …/*)"
+    if WILDCARD not in last and last not in _VERBS:
+        return f"it ends in {last!r}, not an operation verb ({', '.join(_VERBS)}) or '*'"
+    return None
+
+
+def closest(action: str, known: Iterable[str]) -> str | None:
+    """The known operation spelled most like `action` (a likely typo), if any is close."""
+    from difflib import get_close_matches
+
+    by_key = {normalise(k): k.strip() for k in known if WILDCARD not in k}
+    found = get_close_matches(normalise(action), list(by_key), n=1, cutoff=0.85)
+    return by_key[found[0]] if found else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orchestrator import actions
+from orchestrator.actions import closest, shape_problem
 from orchestrator.models import App, DenyAssignment, Frozen, Snapshot
 
 
@@ -104,3 +105,31 @@ def _denials(apps: Sequence[App], action: str, *, data: bool) -> tuple[Denial, .
             )
     found.sort(key=lambda d: (d.subscription_id.lower(), d.app_id.lower()))
     return tuple(found)
+
+
+def action_warning(
+    snapshot: Snapshot, action: str, *, data: bool = False, also_known: Sequence[str] = ()
+) -> str | None:
+    """Why `action` may not be what the operator meant, or None.
+
+    Not shaped like an operation (no provider namespace, no verb); or spelled almost like an operation
+    the fleet's definitions and deny assignments (or `also_known`, e.g. a plan's target) name: a typo.
+    Apps whose deny covers `*` "deny" any string at all, so the count alone would mislead.
+    """
+    known: set[str] = set(also_known)
+    for app in snapshot.apps:
+        da = app.deny_assignment
+        if da is not None:
+            known.update(da.not_data_actions if data else da.not_actions)
+    for definition in snapshot.definitions.values():
+        known.update(definition.allowed_data_actions if data else definition.allowed_actions)
+    if any(k.strip().casefold() == action.strip().casefold() for k in known):
+        return None
+    near = closest(action, known)
+    hint = f"; did you mean {near}?" if near is not None else ""
+    problem = shape_problem(action)
+    if problem is not None:
+        return f"--action {action!r} is not an operation name: {problem}{hint}"
+    if near is not None:
+        return f"--action {action!r} is not an operation this fleet names{hint}"
+    return None

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.actions import shape_problem
 from orchestrator.errors import TargetError
 from orchestrator.lineage import DEFAULT_LINEAGE, stem_problem
 from orchestrator.models import Authorization, Definition, Lineage, LockLevel, MarketplacePlan, Target
@@ -61,6 +62,9 @@ def _check_actions(values: list[str]) -> list[str]:
     for value in values:
         if not _ACTION.match(value):
             raise ValueError(f"{value!r} is not an action: use letters, digits, '.', '_', '-', '/' and '*'")
+        problem = shape_problem(value)
+        if problem is not None:
+            raise ValueError(f"{value!r} is not an action: {problem}")
     return values
 
 

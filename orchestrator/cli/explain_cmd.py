@@ -10,10 +10,11 @@ from typing import Literal
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli import _common, options
 from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
-from orchestrator.explain import WhoDenies, who_denies
+from orchestrator.explain import WhoDenies, action_warning, who_denies
 from orchestrator.inventory import load_snapshot
 from orchestrator.models import Decision, Plan, PlanItem
 from orchestrator.planfile import read_plan
@@ -60,8 +61,15 @@ def register(app: typer.Typer) -> None:
         else:
             snapshot = read_fleet(options.load_fleet(config), config, concurrency=concurrency)
         result = who_denies(snapshot, action.strip(), data=data)
+        targeted = () if plan is None else plan.target.definition.allowed_actions
+        if plan is not None and data:
+            targeted = plan.target.definition.allowed_data_actions
+        warning = action_warning(snapshot, action.strip(), data=data, also_known=targeted)
+        if warning is not None:
+            _common.err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
         decisions = _plan_decisions(plan)
-        text = render_json(result, decisions) if fmt == "json" else render_table(result, decisions)
+        json_text = fmt == "json"
+        text = render_json(result, decisions, warning) if json_text else render_table(result, decisions)
         _common.console.file.write(text)
         exit_for_failures(snapshot)
 
@@ -90,8 +98,11 @@ def _planned_still_denying(result: WhoDenies, decisions: dict[str, PlanItem]) ->
     return still, planned
 
 
-def render_json(result: WhoDenies, decisions: dict[str, PlanItem] | None = None) -> str:
+def render_json(
+    result: WhoDenies, decisions: dict[str, PlanItem] | None = None, warning: str | None = None
+) -> str:
     doc = result.model_dump(mode="json")
+    doc["warning"] = warning
     doc["denying_count"] = result.denying_count
     doc["incomplete"] = result.incomplete
     if decisions is not None:

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.text import Text
 
 from orchestrator import __version__
+from orchestrator.actions import diff
 from orchestrator.cli import _common, options
 from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
 from orchestrator.config import FleetConfig
@@ -75,14 +77,29 @@ def register(app: typer.Typer) -> None:
             target = target_from_definition(
                 _read_definition(fleet, config, snapshot, target_definition.strip())
             )
+        elif target.definition_id and snapshot_in is None:
+            # The target file names a definition: make sure it exists and is readable before planning
+            # updates that would all fail at apply (e.g. an example file's placeholder id).
+            in_azure = _read_definition(
+                fleet, config, snapshot, target.definition_id, flag=f"--target {target_file}: definition_id"
+            )
+            _warn_if_different(target, in_azure, target_file)
         result = make_plan(fleet, snapshot, target, WaveSpec(canary_ring=canary_ring, steps=steps), waves)
         if out is not None:
             write_plan(result, out)
         render_table(result, _common.console, apps=False)
         _common.console.print(summary_line(result), highlight=False, soft_wrap=True)
         if out is not None:
+            _common.err_console.print(Text(f"plan written to {out} ({result.digest})"), soft_wrap=True)
+        if result.incomplete_tenants:
             _common.err_console.print(
-                f"plan written to {out} ({result.digest})", highlight=False, soft_wrap=True
+                Text(
+                    f"warning: the plan is incomplete: {len(result.incomplete_tenants)} tenant(s) could not "
+                    f"be read ({', '.join(result.incomplete_tenants)}); apply refuses it without "
+                    "--allow-incomplete. Fix access (`orchestrator doctor`) and plan again.",
+                    style="yellow",
+                ),
+                soft_wrap=True,
             )
         exit_for_failures(snapshot)
 
@@ -130,14 +147,48 @@ def make_plan(
     return seal(plan)
 
 
+def _warn_if_different(target: Target, in_azure: Definition, target_file: Path | None) -> None:
+    """The file's lock level and allowed actions should be what the definition in Azure says: ARM derives
+    the deny assignment from the definition, and apply verifies against the file."""
+    mine = target.definition
+    added, removed = diff(in_azure.allowed_actions, mine.allowed_actions)
+    data_added, data_removed = diff(in_azure.allowed_data_actions, mine.allowed_data_actions)
+    problems = []
+    if mine.lock_level != in_azure.lock_level:
+        problems.append(f"lock_level {mine.lock_level} (Azure: {in_azure.lock_level})")
+    for label, patterns in (
+        ("allowed_actions has", added),
+        ("allowed_actions lacks", removed),
+        ("allowed_data_actions has", data_added),
+        ("allowed_data_actions lacks", data_removed),
+    ):
+        if patterns:
+            problems.append(f"{label} {', '.join(patterns)}")
+    if problems:
+        _common.err_console.print(
+            Text(
+                f"warning: --target {target_file}: differs from definition {target.definition_id} in Azure: "
+                + "; ".join(problems)
+                + " (apply verifies the deny assignment against the file)",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
+
+
 def _read_definition(
-    fleet: FleetConfig, config_path: Path, snapshot: Snapshot, definition_id: str
+    fleet: FleetConfig,
+    config_path: Path,
+    snapshot: Snapshot,
+    definition_id: str,
+    *,
+    flag: str = "--target-definition",
 ) -> Definition:
     """The target definition: from the snapshot when an app already uses it, else one read from ARM."""
     known = snapshot.definitions.get(definition_id.lower())
     if known is not None:
         return known
-    reader = _reader_tenant(fleet, snapshot, definition_id)
+    reader = _reader_tenant(fleet, snapshot, definition_id, flag)
 
     async def read() -> Definition:
         async with options.open_gateway(fleet, config_path) as gateway:
@@ -146,14 +197,19 @@ def _read_definition(
     try:
         return options.run_async(read())
     except ArmError as exc:
-        raise TargetError(f"--target-definition {definition_id}: {exc}") from None
+        if exc.status == 404:
+            raise TargetError(
+                f"{flag} {definition_id}: no such application definition in Azure "
+                f"(HTTP 404 {exc.code or 'NotFound'}); publish it first, or fix the id"
+            ) from None
+        raise TargetError(f"{flag} {definition_id}: cannot read it: {exc}") from None
 
 
-def _reader_tenant(fleet: FleetConfig, snapshot: Snapshot, definition_id: str) -> str:
+def _reader_tenant(fleet: FleetConfig, snapshot: Snapshot, definition_id: str, flag: str) -> str:
     """The configured tenant owning the definition's subscription (the publisher), else a readable one."""
     parts = definition_id.strip("/").split("/")
     if len(parts) < 2 or parts[0].lower() != "subscriptions":
-        raise TargetError(f"--target-definition {definition_id!r}: not an application definition resource id")
+        raise TargetError(f"{flag} {definition_id!r}: not an application definition resource id")
     subscription = parts[1].lower()
     for tenant in snapshot.tenants:
         if any(s.id.lower() == subscription for s in tenant.subscriptions):

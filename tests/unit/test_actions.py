@@ -8,7 +8,18 @@ from functools import cache
 
 import pytest
 
-from orchestrator.actions import covers, dedupe, diff, excluded, intersects, matches, normalise, same_set
+from orchestrator.actions import (
+    closest,
+    covers,
+    dedupe,
+    diff,
+    excluded,
+    intersects,
+    matches,
+    normalise,
+    same_set,
+    shape_problem,
+)
 
 KV_READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 
@@ -139,3 +150,40 @@ def test_diff_order_is_deterministic_and_spelling_preserved() -> None:
 def test_same_set() -> None:
     assert same_set(["*/read", "x/*", "x/y"], ["x/*", "*/READ"])
     assert not same_set(["*/read"], ["*/read", "x/write"])
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "*",
+        "*/read",
+        "Microsoft.Web/*",
+        "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+        "microsoft.web/sites/Write",
+        "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+        "Microsoft.Authorization/*/read",
+    ],
+)
+def test_operation_shapes_that_are_fine(action: str) -> None:
+    assert shape_problem(action) is None
+
+
+@pytest.mark.parametrize(
+    ("action", "problem"),
+    [
+        ("bogus", "provider namespace"),
+        ("Microsoft.Web", "no operation"),
+        ("Microsoft.Web/sites/frobnicate", "not an operation verb"),
+        ("Microsoft.Web//read", "between single '/'"),
+        ("Microsoft.Web/sites read", "between single '/'"),
+    ],
+)
+def test_operation_shapes_that_are_not(action: str, problem: str) -> None:
+    found = shape_problem(action)
+    assert found is not None and problem in found
+
+
+def test_closest_names_a_likely_typo() -> None:
+    known = ["Microsoft.KeyVault/vaults/secrets/readMetadata/action", "Microsoft.Web/sites/*"]
+    assert closest("Microsoft.KeyVault/vaults/secrets/readMetdata/action", known) == known[0]
+    assert closest("Microsoft.Compute/virtualMachines/start/action", known) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from orchestrator.explain import denying_patterns, who_denies
+from orchestrator.explain import action_warning, denying_patterns, who_denies
 from orchestrator.models import App, DenyAssignment, MarketplacePlan, Snapshot, TenantInventory
 
 READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
@@ -146,3 +146,17 @@ def test_denying_patterns_names_every_matching_pattern() -> None:
         "*/delete",
         "Microsoft.Web/*",
     )
+
+
+def test_unknown_actions_get_a_warning() -> None:
+    snap = snapshot([app("old", "t1", deny()), app("new", "t1", deny((READ_METADATA,)))])
+    bogus = action_warning(snap, "bogus")
+    assert bogus is not None and "not an operation name" in bogus and "provider namespace" in bogus
+    typo = action_warning(snap, "Microsoft.KeyVault/vaults/secrets/readMetdata/action")
+    assert typo is not None and f"did you mean {READ_METADATA}?" in typo
+    verb = action_warning(snap, "Microsoft.KeyVault/vaults/secrets/readMetadata/actoin")
+    assert verb is not None and "not an operation verb" in verb and f"did you mean {READ_METADATA}?" in verb
+    assert action_warning(snap, "Contoso.Widgets/gadgets/read") is None  # well formed: no guessing
+    assert action_warning(snap, "Microsoft.Web/sites/restart/action", also_known=["x"]) is None
+    assert action_warning(snap, READ_METADATA) is None
+    assert action_warning(snap, "Microsoft.KeyVault/vaults/read") is None  # a known provider

@@ -77,6 +77,14 @@ def test_name_defaults_from_the_id(tmp_path: Path) -> None:
             "'bad action' is not an action",
         ),
         (SC_FILE + 'allowed_data_actions = [""]\n', "allowed_data_actions: '' is not an action"),
+        (
+            SC_FILE + 'allowed_actions = ["bogus"]\n',
+            "'bogus' is not an action: it does not start with a provider",
+        ),
+        (
+            SC_FILE + 'allowed_actions = ["Microsoft.Web/sites/frobnicate"]\n',
+            "ends in 'frobnicate', not an operation verb",
+        ),
         (SC_FILE + 'colour = "blue"\n', "colour: Extra inputs are not permitted"),
         (SC_FILE + '[[authorizations]]\nprincipal_id = "me"\nrole_definition_id = "x"\n', "is not a GUID"),
         (
