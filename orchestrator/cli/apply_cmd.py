@@ -33,8 +33,8 @@ IN_FLIGHT_STATES = frozenset({AppState.SUBMITTED, AppState.VERIFYING})
 
 # Shown under `apply`, `resume` and `rollback --help` (paragraphs: rich help joins single lines).
 EXIT_CODES = (
-    "Exit codes: 0 done, or waiting for maintenance windows (nothing failed).\n\n"
-    "1 an unexpected error. 2 bad input (config, plan, journal, flag); nothing was written.\n\n"
+    "Exit codes:\n\n0 done, or waiting for maintenance windows (nothing failed).\n\n"
+    "1 an unexpected error.\n\n2 bad input (config, plan, journal, flag); nothing was written.\n\n"
     "3 some apps failed, were stale or unverified; the rest completed (see `orchestrator status`).\n\n"
     "4 halted: a wave went over its failure tolerance; fix the cause, then "
     "`orchestrator resume RUN --retry-failed`.\n\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -128,6 +129,8 @@ def test_completed_run_reapplied_says_so_and_stays_completed(quick_fleet: Fleet,
     first = apply_cli(*apply_args(quick_fleet, plan_path, journal, "--failure-tolerance", "100%"))
     run_id = journal_view(journal).run_id
     assert journal_view(journal).state == RunState.COMPLETED, first.stderr[-2000:]
+    # Without a terminal, one line per wave as it finishes (not silence until the end).
+    assert re.search(r"^wave \S+: done \(\d+ ", first.stderr, re.MULTILINE), first.stderr[-2000:]
     writes = dict(quick_fleet.emulator.stats()["writes_per_app"])
 
     again = apply_cli(*apply_args(quick_fleet, plan_path, journal))

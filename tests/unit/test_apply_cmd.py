@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.apply_cmd import _check_plan_against_config, _exit_code, _LiveDisplay, _settings
+from orchestrator.cli.apply_cmd import (
+    _check_plan_against_config,
+    _exit_code,
+    _LiveDisplay,
+    _settings,
+    next_step,
+    resolve_apps,
+    resolve_wave,
+)
 from orchestrator.config import FleetConfig
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL, InputError, PlanFileError
 from orchestrator.executor import Progress
@@ -139,3 +147,89 @@ def test_status_without_a_journal_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "no journal here yet" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_wave_is_chosen_by_name_or_index() -> None:
+    _, apps = fleet(4, tenants=2)
+    plan = make_plan(apps)
+    names = {w.name: w.index for w in plan.waves}
+    for name, index in names.items():
+        assert resolve_wave(plan, name) == index
+        assert resolve_wave(plan, name.upper()) == index
+        assert resolve_wave(plan, str(index)) == index
+    assert resolve_wave(plan, None) is None
+    with pytest.raises(InputError, match=r"--wave 'nope': the plan has no such wave \(waves: "):
+        resolve_wave(plan, "nope")
+
+
+def test_app_is_chosen_by_name_group_and_name_or_id() -> None:
+    view = _view([AppState.SUCCEEDED, AppState.SUCCEEDED, AppState.SUCCEEDED])
+    ids = [
+        "/subscriptions/s1/resourceGroups/rg-a/providers/Microsoft.Solutions/applications/web",
+        "/subscriptions/s1/resourceGroups/rg-b/providers/Microsoft.Solutions/applications/web",
+        "/subscriptions/s1/resourceGroups/rg-b/providers/Microsoft.Solutions/applications/api",
+    ]
+    view = view.model_copy(
+        update={
+            "apps": tuple(
+                a.model_copy(update={"app_id": i, "app_name": i.rsplit("/", 1)[-1]})
+                for a, i in zip(view.apps, ids, strict=True)
+            )
+        }
+    )
+    assert resolve_apps(view, None) is None
+    assert resolve_apps(view, ["api"]) == [ids[2]]
+    assert resolve_apps(view, ["RG-A/web"]) == [ids[0]]
+    assert resolve_apps(view, [ids[1].upper()]) == [ids[1]]
+    with pytest.raises(
+        InputError, match=r"--app 'web': 2 apps have that name; give group/name: rg-a/web, rg-b/web"
+    ):
+        resolve_apps(view, ["web"])
+    with pytest.raises(InputError, match=r"--app 'db': run r has no such app"):
+        resolve_apps(view, ["db"])
+
+
+def test_every_stop_names_the_command_that_continues() -> None:
+    halted = next_step(_view([AppState.FAILED, AppState.PENDING], RunState.HALTED))
+    assert halted is not None and "`orchestrator resume r --retry-failed`" in halted and "1 failed" in halted
+    waiting = next_step(_view([AppState.PENDING], RunState.WAITING))
+    assert waiting is not None and "--respect-windows" in waiting
+    interrupted = next_step(_view([AppState.SUBMITTED], RunState.INTERRUPTED))
+    assert interrupted is not None and "`orchestrator resume r`" in interrupted
+    done = next_step(_view([AppState.SUCCEEDED, AppState.FAILED, AppState.STALE]))
+    assert done is not None and "--retry-failed" in done and "new plan" in done
+    assert next_step(_view([AppState.SUCCEEDED, AppState.CURRENT, AppState.SKIPPED])) is None
+
+
+def test_every_option_has_help_and_the_run_commands_list_exit_codes() -> None:
+    import typer.main
+
+    from orchestrator.cli import app
+
+    root = typer.main.get_command(app)
+    commands = getattr(root, "commands", {})
+    assert commands
+    for name, command in commands.items():
+        for sub_name, sub in (getattr(command, "commands", None) or {name: command}).items():
+            for param in sub.params:
+                if param.param_type_name == "option":
+                    assert getattr(param, "help", None), f"{name} {sub_name} {param.name}"
+    for name in ("apply", "resume", "rollback"):
+        epilog = commands[name].epilog or ""
+        for code in ("0 ", "1 ", "2 ", "3 ", "4 ", "130 "):
+            assert code in epilog, (name, code)
+
+
+def test_an_error_line_is_never_rich_markup() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from orchestrator.cli._common import fail; fail('target.toml: [plan] is bad', 2)",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: target.toml: [plan] is bad"

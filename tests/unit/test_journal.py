@@ -252,3 +252,19 @@ def test_status_shows_a_running_run_without_a_writer_as_interrupted(tmp_path: Pa
     with Journal(path) as journal, journal.exclusive():
         live = CliRunner().invoke(app, ["status", run_id, "--journal", str(path), "--format", "json"])
     assert '"state": "running"' in live.output
+
+
+def test_a_later_rollback_keeps_when_the_upgrade_finished(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    clock = [datetime(2026, 1, 1, tzinfo=UTC)]
+    with Journal(tmp_path / "j.db", now=lambda: clock[0]) as journal:
+        run_id = _new_run(journal)
+        app = "/subscriptions/s1/a1"
+        journal.record(Transition(run_id, app, AppState.SUCCEEDED))
+        finished = journal.run_view(run_id).apps[0].finished_at
+        clock[0] += timedelta(days=2)
+        journal.record(Transition(run_id, app, AppState.ROLLED_BACK))
+        after = journal.run_view(run_id).apps[0]
+        # The run report's timeline ends this app's bar when its upgrade did, not two days later.
+        assert after.state == AppState.ROLLED_BACK and after.finished_at == finished
