@@ -302,21 +302,29 @@ def test_failure_tolerance_halts_the_rollout(quick_fleet: Fleet, tmp_path: Path)
 
 def test_stale_plan_is_refused_per_app(quick_fleet: Fleet, tmp_path: Path) -> None:
     plan_path, _ = plan_for(quick_fleet, tmp_path)
+    # Before it is applied, another plan's run leaves the same apps Failed (their operations failed).
+    other_path = tmp_path / "other.json"
+    make_plan_file(quick_fleet.config_path, v2_of(quick_fleet), other_path, steps=("100%",))
     journal = tmp_path / "journal.db"
-    first = apply_cli(*apply_args(quick_fleet, plan_path, journal, "--failure-tolerance", "100%"))
-    assert first.returncode == EXIT_PARTIAL
+    quick_fleet.emulator.set_faults([{"kind": "write", "action": "fail_permanent"}])
+    first = apply_cli(*apply_args(quick_fleet, other_path, journal, "--failure-tolerance", "100%"))
+    assert first.returncode == EXIT_PARTIAL, first.stderr[-2000:]
+    blocked = read_only_tenants(quick_fleet)  # their writes are refused: nothing changes there
+    changed = {
+        a.app_id
+        for a in journal_view(journal).apps
+        if a.state == AppState.FAILED and a.attempts and a.tenant_id not in blocked
+    }
+    assert changed
+    quick_fleet.emulator.set_faults([])
     writes = quick_fleet.emulator.stats()["writes_per_app"]
-    # A new run of the same (now out-of-date) plan: every app moved since planning.
-    second = apply_cli(
-        *apply_args(quick_fleet, plan_path, journal, "--failure-tolerance", "100%", "--new-run")
-    )
+    second = apply_cli(*apply_args(quick_fleet, plan_path, journal, "--failure-tolerance", "100%"))
     assert second.returncode == EXIT_PARTIAL
     view = journal_view(journal)
-    blocked = read_only_tenants(quick_fleet)
-    stale = [a for a in view.apps if a.state == AppState.STALE]
-    assert stale and all("changed since planning" in (a.error_message or "") for a in stale)
-    assert all(a.tenant_id not in blocked for a in stale)
-    assert quick_fleet.emulator.stats()["writes_per_app"] == writes
+    stale = {a.app_id: a for a in view.apps if a.state == AppState.STALE}
+    assert changed <= set(stale)
+    assert all("changed since planning" in (a.error_message or "") for a in stale.values())
+    assert all(quick_fleet.emulator.stats()["writes_per_app"].get(a, 0) == writes.get(a, 0) for a in changed)
 
 
 def test_modified_plan_is_refused_before_anything_happens(quick_fleet: Fleet, tmp_path: Path) -> None:
