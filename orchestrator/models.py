@@ -280,6 +280,9 @@ class Plan(Frozen):
     # Tenants that could not be read when planning: their apps are missing; apply refuses the plan
     # unless told otherwise (--allow-incomplete).
     incomplete_tenants: tuple[str, ...] = ()
+    # Set on the review of a rollback (`rollback RUN --plan-out`): the run it undoes. `rollback` runs
+    # it, not `apply` (which would leave the undone run unmarked).
+    rollback_of: str | None = None
     digest: str = ""  # sha256 over the canonical body without this field; set by orchestrator.planfile
 
 

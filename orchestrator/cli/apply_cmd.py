@@ -573,6 +573,11 @@ def register(app: typer.Typer) -> None:
         plan = _read_plan(plan_path)
         fleet = options.load_fleet(config)
         _check_plan_against_config(plan, plan_path, fleet, config)
+        if plan.rollback_of is not None:
+            raise PlanFileError(
+                f"{plan_path}: this is the review of a rollback of run {plan.rollback_of}; run it with "
+                f"`orchestrator rollback {plan.rollback_of}` (with the same --app choices)"
+            )
         if plan.incomplete_tenants and not allow_incomplete:
             raise PlanFileError(
                 f"{plan_path}: incomplete: {len(plan.incomplete_tenants)} tenant(s) could not be read "

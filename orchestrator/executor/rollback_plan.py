@@ -134,6 +134,7 @@ def rollback_plan(
         items=tuple(items),
         waves=(Wave(index=0, name=ROLLBACK_WAVE, app_ids=tuple(i.app_id for i in items)),),
         notes=tuple(notes),
+        rollback_of=parent_run_id,
     )
 
 

@@ -237,6 +237,8 @@ def test_runs_json_and_rollback_by_short_name(quick_fleet: Fleet, tmp_path: Path
     shown = apply_cli("show", str(review), "--format", "markdown")
     assert "Denied from now on" in shown.stdout and "tightens" in shown.stdout
     assert quick_fleet.emulator.stats()["writes_per_app"].get(unique.app_id, 1) == 1
+    misapplied = apply_cli(*apply_args(quick_fleet, review, journal))
+    assert misapplied.returncode == 2 and f"orchestrator rollback {run_id}" in misapplied.stderr
 
     rolled = _cli(quick_fleet, journal, "rollback", run_id, "--app", unique.app_name)
     assert rolled.returncode == 0, rolled.stderr[-2000:]
