@@ -66,7 +66,9 @@ def serve(
     config: Path = options.config_option(),
     ready_file: Path | None = typer.Option(None, help="Write one JSON line {url} once listening."),
     log_format: options.LogFormatChoice = typer.Option("json", "--log-format", help="console or json."),
-    log_level: options.LogLevelChoice = typer.Option("info", "--log-level"),
+    log_level: options.LogLevelChoice = typer.Option(
+        "info", "--log-level", help="Least severe log level shown on stderr."
+    ),
 ) -> None:
     """Serve POST /resource?sig=… and GET /healthz until SIGINT/SIGTERM."""
     options.setup_logging(log_format, log_level)
