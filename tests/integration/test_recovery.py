@@ -21,6 +21,7 @@ import pytest
 
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL
 from orchestrator.models import AppState, Decision, RunState
+from orchestrator.planfile import read_plan
 from tests.integration.conftest import REPO, Fleet, make_fleet
 from tests.integration.test_apply import (
     TIME_SCALE,
@@ -140,6 +141,13 @@ def test_completed_run_reapplied_says_so_and_stays_completed(quick_fleet: Fleet,
         assert f"orchestrator resume {run_id} --retry-failed" in again.stderr
     assert journal_view(journal, run_id).state == RunState.COMPLETED
     assert quick_fleet.emulator.stats()["writes_per_app"] == writes
+
+    # Waves go by the names the plan gave them, in status as in the plan.
+    by_app = apply_cli("status", run_id, "--by", "app", "--journal", str(journal))
+    plan = read_plan(plan_path)
+    first_wave = next(a for a in journal_view(journal, run_id).apps if a.wave == 0)
+    row = next(line for line in by_app.stdout.splitlines() if f" {first_wave.app_name} " in line)
+    assert f" {plan.waves[0].name} " in row
 
     # A new run of the same plan: the apps the first run moved are simply current.
     new = apply_cli(*apply_args(quick_fleet, plan_path, journal, "--new-run", "--failure-tolerance", "100%"))
