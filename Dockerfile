@@ -1,6 +1,8 @@
 # managedapp-orchestrator as a container job: `docker run ... IMAGE apply /plans/v2.plan.json --respect-windows --yes`.
-# Dependencies are installed from requirements.lock (regenerate with ./scripts/lock); no secret is baked in:
-# credentials come at run time from workload identity, managed identity or a mounted secret file.
+# Dependencies are installed from requirements.lock with pip --require-hashes (regenerate with ./scripts/lock),
+# so a tampered or swapped wheel fails the build. No secret is baked in: credentials come at run time from
+# workload identity, managed identity or a mounted secret file.
+# PYTHON_IMAGE: any Debian-based Python 3.11 image; docs/deploy.md builds one without a public registry.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
@@ -9,13 +11,19 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/orchestrator
-# Dependencies first, from the lock alone, so this layer is reused until the lock changes.
-COPY requirements.lock ./
-RUN /opt/orchestrator/bin/pip install --requirement requirements.lock
+RUN python -m venv /opt/orchestrator \
+ && python -m venv /opt/build
+# Dependencies first, from the locks alone, so this layer is reused until a lock changes. Every wheel
+# is checked against the lock's sha256 hashes, and pip refuses any requirement the lock does not pin.
+COPY requirements.lock requirements-build.lock ./
+RUN /opt/orchestrator/bin/pip install --require-hashes --requirement requirements.lock \
+ && /opt/build/bin/pip install --require-hashes --requirement requirements-build.lock
 COPY pyproject.toml README.md ./
 COPY orchestrator ./orchestrator
-RUN /opt/orchestrator/bin/pip install --no-deps --constraint requirements.lock . \
+# Our own wheel is built with the locked setuptools (no build isolation: nothing unhashed is fetched),
+# then installed without touching the index; /opt/build stays in this stage.
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/dist . \
+ && /opt/orchestrator/bin/pip install --no-deps --no-index /tmp/dist/managedapp_orchestrator-*.whl \
  && /opt/orchestrator/bin/pip check
 
 FROM ${PYTHON_IMAGE}
