@@ -220,6 +220,17 @@ def notify(base_url: str, secret: str, app_id: str, definition_id: str) -> None:
     print(f"ok: receiver: /healthz 200; {', '.join(f'{c[0]} {c[3]}' for c in cases)}")
 
 
+def registry(export: Path, app_id: str) -> None:
+    """`notifications export --format json` after the posts: the valid event's app, and nothing else."""
+    instances = _read_json(export).get("instances")
+    if not isinstance(instances, list):
+        fail(f"{export}: not the output of notifications export --format json")
+    ids = [str(i.get("app_id", "")).lower() for i in instances]
+    if ids != [app_id.lower()]:
+        fail(f"the registry holds {len(ids)} instances {ids[:3]}, expected only {app_id}")
+    print("ok: the registry (on the journal volume) holds the valid event's app and nothing else")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -242,6 +253,9 @@ def main() -> None:
     p.add_argument("secrets_dir", type=Path)
     p.add_argument("image_tar", type=Path)
     p.add_argument("texts", type=Path, nargs="+")
+    p = sub.add_parser("registry")
+    p.add_argument("export", type=Path)
+    p.add_argument("app_id")
     p = sub.add_parser("notify")
     for arg in ("base_url", "secret", "app_id", "definition_id"):
         p.add_argument(arg)
@@ -256,6 +270,8 @@ def main() -> None:
         expect_completed(args.status, args.plan, args.run_id)
     elif args.cmd == "run-id":
         run_id(args.status)
+    elif args.cmd == "registry":
+        registry(args.export, args.app_id)
     elif args.cmd == "no-secrets":
         no_secrets(args.secrets_dir, args.image_tar, *args.texts)
     else:
