@@ -23,6 +23,8 @@ from pydantic import (
 )
 
 from orchestrator.errors import ConfigError
+from orchestrator.fields import Guid, HttpsEndpoint, PemBundle, PrivateFile
+from orchestrator.untrusted import UnreadableFile, read_regular_file
 
 KNOWN_CLOUDS: dict[str, tuple[str, str]] = {
     # name: (ARM endpoint, authority host)
@@ -32,17 +34,20 @@ KNOWN_CLOUDS: dict[str, tuple[str, str]] = {
 }
 
 
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CloudConfig(_Model):
     name: str = "AzureCloud"  # one of KNOWN_CLOUDS, or "custom"
-    arm_endpoint: str | None = None
-    authority_host: str | None = None
+    arm_endpoint: HttpsEndpoint | None = None
+    authority_host: HttpsEndpoint | None = None
     # Audience for ARM tokens; defaults to the ARM endpoint (what ARM accepts for custom clouds).
     token_audience: str | None = None
-    ca_bundle: Path | None = None  # PEM bundle to trust, for custom clouds and the emulator
+    ca_bundle: PemBundle | None = None  # PEM bundle to trust, for custom clouds and the emulator
 
     @model_validator(mode="after")
     def _resolve(self) -> CloudConfig:
@@ -70,9 +75,9 @@ class CloudConfig(_Model):
 
 class ClientSecretCredentialConfig(_Model):
     kind: Literal["client_secret"]
-    client_id: str
+    client_id: Guid
     secret_env: str | None = None  # name of an environment variable holding the secret
-    secret_file: Path | None = None  # a file holding only the secret (e.g. a mounted Kubernetes secret)
+    secret_file: PrivateFile | None = None  # a file holding only the secret (e.g. a mounted Kubernetes secret)
     secret: SecretStr | None = None  # inline: only with allow_inline_secret = true
     allow_inline_secret: bool = False
 
@@ -88,20 +93,20 @@ class ClientSecretCredentialConfig(_Model):
 
 class ClientCertificateCredentialConfig(_Model):
     kind: Literal["client_certificate"]
-    client_id: str
-    certificate_path: Path
+    client_id: Guid
+    certificate_path: PrivateFile
     certificate_password_env: str | None = None
 
 
 class WorkloadIdentityCredentialConfig(_Model):
     kind: Literal["workload_identity"]
-    client_id: str
+    client_id: Guid
     token_file: Path  # the federated token file (e.g. AZURE_FEDERATED_TOKEN_FILE)
 
 
 class ManagedIdentityCredentialConfig(_Model):
     kind: Literal["managed_identity"]
-    client_id: str | None = None  # user-assigned identity; omit for system-assigned
+    client_id: Guid | None = None  # user-assigned identity; omit for system-assigned
 
 
 class AzureCliCredentialConfig(_Model):
@@ -151,11 +156,11 @@ class MaintenanceConfig(_Model):
 
 
 class TenantConfig(_Model):
-    id: str
+    id: Guid
     name: str = ""
     credential: CredentialConfig
     # "all": every subscription the credential can see; or an explicit list of subscription ids.
-    subscriptions: Literal["all"] | tuple[str, ...] = "all"
+    subscriptions: Literal["all"] | tuple[Guid, ...] = "all"
     ring: str = "default"
     tags: dict[str, str] = Field(default_factory=dict)
     maintenance: MaintenanceConfig | None = None  # falls back to FleetConfig.maintenance
@@ -208,15 +213,18 @@ def _first_error(exc: ValidationError) -> str:
 def load_config(path: Path) -> FleetConfig:
     """Read and validate a fleet config; relative paths in it are resolved against its folder."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        raw = tomllib.loads(read_regular_file(path, limit=MAX_CONFIG_BYTES).decode("utf-8"))
+    except UnreadableFile as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     try:
-        config = FleetConfig.model_validate(raw)
+        # Paths in the config are relative to its folder (the field types in orchestrator.fields).
+        config = FleetConfig.model_validate(raw, context={"base": path.parent})
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_first_error(exc)}") from None
     return _resolve_paths(config, path.parent)

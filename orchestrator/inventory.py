@@ -33,6 +33,7 @@ from orchestrator.models import (
     TenantInventory,
 )
 from orchestrator.notifications.registry import Instance
+from orchestrator.untrusted import UnreadableFile, clean, read_regular_file
 
 T = TypeVar("T")
 # Where app ids come from: ARM listings per subscription, the notification registry (read by id), or both.
@@ -379,17 +380,23 @@ def _subscription_of(resource_id: str) -> str | None:
 # -- snapshot files ----------------------------------------------------------------------------
 
 
+MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
+
+
 def save_snapshot(snapshot: Snapshot, path: Path) -> None:
-    path.write_text(snapshot.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    try:
+        path.write_text(clean(snapshot.model_dump_json(indent=2), json=True) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SnapshotFileError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
 def load_snapshot(path: Path) -> Snapshot:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SnapshotFileError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SnapshotFileError(f"{path}: cannot read: {exc}") from None
+        text = read_regular_file(path, limit=MAX_SNAPSHOT_BYTES).decode("utf-8")
+    except UnreadableFile as exc:
+        raise SnapshotFileError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SnapshotFileError(f"{path}: cannot read: not UTF-8 text (byte {exc.start})") from None
     try:
         return Snapshot.model_validate_json(text)
     except ValidationError as exc:

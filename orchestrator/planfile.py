@@ -24,10 +24,13 @@ from pydantic import ValidationError
 
 from orchestrator.errors import PlanFileError
 from orchestrator.models import Plan
+from orchestrator.untrusted import UnreadableFile, read_regular_file
 
 SUPPORTED_SCHEMA_VERSION = 1
 DIGEST_PREFIX = "sha256:"
 SCHEMA_RESOURCE = "plan.schema.json"
+MAX_PLAN_BYTES = 512 * 1024 * 1024  # a 10,000-app plan is tens of MB
+MAX_PLAN_DEPTH = 32
 
 
 def _canonical(body: Any) -> bytes:
@@ -115,6 +118,21 @@ def write_plan(plan: Plan, path: Path) -> None:
         raise PlanFileError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
+def _deeper_than(body: Any, limit: int) -> bool:
+    """Whether JSON containers nest deeper than `limit` (a plan nests about 6; the validators
+    recurse, so a hostile file must stop here)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
 def _location(path: Any) -> str:
     parts = [str(p) for p in path]
     return "/".join(parts) if parts else "(top level)"
@@ -123,9 +141,9 @@ def _location(path: Any) -> str:
 def read_plan(path: Path) -> Plan:
     """Read, validate and verify a plan file; every problem is one PlanFileError naming the file."""
     try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise PlanFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raw = read_regular_file(Path(path), limit=MAX_PLAN_BYTES)
+    except UnreadableFile as exc:
+        raise PlanFileError(f"{path}: {exc}") from None
     try:
         body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -134,8 +152,12 @@ def read_plan(path: Path) -> Plan:
         raise PlanFileError(
             f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError:
+        raise PlanFileError(f"{path}: not a plan: nested deeper than {MAX_PLAN_DEPTH} levels") from None
     if not isinstance(body, dict):
         raise PlanFileError(f"{path}: not a plan: the top level must be a JSON object")
+    if _deeper_than(body, MAX_PLAN_DEPTH):
+        raise PlanFileError(f"{path}: not a plan: nested deeper than {MAX_PLAN_DEPTH} levels")
 
     version = body.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):

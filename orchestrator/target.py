@@ -23,6 +23,7 @@ from orchestrator.actions import shape_problem
 from orchestrator.errors import TargetError
 from orchestrator.lineage import DEFAULT_LINEAGE, stem_problem
 from orchestrator.models import Authorization, Definition, Lineage, LockLevel, MarketplacePlan, Target
+from orchestrator.untrusted import UnreadableFile, read_regular_file
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DEFINITION_ID = re.compile(
@@ -198,18 +199,23 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+MAX_TARGET_BYTES = 1024 * 1024
+
+
 def load_target(path: Path) -> Target:
     """The target a file describes; every problem is one TargetError naming the file."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TargetError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        text = read_regular_file(Path(path), limit=MAX_TARGET_BYTES).decode("utf-8")
+    except UnreadableFile as exc:
+        raise TargetError(f"{path}: {exc}") from None
     except UnicodeDecodeError as exc:
         raise TargetError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TargetError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise TargetError(f"{path}: not valid TOML: nested too deeply") from None
     try:
         model = TargetFile.model_validate(data)
     except ValidationError as exc:

@@ -37,8 +37,10 @@ from orchestrator.config import (
     WorkloadIdentityCredentialConfig,
 )
 from orchestrator.errors import ConfigError
+from orchestrator.untrusted import UnreadableFile, read_regular_file
 
 _log = structlog.get_logger(__name__)
+MAX_SECRET_BYTES = 64 * 1024  # a client secret is tens of bytes; anything far larger is not one
 
 
 class TenantCredential:
@@ -197,8 +199,10 @@ def _client_secret(cred: ClientSecretCredentialConfig, who: str) -> str:
     assert cred.secret_file is not None
     _readable(cred.secret_file, who, "secret_file")
     try:
-        value = cred.secret_file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        value = read_regular_file(cred.secret_file, limit=MAX_SECRET_BYTES).decode("utf-8").strip()
+    except UnreadableFile as exc:
+        raise ConfigError(f"{who}: secret_file {cred.secret_file}: {exc}") from None
+    except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{who}: secret_file {cred.secret_file} cannot be read: {type(exc).__name__}"
         ) from None

@@ -248,10 +248,10 @@ class _LiveDisplay:
 
     def __init__(self, view: RunView, wave_names: dict[int, str]) -> None:
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.fields[detail]}", markup=False),
             TimeElapsedColumn(),
             console=err_console,
             transient=False,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import typer
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "json":
             typer.echo(json.dumps([as_dict(r) for r in results], indent=2))
         else:
-            Console(width=_common.wide(120)).print(render_doctor(results))
+            _common.SafeConsole(width=_common.wide(120)).print(render_doctor(results))
         if any(r.verdict != Verdict.READY for r in results):
             raise typer.Exit(EXIT_PARTIAL)
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -70,7 +69,7 @@ def register(app: typer.Typer) -> None:
         decisions = _plan_decisions(plan)
         json_text = fmt == "json"
         text = render_json(result, decisions, warning) if json_text else render_table(result, decisions)
-        _common.console.file.write(text)
+        _common.emit(text, json=json_text)
         exit_for_failures(snapshot)
 
 
@@ -118,7 +117,7 @@ def render_json(
 
 def render_table(result: WhoDenies, decisions: dict[str, PlanItem] | None = None) -> str:
     buffer = io.StringIO()
-    console = Console(file=buffer, width=_common.wide(140), no_color=True, highlight=False)
+    console = _common.SafeConsole(file=buffer, width=_common.wide(140), no_color=True, highlight=False)
     kind = "data action" if result.data else "action"
     denying_tenants = sum(1 for t in result.tenants if t.denying)
     console.print(

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Literal
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from orchestrator.cli import _common, options
 from orchestrator.config import FleetConfig
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             out.write_text(text, encoding="utf-8")
         else:
-            _common.console.file.write(text)
+            _common.emit(text, json=fmt == "json")
         report_sources(snapshot)
         exit_for_failures(snapshot)
 
@@ -196,10 +196,11 @@ def exit_for_failures(snapshot: Snapshot) -> None:
         raise typer.Exit(EXIT_PARTIAL)
     for tenant in failed:
         _common.err_console.print(
-            f"[bold yellow]tenant {tenant.display_name}[/] ({tenant.tenant_id}): {tenant.error}",
+            Text.assemble(
+                (f"tenant {tenant.display_name}", "bold yellow"), f" ({tenant.tenant_id}): {tenant.error}"
+            ),
             highlight=False,
             soft_wrap=True,
-            markup=True,
         )
     if failed:
         _common.err_console.print(
@@ -330,7 +331,7 @@ def _render_table(snapshot: Snapshot, table_rows: list[dict[str, str]]) -> str:
             labels[key] if key is not None else "none",
         )
     buffer = io.StringIO()
-    console = Console(file=buffer, width=_common.wide(120), no_color=True, highlight=False)
+    console = _common.SafeConsole(file=buffer, width=_common.wide(120), no_color=True, highlight=False)
     console.print(table)
     if labels:
         console.print("Excluded from the deny assignment (notActions; data actions marked), by set:")

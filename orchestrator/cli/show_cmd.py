@@ -6,7 +6,6 @@ import io
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from orchestrator.cli import _common
 from orchestrator.errors import InputError
@@ -14,13 +13,14 @@ from orchestrator.models import Plan
 from orchestrator.planfile import read_plan
 from orchestrator.render.html import render_plan_html
 from orchestrator.render.plan_review import render_json, render_markdown, render_table
+from orchestrator.untrusted import clean
 
 FORMATS = ("table", "markdown", "json", "html")
 
 
 def _table_text(plan: Plan, width: int) -> str:
     sink = io.StringIO()
-    render_table(plan, Console(file=sink, width=width, force_terminal=False, color_system=None))
+    render_table(plan, _common.SafeConsole(file=sink, width=width, force_terminal=False, color_system=None))
     return sink.getvalue()
 
 
@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         if fmt == "table":
             if out is None:
                 # Per-app rows need room; a narrower terminal folds them unreadably.
-                render_table(plan, Console(width=_common.wide(140)))
+                render_table(plan, _common.SafeConsole(width=_common.wide(140)))
                 return
             text = _table_text(plan, width=160)
         elif fmt == "markdown":
@@ -57,8 +57,10 @@ def register(app: typer.Typer) -> None:
             text = render_json(plan)
         else:
             text = render_plan_html(plan)
+        if fmt == "json":
+            text = clean(text, json=True)  # ASCII-safe for control characters, in a file too
         if out is None:
-            typer.echo(text, nl=not text.endswith("\n"))
+            _common.emit(text if text.endswith("\n") else text + "\n")
         else:
             _write(out, text)
             _common.err_console.print(f"wrote {out}", highlight=False)

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli._common import console, wide
+from orchestrator.cli._common import SafeConsole, console, emit, wide
 from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.errors import InputError, JournalError
 from orchestrator.journal import Journal, RunSummary, resolve_path
@@ -157,11 +156,11 @@ def register(app: typer.Typer) -> None:
             shown = _shown_state(view.state, journal.writer_active())
             view = view.model_copy(update={"state": shown})
         if fmt == "json":
-            typer.echo(_as_json(view))
+            emit(_as_json(view) + "\n", json=True)
         elif fmt == "html":
             from orchestrator.render.html import render_run_html
 
-            typer.echo(render_run_html(view, wave_names=_wave_names(view)))
+            emit(render_run_html(view, wave_names=_wave_names(view)) + "\n")
         else:
             render_table(view, by=by, wave_names=_wave_names(view))
 
@@ -201,7 +200,7 @@ def register(app: typer.Typer) -> None:
                 " ".join(f"{k}={v}" for k, v in sorted(run.counts.items())),
             )
         # Piped output defaults to 80 columns; widen so every column keeps its text.
-        Console(width=wide(120), highlight=False).print(table)
+        SafeConsole(width=wide(120), highlight=False).print(table)
 
 
 def _run_json(run: RunSummary, writing: bool) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trustme
 
 from orchestrator.config import ClientSecretCredentialConfig, load_config
 from orchestrator.errors import ConfigError
@@ -21,12 +22,12 @@ id = "11111111-1111-1111-1111-111111111111"
 name = "Contoso"
 ring = "canary"
 subscriptions = ["22222222-2222-2222-2222-222222222222"]
-credential = { kind = "client_secret", client_id = "app", secret_file = "secrets/contoso" }
+credential = { kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret_file = "secrets/contoso" }
 """
 
 TENANT = """
 [[tenants]]
-id = "t1"
+id = "44444444-4444-4444-4444-444444444444"
 credential = {credential}
 """
 
@@ -38,6 +39,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_good_config_loads_and_resolves_relative_paths(tmp_path: Path) -> None:
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.pem"))
     config = load_config(write(tmp_path, GOOD))
     assert config.cloud.arm == "https://127.0.0.1:8443/"
     assert config.cloud.scope == "https://127.0.0.1:8443/.default"
@@ -64,15 +66,15 @@ BAD = [
     ),
     ("[cloud]\n", "tenants"),
     (TENANT.format(credential='{ kind = "password" }'), "tenants.0.credential"),
-    (TENANT.format(credential='{ kind = "client_secret", client_id = "a" }'), "exactly one of secret_env"),
+    (TENANT.format(credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333" }'), "exactly one of secret_env"),
     (
         TENANT.format(
-            credential='{ kind = "client_secret", client_id = "a", secret_env = "X", secret_file = "f" }'
+            credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret_env = "X", secret_file = "f" }'
         ),
         "exactly one of secret_env",
     ),
     (
-        TENANT.format(credential='{ kind = "client_secret", client_id = "a", secret = "hunter2" }'),
+        TENANT.format(credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret = "hunter2" }'),
         "allow_inline_secret",
     ),
     (
@@ -91,7 +93,7 @@ BAD = [
         + "timezone = 'Mars/Base' }]\n",
         "unknown IANA time zone",
     ),
-    (TENANT.format(credential='{ kind = "azure_cli" }').replace('id = "t1"', "id = 5"), "tenants.0.id"),
+    (TENANT.format(credential='{ kind = "azure_cli" }').replace('id = "44444444-4444-4444-4444-444444444444"', "id = 5"), "tenants.0.id"),
 ]
 
 
@@ -110,7 +112,7 @@ def test_each_malformed_config_is_one_line_naming_file_and_problem(
 
 
 def test_an_inline_secret_never_appears_in_the_error(tmp_path: Path) -> None:
-    text = TENANT.format(credential='{ kind = "client_secret", client_id = "a", secret = "hunter2-value" }')
+    text = TENANT.format(credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret = "hunter2-value" }')
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     assert "hunter2-value" not in str(info.value)
@@ -118,7 +120,7 @@ def test_an_inline_secret_never_appears_in_the_error(tmp_path: Path) -> None:
 
 def test_an_opted_in_inline_secret_loads_but_never_prints(tmp_path: Path) -> None:
     text = TENANT.format(
-        credential='{ kind = "client_secret", client_id = "a", secret = "hunter2-value", '
+        credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret = "hunter2-value", '
         "allow_inline_secret = true }"
     )
     config = load_config(write(tmp_path, text))

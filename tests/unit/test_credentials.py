@@ -26,6 +26,7 @@ from orchestrator.errors import ConfigError
 
 SECRET = "s3cr3t-Value-Never-Shown"
 TENANT = "11111111-1111-1111-1111-111111111111"
+APP = "33333333-3333-3333-3333-333333333333"
 CUSTOM = CloudConfig(
     name="custom", arm_endpoint="https://127.0.0.1:8443/", authority_host="https://127.0.0.1:8443/"
 )
@@ -38,7 +39,7 @@ def tenant(credential: dict[str, Any], name: str = "Contoso") -> TenantConfig:
 async def test_client_secret_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONTOSO_SECRET", SECRET)
     cred = build_credential(
-        tenant({"kind": "client_secret", "client_id": "app", "secret_env": "CONTOSO_SECRET"}), CUSTOM
+        tenant({"kind": "client_secret", "client_id": APP, "secret_env": "CONTOSO_SECRET"}), CUSTOM
     )
     async with cred:
         assert isinstance(cred._inner, ClientSecretCredential)
@@ -49,8 +50,9 @@ async def test_client_secret_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_client_secret_from_file_is_stripped(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o600)
     cred = build_credential(
-        tenant({"kind": "client_secret", "client_id": "app", "secret_file": str(secret_file)}), CUSTOM
+        tenant({"kind": "client_secret", "client_id": APP, "secret_file": str(secret_file)}), CUSTOM
     )
     async with cred:
         assert isinstance(cred._inner, ClientSecretCredential)
@@ -60,7 +62,7 @@ async def test_client_secret_from_file_is_stripped(tmp_path: Path) -> None:
 def test_missing_env_var_is_one_line_naming_tenant_and_variable() -> None:
     with pytest.raises(ConfigError) as info:
         build_credential(
-            tenant({"kind": "client_secret", "client_id": "app", "secret_env": "NOPE_SECRET"}), CUSTOM
+            tenant({"kind": "client_secret", "client_id": APP, "secret_env": "NOPE_SECRET"}), CUSTOM
         )
     message = str(info.value)
     assert "\n" not in message
@@ -72,9 +74,10 @@ def test_missing_or_empty_secret_file_names_the_file(tmp_path: Path, content: st
     path = tmp_path / "secret"
     if content is not None:
         path.write_text(content)
+        path.chmod(0o600)
     with pytest.raises(ConfigError) as info:
         build_credential(
-            tenant({"kind": "client_secret", "client_id": "app", "secret_file": str(path)}), CUSTOM
+            tenant({"kind": "client_secret", "client_id": APP, "secret_file": str(path)}), CUSTOM
         )
     assert str(path) in str(info.value) and TENANT in str(info.value)
 
@@ -85,7 +88,7 @@ async def test_inline_secret_warns_without_the_value() -> None:
     try:
         cred = build_credential(
             tenant(
-                {"kind": "client_secret", "client_id": "app", "secret": SECRET, "allow_inline_secret": True}
+                {"kind": "client_secret", "client_id": APP, "secret": SECRET, "allow_inline_secret": True}
             ),
             CUSTOM,
         )
@@ -103,7 +106,7 @@ def test_certificate_missing_file_and_bad_file(tmp_path: Path) -> None:
             tenant(
                 {
                     "kind": "client_certificate",
-                    "client_id": "app",
+                    "client_id": APP,
                     "certificate_path": str(tmp_path / "none.pem"),
                 }
             ),
@@ -111,21 +114,23 @@ def test_certificate_missing_file_and_bad_file(tmp_path: Path) -> None:
         )
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate")
+    bad.chmod(0o600)
     with pytest.raises(ConfigError, match="not a usable certificate"):
         build_credential(
-            tenant({"kind": "client_certificate", "client_id": "app", "certificate_path": str(bad)}), CUSTOM
+            tenant({"kind": "client_certificate", "client_id": APP, "certificate_path": str(bad)}), CUSTOM
         )
 
 
 def test_certificate_password_env_must_exist(tmp_path: Path) -> None:
     pem = tmp_path / "c.pem"
     pem.write_text("x")
+    pem.chmod(0o600)
     with pytest.raises(ConfigError, match="CERT_PASSWORD"):
         build_credential(
             tenant(
                 {
                     "kind": "client_certificate",
-                    "client_id": "app",
+                    "client_id": APP,
                     "certificate_path": str(pem),
                     "certificate_password_env": "CERT_PASSWORD",
                 }
@@ -142,8 +147,9 @@ async def test_certificate_credential(tmp_path: Path) -> None:
     ca.issue_cert(
         "client.example", key_type=trustme.KeyType.RSA
     ).private_key_and_cert_chain_pem.write_to_path(str(pem))
+    pem.chmod(0o600)
     cred = build_credential(
-        tenant({"kind": "client_certificate", "client_id": "app", "certificate_path": str(pem)}), CUSTOM
+        tenant({"kind": "client_certificate", "client_id": APP, "certificate_path": str(pem)}), CUSTOM
     )
     async with cred:
         assert isinstance(cred._inner, CertificateCredential)
@@ -154,11 +160,11 @@ async def test_other_kinds(tmp_path: Path) -> None:
     token_file.write_text("federated")
     cases: list[tuple[dict[str, Any], type]] = [
         (
-            {"kind": "workload_identity", "client_id": "app", "token_file": str(token_file)},
+            {"kind": "workload_identity", "client_id": APP, "token_file": str(token_file)},
             WorkloadIdentityCredential,
         ),
         ({"kind": "managed_identity"}, ManagedIdentityCredential),
-        ({"kind": "managed_identity", "client_id": "uami"}, ManagedIdentityCredential),
+        ({"kind": "managed_identity", "client_id": APP}, ManagedIdentityCredential),
         ({"kind": "azure_cli"}, AzureCliCredential),
         ({"kind": "default"}, DefaultAzureCredential),
     ]
@@ -173,7 +179,7 @@ def test_workload_identity_needs_its_token_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="token_file"):
         build_credential(
             tenant(
-                {"kind": "workload_identity", "client_id": "app", "token_file": str(tmp_path / "missing")}
+                {"kind": "workload_identity", "client_id": APP, "token_file": str(tmp_path / "missing")}
             ),
             CUSTOM,
         )
@@ -194,14 +200,14 @@ async def test_custom_cloud_sets_authority_instance_discovery_and_ca_bundle(
     monkeypatch.setattr("orchestrator.arm.credentials.ClientSecretCredential", Spy)
     monkeypatch.setenv("S", SECRET)
     cloud = CUSTOM.model_copy(update={"ca_bundle": Path("/tmp/ca.pem")})
-    build_credential(tenant({"kind": "client_secret", "client_id": "app", "secret_env": "S"}), cloud)
+    build_credential(tenant({"kind": "client_secret", "client_id": APP, "secret_env": "S"}), cloud)
     assert captured == {
         "authority": "https://127.0.0.1:8443/",
         "disable_instance_discovery": True,
         "connection_verify": "/tmp/ca.pem",
     }
     captured.clear()
-    build_credential(tenant({"kind": "client_secret", "client_id": "app", "secret_env": "S"}), CloudConfig())
+    build_credential(tenant({"kind": "client_secret", "client_id": APP, "secret_env": "S"}), CloudConfig())
     assert captured == {"authority": "https://login.microsoftonline.com/"}
 
 

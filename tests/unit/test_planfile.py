@@ -131,7 +131,7 @@ def test_unreadable_files(tmp_path: Path, content: bytes, problem: str) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(PlanFileError, match=r"nope\.json: cannot read: No such file"):
+    with pytest.raises(PlanFileError, match=r"nope\.json: cannot read: no such file"):
         read_plan(tmp_path / "nope.json")
 
 
