@@ -31,6 +31,21 @@ class JournalError(InputError):
     pass
 
 
+class Interrupted(OrchestratorError):
+    """Ctrl-C (SIGINT): one line saying what to run next; the journal keeps what was done."""
+
+    exit_code = 130
+
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        hint = (
+            f"run `orchestrator resume {run_id}` to continue (the journal keeps what was done)"
+            if run_id
+            else "no run was started; run the command again"
+        )
+        super().__init__(f"interrupted; {hint}")
+
+
 class AzureCallError(OrchestratorError):
     """A call to Azure failed in a way the operation layer does not retry."""
 

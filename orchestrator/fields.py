@@ -23,7 +23,7 @@ from orchestrator.untrusted import UnreadableFile, read_regular_file
 
 # Set to 1 to accept a secret or certificate file that group or others may read (e.g. a mounted
 # volume whose mode cannot be narrowed). Without it such a file is refused, as OpenSSH refuses a key.
-ALLOW_SHARED_SECRET_FILES_ENV = "ORCHESTRATOR_ALLOW_SHARED_SECRET_FILES"
+OPT_OUT_ENV = "ORCHESTRATOR_ALLOW_SHARED_SECRET_FILES"
 MAX_PEM_BYTES = 16 * 1024 * 1024
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -80,10 +80,10 @@ def _private_file(value: Path, info: ValidationInfo) -> Path:
         return path  # missing or unreadable: reported where it is read, naming the tenant
     if not stat.S_ISREG(mode):
         raise ValueError(f"{path}: not a regular file")
-    if mode & 0o077 and os.environ.get(ALLOW_SHARED_SECRET_FILES_ENV) != "1":
+    if mode & 0o077 and os.environ.get(OPT_OUT_ENV) != "1":
         raise ValueError(
             f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}): "
-            f"run `chmod 600 {path}` (or set {ALLOW_SHARED_SECRET_FILES_ENV}=1 if it cannot be narrowed)"
+            f"run `chmod 600 {path}` (or set {OPT_OUT_ENV}=1 if it cannot be narrowed)"
         )
     return path
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import re
 import secrets
 import sqlite3
 import threading
@@ -224,6 +225,9 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
+
+
 def new_run_id(now: datetime) -> str:
     return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
@@ -231,21 +235,29 @@ def new_run_id(now: datetime) -> str:
 class Journal:
     """One journal file. Thread-safe: a lock serialises use of the one connection."""
 
-    def __init__(self, path: Path, *, now: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(self, path: Path, *, now: Callable[[], datetime] = _utcnow, create: bool = True) -> None:
+        """Open the journal at `path`; with `create=False` (every command but `apply`) a missing
+        journal is an error and nothing is created, neither the file nor its folder."""
         self.path = path
         self._now = now
         self._lock = threading.Lock()
-        self._conn = self._open(path)
+        self._conn = self._open(path, create)
 
     # --- opening ---------------------------------------------------------------------------------
 
     def _fail(self, problem: str) -> JournalError:
         return JournalError(f"{self.path}: {problem}")
 
-    def _open(self, path: Path) -> sqlite3.Connection:
+    def _open(self, path: Path, create: bool) -> sqlite3.Connection:
         existing = path.exists() and path.stat().st_size > 0
         if path.exists() and path.is_dir():
             raise self._fail("is a directory, not a journal file")
+        if path.exists() and not path.is_file():
+            raise self._fail("not a regular file (a device, FIFO or socket), not a journal")
+        if not existing and not create:
+            raise self._fail(
+                f"no journal here yet (`orchestrator apply` creates one; give --journal or ${ENV_VAR})"
+            )
         if existing:
             try:
                 with path.open("rb") as fh:

@@ -15,6 +15,8 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
+from orchestrator.untrusted import clean
+
 LogFormat = Literal["console", "json"]
 
 _SECRET_KEYS = re.compile(r"secret|password|token|authorization|assertion|credential|sig", re.IGNORECASE)
@@ -43,6 +45,14 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     return event_dict
 
 
+def clean_for_terminal(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Text from outside (names from ARM, paths, ids) reaches the console without control characters."""
+    for key, value in list(event_dict.items()):
+        if isinstance(value, str):
+            event_dict[key] = clean(value)
+    return event_dict
+
+
 def configure(fmt: LogFormat = "console", *, level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog (and stdlib logging, which the Azure SDK uses) once per process."""
     out = stream or sys.stderr
@@ -58,6 +68,7 @@ def configure(fmt: LogFormat = "console", *, level: str = "info", stream: TextIO
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact_secrets,
+            *([] if fmt == "json" else [clean_for_terminal]),  # JSON lines escape controls already
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
@@ -76,7 +87,7 @@ def configure(fmt: LogFormat = "console", *, level: str = "info", stream: TextIO
 
 
 def _redact_stdlib(record: logging.LogRecord) -> bool:
-    record.msg = redact_text(record.getMessage())
+    record.msg = clean(redact_text(record.getMessage()))
     record.args = None
     return True
 

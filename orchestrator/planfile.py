@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from orchestrator.errors import PlanFileError
 from orchestrator.models import Plan
-from orchestrator.untrusted import UnreadableFile, read_regular_file
+from orchestrator.untrusted import UnreadableFile, clean, read_regular_file
 
 SUPPORTED_SCHEMA_VERSION = 1
 DIGEST_PREFIX = "sha256:"
@@ -100,7 +100,8 @@ def write_plan(plan: Plan, path: Path) -> None:
     """Write the plan as pretty-printed JSON, atomically (a reader never sees half a file)."""
     if not plan.digest:
         raise ValueError("write_plan needs a sealed plan: call seal(plan) first")
-    text = json.dumps(_body(plan), indent=2, ensure_ascii=False) + "\n"
+    # Control characters escaped (\u0085): the same JSON, so the same digest, and safe to `cat`.
+    text = clean(json.dumps(_body(plan), indent=2, ensure_ascii=False), json=True) + "\n"
     path = Path(path)
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -8,13 +8,32 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import entry_points
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from orchestrator.cli import _common
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import Interrupted, OrchestratorError
+
+
+class _Group(TyperGroup):
+    """The command group; Ctrl-C in a command becomes `Interrupted` here.
+
+    typer's `_main` turns a KeyboardInterrupt into a silent `Exit(130)` before `main` could see it, so it
+    is caught one level down, where the command runs. A command that knows its run (apply, resume,
+    rollback) raises `Interrupted(run_id)` itself, which passes through untouched.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+
 
 app = typer.Typer(
+    cls=_Group,
     name="orchestrator",
     help="Plan, review and apply Azure Managed Application upgrades across a customer fleet.",
     no_args_is_help=True,
@@ -55,5 +74,5 @@ def main() -> None:
             sys.exit(0)  # help was printed
         # Bad flags and arguments: one line naming the flag, exit 2 (click's own convention).
         _common.fail(exc.format_message(), 2)
-    except KeyboardInterrupt:
-        _common.fail("interrupted; the journal keeps what was done, run the same command to resume", 130)
+    except KeyboardInterrupt:  # before or after a command runs (e.g. while importing)
+        _common.fail(str(Interrupted()), 130)

@@ -19,7 +19,13 @@ from rich.text import Text
 from orchestrator.cli import options
 from orchestrator.cli._common import console, err_console
 from orchestrator.config import FleetConfig
-from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL, InputError, JournalError, PlanFileError
+from orchestrator.errors import (
+    EXIT_HALTED,
+    EXIT_PARTIAL,
+    InputError,
+    JournalError,
+    PlanFileError,
+)
 from orchestrator.executor import CrashPoint, ExecutorSettings, Tolerance, run_plan, run_rollback
 from orchestrator.executor import Progress as AppProgress
 from orchestrator.executor.engine import FAILURE_STATES, plan_work, reopen_failed, rollback_digest
@@ -648,7 +654,10 @@ def register(app: typer.Typer) -> None:
     @app.command(epilog=EXIT_CODES)
     def resume(
         run_id: str = typer.Argument(
-            ..., metavar="RUN", help="The run to continue (its full id, from `orchestrator runs`)."
+            ...,
+            metavar="RUN",
+            help="The run to continue (its full id, from `orchestrator runs`).",
+            callback=options.check_run_id,
         ),
         config: Path = options.config_option(),
         journal_path: Path | None = journal_option(),
@@ -683,7 +692,7 @@ def register(app: typer.Typer) -> None:
             need_minutes=need_minutes,
         )
         _warn_windowless(fleet, respect_windows)
-        with Journal(resolve_path(journal_path)) as journal, journal.exclusive():
+        with Journal(resolve_path(journal_path), create=False) as journal, journal.exclusive():
             summary = journal.run(run_id)
             view = journal.run_view(run_id)
             failed = sum(1 for a in view.apps if a.state in FAILURE_STATES and a.wave is not None)
@@ -768,7 +777,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command(epilog=EXIT_CODES)
     def rollback(
-        run_id: str = typer.Argument(..., metavar="RUN", help="The apply run to undo (its full id)."),
+        run_id: str = typer.Argument(
+            ..., metavar="RUN", help="The apply run to undo (its full id).", callback=options.check_run_id
+        ),
         app_ids: list[str] | None = typer.Option(
             None,
             "--app",
@@ -802,7 +813,7 @@ def register(app: typer.Typer) -> None:
             wave=None,
             bake=0.0,
         )
-        with Journal(resolve_path(journal_path)) as journal, journal.exclusive():
+        with Journal(resolve_path(journal_path), create=False) as journal, journal.exclusive():
             parent = journal.run_view(run_id)
             chosen_ids = resolve_apps(parent, app_ids)
             review = _rollback_review(journal, parent, chosen_ids)

@@ -24,7 +24,7 @@ import typer
 
 from orchestrator import logs
 from orchestrator.config import FleetConfig, load_config
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from orchestrator.arm import AzureGateway
@@ -99,6 +99,17 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     # seconds of CPU.
     asyncio.run(main())
     return box[0]
+
+
+def check_run_id(value: str | None) -> str | None:
+    """A RUN argument is a run id as the journal makes them, or one line and exit 2."""
+    from orchestrator.journal import RUN_ID
+
+    if value is not None and not RUN_ID.fullmatch(value):
+        raise InputError(
+            f"RUN {value!r}: not a run id (e.g. 20260101T020000Z-1a2b3c; `orchestrator runs` lists them)"
+        )
+    return value
 
 
 def format_option(default: str) -> Any:

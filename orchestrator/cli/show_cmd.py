@@ -57,8 +57,7 @@ def register(app: typer.Typer) -> None:
             text = render_json(plan)
         else:
             text = render_plan_html(plan)
-        if fmt == "json":
-            text = clean(text, json=True)  # ASCII-safe for control characters, in a file too
+        text = clean(text, json=fmt == "json")  # no control characters, in a file too
         if out is None:
             _common.emit(text if text.endswith("\n") else text + "\n")
         else:

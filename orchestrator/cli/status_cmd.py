@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.cli import options
 from orchestrator.cli._common import SafeConsole, console, emit, wide
 from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.errors import InputError, JournalError
@@ -133,7 +134,9 @@ def _wave_names(view: RunView) -> dict[int, str]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def status(
-        run_id: str | None = typer.Argument(None, metavar="[RUN]", help="A run id; default the latest run."),
+        run_id: str | None = typer.Argument(
+            None, metavar="[RUN]", help="A run id; default the latest run.", callback=options.check_run_id
+        ),
         by: Literal["tenant", "app"] = typer.Option(
             "tenant", "--by", help="Group by tenant or list every app."
         ),
@@ -144,11 +147,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Where a run stands: per-tenant counts and the failures with their causes."""
         path = resolve_path(journal_path)
-        if not path.exists():
-            raise JournalError(
-                f"{path}: no journal here yet (run `orchestrator apply` first, or give --journal)"
-            )
-        with Journal(path) as journal:
+        with Journal(path, create=False) as journal:
             chosen = run_id or journal.latest_run()
             if chosen is None:
                 raise JournalError(f"{path}: the journal has no runs yet")
@@ -173,11 +172,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Every run in the journal, newest first, with its full id (for `resume`, `rollback`, `status`)."""
         path = resolve_path(journal_path)
-        if not path.exists():
-            raise JournalError(
-                f"{path}: no journal here yet (run `orchestrator apply` first, or give --journal)"
-            )
-        with Journal(path) as journal:
+        with Journal(path, create=False) as journal:
             summaries = journal.runs()
             writing = journal.writer_active()
         if fmt == "json":

@@ -31,6 +31,7 @@ from orchestrator.render.plan_review import (
     lead_sentence,
     risk_groups,
 )
+from orchestrator.untrusted import clean
 
 DECISION_COLOURS: dict[str, str] = {
     Decision.UPDATE: "#2563eb",
@@ -620,4 +621,4 @@ def _duration(delta: timedelta) -> str:
 
 
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    return html.escape(clean(text), quote=True)

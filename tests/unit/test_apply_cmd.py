@@ -32,16 +32,22 @@ def fleet_config(*tenants: str) -> FleetConfig:
     )
 
 
+T0 = "00000000-0000-0000-0000-00000000000a"
+T1 = "00000000-0000-0000-0000-00000000000b"
+T = "00000000-0000-0000-0000-00000000000c"
+
+
 def test_a_plan_for_tenants_not_in_the_config_is_refused() -> None:
     _, apps = fleet(4, tenants=2)
-    plan = make_plan(apps)
-    _check_plan_against_config(plan, "plan.json", fleet_config("tenant-0", "TENANT-1"), Path("fleet.toml"))
-    with pytest.raises(PlanFileError, match=r"plan\.json: tenant tenant-1 is not in fleet\.toml"):
-        _check_plan_against_config(plan, "plan.json", fleet_config("tenant-0"), Path("fleet.toml"))
+    guids = {"tenant-0": T0, "tenant-1": T1}  # tenant ids are GUIDs in a config
+    plan = make_plan([a.model_copy(update={"tenant_id": guids[a.tenant_id]}) for a in apps])
+    _check_plan_against_config(plan, "plan.json", fleet_config(T0, T1.upper()), Path("fleet.toml"))
+    with pytest.raises(PlanFileError, match=rf"plan\.json: tenant {T1} is not in fleet\.toml"):
+        _check_plan_against_config(plan, "plan.json", fleet_config(T0), Path("fleet.toml"))
 
 
 def test_flags_are_checked_with_one_line_naming_the_flag() -> None:
-    config = fleet_config("t")
+    config = fleet_config(T)
     with pytest.raises(InputError, match="--failure-tolerance"):
         _settings(
             config, concurrency=None, per_subscription=None, failure_tolerance="lots", wave=None, bake=0
@@ -59,7 +65,7 @@ def test_flags_are_checked_with_one_line_naming_the_flag() -> None:
 
 
 def test_time_scale_and_crash_hook_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = fleet_config("t")
+    config = fleet_config(T)
     monkeypatch.setenv("ORCHESTRATOR_TIME_SCALE", "0.5")
     monkeypatch.setenv("ORCHESTRATOR_TEST_CRASH_AT", "after-submit:3")
     settings = _settings(

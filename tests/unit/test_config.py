@@ -22,7 +22,7 @@ id = "11111111-1111-1111-1111-111111111111"
 name = "Contoso"
 ring = "canary"
 subscriptions = ["22222222-2222-2222-2222-222222222222"]
-credential = { kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret_file = "secrets/contoso" }
+credential = { kind = "client_secret", client_id = "APP", secret_file = "secrets/contoso" }
 """
 
 TENANT = """
@@ -32,9 +32,12 @@ credential = {credential}
 """
 
 
+APP = "33333333-3333-3333-3333-333333333333"
+
+
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "fleet.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(text.replace('"APP"', f'"{APP}"'), encoding="utf-8")
     return path
 
 
@@ -66,15 +69,18 @@ BAD = [
     ),
     ("[cloud]\n", "tenants"),
     (TENANT.format(credential='{ kind = "password" }'), "tenants.0.credential"),
-    (TENANT.format(credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333" }'), "exactly one of secret_env"),
+    (
+        TENANT.format(credential='{ kind = "client_secret", client_id = "APP" }'),
+        "exactly one of secret_env",
+    ),
     (
         TENANT.format(
-            credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret_env = "X", secret_file = "f" }'
+            credential='{ kind = "client_secret", client_id = "APP", secret_env = "X", secret_file = "f" }'
         ),
         "exactly one of secret_env",
     ),
     (
-        TENANT.format(credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret = "hunter2" }'),
+        TENANT.format(credential='{ kind = "client_secret", client_id = "APP", secret = "hunter2" }'),
         "allow_inline_secret",
     ),
     (
@@ -93,7 +99,12 @@ BAD = [
         + "timezone = 'Mars/Base' }]\n",
         "unknown IANA time zone",
     ),
-    (TENANT.format(credential='{ kind = "azure_cli" }').replace('id = "44444444-4444-4444-4444-444444444444"', "id = 5"), "tenants.0.id"),
+    (
+        TENANT.format(credential='{ kind = "azure_cli" }').replace(
+            'id = "44444444-4444-4444-4444-444444444444"', "id = 5"
+        ),
+        "tenants.0.id",
+    ),
 ]
 
 
@@ -112,7 +123,7 @@ def test_each_malformed_config_is_one_line_naming_file_and_problem(
 
 
 def test_an_inline_secret_never_appears_in_the_error(tmp_path: Path) -> None:
-    text = TENANT.format(credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret = "hunter2-value" }')
+    text = TENANT.format(credential='{ kind = "client_secret", client_id = "APP", secret = "hunter2-value" }')
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     assert "hunter2-value" not in str(info.value)
@@ -120,7 +131,7 @@ def test_an_inline_secret_never_appears_in_the_error(tmp_path: Path) -> None:
 
 def test_an_opted_in_inline_secret_loads_but_never_prints(tmp_path: Path) -> None:
     text = TENANT.format(
-        credential='{ kind = "client_secret", client_id = "33333333-3333-3333-3333-333333333333", secret = "hunter2-value", '
+        credential='{ kind = "client_secret", client_id = "APP", secret = "hunter2-value", '
         "allow_inline_secret = true }"
     )
     config = load_config(write(tmp_path, text))

@@ -178,9 +178,7 @@ async def test_other_kinds(tmp_path: Path) -> None:
 def test_workload_identity_needs_its_token_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="token_file"):
         build_credential(
-            tenant(
-                {"kind": "workload_identity", "client_id": APP, "token_file": str(tmp_path / "missing")}
-            ),
+            tenant({"kind": "workload_identity", "client_id": APP, "token_file": str(tmp_path / "missing")}),
             CUSTOM,
         )
 
