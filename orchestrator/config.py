@@ -7,6 +7,7 @@ except an inline secret behind an explicit opt-in, held as `SecretStr` so it nev
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date, time
 from pathlib import Path
@@ -204,9 +205,19 @@ class FleetConfig(_Model):
         return tenant.maintenance if tenant.maintenance is not None else self.maintenance
 
 
+_UNION_TAG = re.compile(r"[a-z]+\[.*\]")  # pydantic's name for a union branch: literal['all'], tuple[...]
+
+
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"] if not str(p).endswith("Config") and p != "custom-error")
+    errors = exc.errors()
+    # A field that is a union (`"all"` or a list of GUIDs) fails every branch: show the branch's own
+    # problem (a value error, e.g. "not a GUID") rather than "Input should be 'all'".
+    err = next((e for e in errors if e["type"] == "value_error"), errors[0])
+    where = ".".join(
+        str(p)
+        for p in err["loc"]
+        if not str(p).endswith("Config") and p != "custom-error" and not _UNION_TAG.fullmatch(str(p))
+    )
     message = str(err["msg"]).removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{where}: {message}{more}" if where else f"{message}{more}"

@@ -41,9 +41,12 @@ def _https_endpoint(value: str) -> str:
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
         raise ValueError(f"{value!r} is not a URL") from None
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: the user-info part may hold a password.
+        raise ValueError("must not carry a user name or password (https://host[:port]/)")
     if parts.scheme.lower() != "https":
         raise ValueError(f"{value!r} must be an https:// URL")
-    if not parts.hostname or not port_ok or parts.username is not None or parts.password is not None:
+    if not parts.hostname or not port_ok:
         raise ValueError(f"{value!r} is not a URL with a host (https://host[:port]/)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"{value!r} must have no path, query or fragment (https://host[:port]/)")

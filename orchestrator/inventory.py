@@ -402,4 +402,6 @@ def load_snapshot(path: Path) -> Snapshot:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
-        raise SnapshotFileError(f"{path}: not a snapshot: {where}: {err['msg']}") from None
+        raise SnapshotFileError(
+            f"{path}: not a snapshot: {where + ': ' if where else ''}{err['msg']}"
+        ) from None

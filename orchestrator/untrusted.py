@@ -65,7 +65,7 @@ def read_regular_file(path: Path, *, limit: int) -> bytes:
         raise UnreadableFile("cannot read: no such file") from None
     except OSError as exc:
         raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise UnreadableFile("is a directory, not a file")
@@ -73,10 +73,19 @@ def read_regular_file(path: Path, *, limit: int) -> bytes:
             raise UnreadableFile("not a regular file (a device, FIFO or socket); give a file")
         if info.st_size > limit:
             raise UnreadableFile(f"too large ({info.st_size} bytes; the limit is {limit})")
-        try:
-            data = handle.read(limit + 1)
-        except OSError as exc:
-            raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from None
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if len(data) > limit:  # grew while being read
         raise UnreadableFile(f"too large (over {limit} bytes)")
     return data

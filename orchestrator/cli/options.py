@@ -25,6 +25,7 @@ import typer
 from orchestrator import logs
 from orchestrator.config import FleetConfig, load_config
 from orchestrator.errors import ConfigError, InputError
+from orchestrator.untrusted import clean
 
 if TYPE_CHECKING:
     from orchestrator.arm import AzureGateway
@@ -107,7 +108,8 @@ def check_run_id(value: str | None) -> str | None:
 
     if value is not None and not RUN_ID.fullmatch(value):
         raise InputError(
-            f"RUN {value!r}: not a run id (e.g. 20260101T020000Z-1a2b3c; `orchestrator runs` lists them)"
+            f"RUN '{clean(value, single_line=True)}': not a run id "
+            "(e.g. 20260101T020000Z-1a2b3c; `orchestrator runs` lists them)"
         )
     return value
 
