@@ -11,6 +11,7 @@ cases that need a live ARM or a signal are in tests/integration/test_hostile_arm
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import sys
@@ -22,7 +23,8 @@ import pytest
 import trustme
 
 from orchestrator.cli import main
-from orchestrator.models import Plan
+from orchestrator.errors import InputError
+from orchestrator.models import Plan, RunState
 from orchestrator.planfile import seal, write_plan
 
 SECRET_FILE_VALUE = "planted-secret-file-Qx7u2"  # noqa: S105 - planted to prove it never prints
@@ -609,10 +611,12 @@ def run_main(
     argv: list[str], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["orchestrator", *argv])
-    with pytest.raises(SystemExit) as info:
+    try:
         main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
     out, err = capfd.readouterr()
-    code = info.value.code
     return (code if isinstance(code, int) else 1), out, err
 
 
@@ -640,3 +644,174 @@ def test_hostile_input_is_one_line_and_exit_2(
     for secret in PLANTED:
         assert secret not in out + err
     assert _tree(workspace.root) == before, "the case created or modified something"
+
+
+# --- text from outside, shown: every output cleans it, JSON keeps it (escaped) -----------------------
+
+EVIL = "\x1b[2J\x1b]0;pwned\x07[/x][bold]\x9b31m\u202eevil\x85"
+
+
+def _evil_plan(ws: Workspace) -> tuple[Path, Plan]:
+    plan = Plan.model_validate_json(_plan_text())
+    items = tuple(
+        i.model_copy(update={"tenant_name": f"T{n}{EVIL}", "app_name": f"A{n}{EVIL}"})
+        for n, i in enumerate(plan.items)
+    )
+    target = plan.target.model_copy(update={"name": f"target{EVIL}"})
+    plan = seal(plan.model_copy(update={"items": items, "target": target}))
+    path = ws.p("evil.json")
+    write_plan(plan, path)
+    return path, plan
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json", "html"])
+def test_show_cleans_names_from_outside(
+    fmt: str, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path, plan = _evil_plan(workspace)
+    assert not RAW_CONTROL.search(path.read_text(encoding="utf-8"))  # the plan file itself is safe to cat
+    code, out, err = run_main(["show", str(path), "--format", fmt], monkeypatch, capfd)
+    assert code == 0, err
+    assert not RAW_CONTROL.search(out + err) and "\udcff" not in out
+    assert "pwned" in out or fmt == "table"  # shown, defanged (the table may fold long names)
+    if fmt == "json":
+        assert json.loads(out)["target"]["name"] == plan.target.name  # escaped, not lost
+    if fmt == "html":
+        assert "[/x][bold]" in out and "\\x1b[2J" in out
+    out_file = workspace.p(f"out.{fmt}")
+    code, _, err = run_main(["show", str(path), "--format", fmt, "--out", str(out_file)], monkeypatch, capfd)
+    assert code == 0, err
+    assert not RAW_CONTROL.search(out_file.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "html"])
+def test_status_and_runs_clean_names_from_outside(
+    fmt: str, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.executor.engine import plan_work
+    from orchestrator.journal import Journal
+
+    path, plan = _evil_plan(workspace)
+    with Journal(workspace.p("j.db")) as journal:
+        run_id = journal.create_run(
+            kind="apply",
+            plan_digest=plan.digest,
+            plan_path=str(path),
+            target_name=plan.target.name,
+            apps=plan_work(plan)[0],
+        )
+    code, out, err = run_main(
+        ["status", run_id, "--journal", str(workspace.p("j.db")), "--format", fmt, "--by", "app"],
+        monkeypatch,
+        capfd,
+    )
+    assert code == 0, err
+    assert not RAW_CONTROL.search(out + err) and "\udcff" not in out
+    if fmt == "json":
+        assert json.loads(out)["target_name"] == plan.target.name
+    code, out, err = run_main(["runs", "--journal", str(workspace.p("j.db"))], monkeypatch, capfd)
+    assert code == 0, err
+    assert not RAW_CONTROL.search(out + err) and "[/x][bold]" in out
+
+
+def test_console_logs_clean_values(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    import structlog
+
+    from orchestrator import logs
+
+    logs.configure("console", level="info")
+    structlog.get_logger("t").warning(f"app {EVIL}", tenant=EVIL, names=[EVIL])
+    logging.getLogger("azure.x").error("sdk says %s", EVIL)
+    err = capsys.readouterr().err
+    assert "pwned" in err and not RAW_CONTROL.search(err) and "\udcff" not in err
+    logs.configure("json", level="info")
+    structlog.get_logger("t").warning("app", tenant=EVIL)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert not RAW_CONTROL.search(line) and json.loads(line)["tenant"] == EVIL
+
+
+def test_a_shared_secret_file_is_accepted_with_the_explicit_opt_out(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.config import load_config
+
+    workspace.write("s.secret", SECRET_FILE_VALUE, 0o644)
+    monkeypatch.setenv("ORCHESTRATOR_ALLOW_SHARED_SECRET_FILES", "1")
+    config = load_config(workspace.config())
+    assert config.tenants[0].credential.secret_file == workspace.p("s.secret")  # type: ignore[union-attr]
+    monkeypatch.setenv("ORCHESTRATOR_ALLOW_SHARED_SECRET_FILES", "yes")  # only "1" opts out
+    with pytest.raises(InputError, match="chmod 600"):
+        load_config(workspace.config())
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_exit_130(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import orchestrator.cli.show_cmd as show_cmd
+
+    def interrupted(path: Path) -> Plan:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(show_cmd, "read_plan", interrupted)
+    code, out, err = run_main(["show", "plan.json"], monkeypatch, capfd)
+    assert code == 130
+    assert err.strip().splitlines() == ["error: interrupted; no run was started; run the command again"]
+    assert "Traceback" not in out + err
+
+
+def test_ctrl_c_while_applying_names_the_run_to_resume(workspace: Workspace) -> None:
+    from orchestrator.cli import apply_cmd
+    from orchestrator.errors import Interrupted
+    from orchestrator.executor.engine import plan_work
+    from orchestrator.journal import Journal
+
+    _, plan = _evil_plan(workspace)
+    with Journal(workspace.p("j.db")) as journal:
+        older = journal.create_run(
+            kind="apply", plan_digest="sha256:x", plan_path=None, target_name="t", apps=plan_work(plan)[0]
+        )
+        journal.set_run_state(older, RunState.COMPLETED)
+        current = journal.create_run(
+            kind="apply", plan_digest=plan.digest, plan_path=None, target_name="t", apps=plan_work(plan)[0]
+        )
+
+        async def work(gateway: object, display: object) -> object:
+            raise KeyboardInterrupt
+
+        monkeypatch = pytest.MonkeyPatch()
+        monkeypatch.setattr(apply_cmd.options, "open_gateway", lambda fleet, config: _NoGateway())
+        try:
+            with pytest.raises(Interrupted) as info:
+                apply_cmd._execute(
+                    fleet=None,  # type: ignore[arg-type]
+                    config=Path("fleet.toml"),
+                    journal=journal,
+                    settings=None,  # type: ignore[arg-type]
+                    preview=None,
+                    wave_names={},
+                    work=work,
+                )
+        finally:
+            monkeypatch.undo()
+    assert info.value.exit_code == 130
+    assert str(info.value) == (
+        f"interrupted; run `orchestrator resume {current}` to continue (the journal keeps what was done)"
+    )
+
+
+class _NoGateway:
+    async def close(self) -> None:
+        return None
+
+
+def test_clean_escapes_every_control_and_keeps_text() -> None:
+    from orchestrator.untrusted import clean
+
+    assert clean("plain ünïcødé 名前 [x]") == "plain ünïcødé 名前 [x]"
+    assert clean("a\x1b[31mb\x9bc\x7fd\u202ee\udcfff") == "a\\x1b[31mb\\x9bc\\x7fd\\u202ee\\xfff"
+    assert clean("two\nlines\tx") == "two\nlines\tx"
+    assert clean("two\nlines\tx", single_line=True) == "two\\x0alines\\x09x"
+    assert json.loads(clean(json.dumps("\x85\x1b\u2028", ensure_ascii=False), json=True)) == "\x85\x1b\u2028"
+    assert clean(clean(EVIL)) == clean(EVIL)
