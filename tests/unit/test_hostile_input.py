@@ -27,10 +27,10 @@ from orchestrator.errors import InputError
 from orchestrator.models import Plan, RunState
 from orchestrator.planfile import seal, write_plan
 
-SECRET_FILE_VALUE = "planted-secret-file-Qx7u2"  # noqa: S105 - planted to prove it never prints
-SECRET_ENV_VALUE = "planted-secret-env-Lk93a"  # noqa: S105
-SECRET_INLINE_VALUE = "planted-secret-inline-Zp44w"  # noqa: S105
-SECRET_URL_PASSWORD = "planted-url-password-Mm21q"  # noqa: S105
+SECRET_FILE_VALUE = "planted-secret-file-Qx7u2"
+SECRET_ENV_VALUE = "planted-secret-env-Lk93a"
+SECRET_INLINE_VALUE = "planted-secret-inline-Zp44w"
+SECRET_URL_PASSWORD = "planted-url-password-Mm21q"
 PLANTED = (SECRET_FILE_VALUE, SECRET_ENV_VALUE, SECRET_INLINE_VALUE, SECRET_URL_PASSWORD)
 
 TENANT = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
@@ -295,7 +295,7 @@ CASES: list[Case] = [
             ws.write("c.pem", "-----BEGIN CERTIFICATE-----\n", 0o644),
             *cfg(
                 ws,
-                credential=f'{{ kind = "client_certificate", client_id = "{CLIENT}", certificate_path = "c.pem" }}',
+                credential=cred(kind='"client_certificate"', secret_file="", certificate_path='"c.pem"'),
             ),
         ][1:],
         "c.pem is accessible by group or others (mode 0644): run `chmod 600",
