@@ -93,7 +93,10 @@ def register(app: typer.Typer) -> None:
             save_snapshot(snapshot, snapshot_out)
         text = render(snapshot, fmt)
         if out is not None:
-            out.write_text(text, encoding="utf-8")
+            try:
+                out.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
         else:
             _common.emit(text, json=fmt == "json")
         report_sources(snapshot)
