@@ -78,9 +78,8 @@ class ClientSecretCredentialConfig(_Model):
     kind: Literal["client_secret"]
     client_id: Guid
     secret_env: str | None = None  # name of an environment variable holding the secret
-    secret_file: PrivateFile | None = (
-        None  # a file holding only the secret (e.g. a mounted Kubernetes secret)
-    )
+    # A file holding only the secret (e.g. a mounted Kubernetes secret), readable by its owner only.
+    secret_file: PrivateFile | None = None
     secret: SecretStr | None = None  # inline: only with allow_inline_secret = true
     allow_inline_secret: bool = False
 

@@ -125,6 +125,11 @@ class Case:
     names: str | None = None  # a fragment naming the input (default: checked by the case's expect)
 
 
+def after(_: object, argv: list[str]) -> list[str]:
+    """`argv`, once the first argument (a file the case prepares) is made."""
+    return argv
+
+
 def cfg(ws: Workspace, **parts: str) -> list[str]:
     return ["inventory", "-c", str(ws.config(**parts))]
 
@@ -167,20 +172,20 @@ CASES: list[Case] = [
     ),
     Case(
         "ca_bundle not PEM",
-        lambda ws: [ws.write("junk.pem", "hello"), *cfg(ws, cloud=cloud(ca_bundle='"junk.pem"'))][1:],
+        lambda ws: after(ws.write("junk.pem", "hello"), cfg(ws, cloud=cloud(ca_bundle='"junk.pem"'))),
         "not a PEM certificate bundle",
     ),
     Case(
         "ca_bundle empty",
-        lambda ws: [ws.write("empty.pem", ""), *cfg(ws, cloud=cloud(ca_bundle='"empty.pem"'))][1:],
+        lambda ws: after(ws.write("empty.pem", ""), cfg(ws, cloud=cloud(ca_bundle='"empty.pem"'))),
         "not a PEM certificate bundle",
     ),
     Case(
         "ca_bundle a private key, not a certificate",
-        lambda ws: [
+        lambda ws: after(
             ws.write("key.pem", "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n"),
-            *cfg(ws, cloud=cloud(ca_bundle='"key.pem"')),
-        ][1:],
+            cfg(ws, cloud=cloud(ca_bundle='"key.pem"')),
+        ),
         "not a PEM certificate bundle",
     ),
     Case("ca_bundle a directory", lambda ws: cfg(ws, cloud=cloud(ca_bundle='"."')), "is a directory"),
@@ -189,7 +194,7 @@ CASES: list[Case] = [
     ),
     Case(
         "ca_bundle a FIFO",
-        lambda ws: [ws.fifo("ca.fifo"), *cfg(ws, cloud=cloud(ca_bundle='"ca.fifo"'))][1:],
+        lambda ws: after(ws.fifo("ca.fifo"), cfg(ws, cloud=cloud(ca_bundle='"ca.fifo"'))),
         "not a regular file",
     ),
     Case(
@@ -281,23 +286,20 @@ CASES: list[Case] = [
     # --- the fleet config: secret files --------------------------------------------------------------
     Case(
         "secret file readable by others (0644)",
-        lambda ws: [ws.write("s.secret", SECRET_FILE_VALUE, 0o644), *cfg(ws)][1:],
+        lambda ws: after(ws.write("s.secret", SECRET_FILE_VALUE, 0o644), cfg(ws)),
         "(mode 0644): run `chmod 600",
     ),
     Case(
         "secret file readable by group (0640)",
-        lambda ws: [ws.write("s.secret", SECRET_FILE_VALUE, 0o640), *cfg(ws)][1:],
+        lambda ws: after(ws.write("s.secret", SECRET_FILE_VALUE, 0o640), cfg(ws)),
         "(mode 0640): run `chmod 600",
     ),
     Case(
         "certificate file readable by others",
-        lambda ws: [
+        lambda ws: after(
             ws.write("c.pem", "-----BEGIN CERTIFICATE-----\n", 0o644),
-            *cfg(
-                ws,
-                credential=cred(kind='"client_certificate"', secret_file="", certificate_path='"c.pem"'),
-            ),
-        ][1:],
+            cfg(ws, credential=cred(kind='"client_certificate"', secret_file="", certificate_path='"c.pem"')),
+        ),
         "c.pem is accessible by group or others (mode 0644): run `chmod 600",
     ),
     Case(
@@ -307,7 +309,7 @@ CASES: list[Case] = [
     ),
     Case(
         "secret file a FIFO",
-        lambda ws: [ws.fifo("s.fifo"), *cfg(ws, credential=cred(secret_file='"s.fifo"'))][1:],
+        lambda ws: after(ws.fifo("s.fifo"), cfg(ws, credential=cred(secret_file='"s.fifo"'))),
         "not a regular file",
     ),
     Case(
@@ -762,7 +764,7 @@ def test_ctrl_c_in_a_command_is_one_line_and_exit_130(
 
 
 def test_ctrl_c_while_applying_names_the_run_to_resume(workspace: Workspace) -> None:
-    from orchestrator.cli import apply_cmd
+    from orchestrator.cli import apply_cmd, options
     from orchestrator.errors import Interrupted
     from orchestrator.executor.engine import plan_work
     from orchestrator.journal import Journal
@@ -781,7 +783,7 @@ def test_ctrl_c_while_applying_names_the_run_to_resume(workspace: Workspace) -> 
             raise KeyboardInterrupt
 
         monkeypatch = pytest.MonkeyPatch()
-        monkeypatch.setattr(apply_cmd.options, "open_gateway", lambda fleet, config: _NoGateway())
+        monkeypatch.setattr(options, "open_gateway", lambda fleet, config: _NoGateway())
         try:
             with pytest.raises(Interrupted) as info:
                 apply_cmd._execute(
