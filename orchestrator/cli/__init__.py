@@ -54,7 +54,10 @@ def _register() -> None:
         app.add_typer(sub, name=ep.name)
 
 
-_register()
+try:
+    _register()  # imports every command and the Azure SDK: seconds on a busy machine
+except KeyboardInterrupt:
+    _common.fail(str(Interrupted()), 130)
 
 
 def main() -> None:

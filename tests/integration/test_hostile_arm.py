@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -123,10 +123,8 @@ def test_plan_show_apply_status_with_hostile_names(evil: tuple[EmulatorHandle, P
 # --- Ctrl-C ---------------------------------------------------------------------------------------------
 
 
-def _interrupt(
-    args: list[str], ready: float | None = None, until: Path | None = None, **env: str
-) -> tuple[int, str]:
-    """Start the CLI, send SIGINT once `until` (a journal) holds a run (or after `ready` seconds)."""
+def _interrupt(args: list[str], running: Callable[[], bool], **env: str) -> tuple[int, str]:
+    """Start the CLI and send it SIGINT once `running()` says the command is at work."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator", *args],
         stdout=subprocess.PIPE,
@@ -136,15 +134,11 @@ def _interrupt(
         env=_env(**env),
     )
     try:
-        deadline = time.monotonic() + 60
-        if until is not None:
-            while not _has_submitted(until):
-                assert proc.poll() is None, proc.communicate()[1]
-                assert time.monotonic() < deadline, "no write was submitted in time"
-                time.sleep(0.1)
-        else:
-            assert ready is not None
-            time.sleep(ready)
+        deadline = time.monotonic() + 120
+        while not running():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the command did not get to work in time"
+            time.sleep(0.1)
         assert proc.poll() is None, "the command ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -172,7 +166,11 @@ def slow_fleet(tmp_path: Path) -> Iterator[Fleet]:
 
 
 def test_ctrl_c_during_inventory_is_one_line_and_130(slow_fleet: Fleet) -> None:
-    code, err = _interrupt(["inventory", "-c", str(slow_fleet.config_path)], ready=4.0)
+    tokens = slow_fleet.emulator.stats()["tokens_issued"]
+    code, err = _interrupt(
+        ["inventory", "-c", str(slow_fleet.config_path)],
+        running=lambda: slow_fleet.emulator.stats()["tokens_issued"] > tokens,  # it reads ARM now
+    )
     assert code == 130, err
     assert err.strip().splitlines() == ["error: interrupted; no run was started; run the command again"]
 
@@ -188,7 +186,7 @@ def test_ctrl_c_during_apply_names_the_run_and_resume_finishes_it(slow_fleet: Fl
     slow_fleet.emulator.set_time_scale(1.0)
     journal = tmp_path / "j.db"
     args = ["apply", str(plan), "-c", str(slow_fleet.config_path), "--journal", str(journal), "--yes"]
-    code, err = _interrupt(args, until=journal)
+    code, err = _interrupt(args, running=lambda: _has_submitted(journal))
     assert code == 130, err
     assert len(err.strip().splitlines()) == 1, err
     last = err.strip().splitlines()[-1]
