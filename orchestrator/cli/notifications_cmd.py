@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Literal
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.cli import _common, options
@@ -140,10 +139,10 @@ def list_cmd(
     with _registry(journal_path) as registry:
         instances = registry.instances(include_deleted=include_deleted)
     if fmt == "json":
-        _common.console.file.write(export.to_json(instances))
+        _common.emit(export.to_json(instances), json=True)
         return
     if fmt == "csv":
-        _common.console.file.write(export.to_csv(instances))
+        _common.emit(export.to_csv(instances))
         return
     table = Table(title=f"{len(instances)} instances", title_justify="left", width=_common.wide(160))
     for column in ("app", "kind", "version", "last", "event time", "first seen", "deleted", "error"):
@@ -152,7 +151,7 @@ def list_cmd(
         row = export.instance_row(inst)
         table.add_row(
             *(
-                escape(str(v))
+                str(v)
                 for v in (
                     inst.app_id.rsplit("/", 1)[-1],
                     inst.kind,
@@ -182,10 +181,10 @@ def show_cmd(
         events = registry.events(app_id)
     if fmt == "json":
         body = {"instance": export.instance_json(inst), "events": [export.event_json(e) for e in events]}
-        _common.console.file.write(json.dumps(body, indent=2) + "\n")
+        _common.emit(json.dumps(body, indent=2) + "\n", json=True)
         return
     for key, value in export.instance_row(inst).items():
-        _common.console.print(f"{key:>16}: {escape(str(value))}", highlight=False)
+        _common.console.print(f"{key:>16}: {value}", highlight=False)
     table = Table(title="events", title_justify="left", width=_common.wide(140))
     for column in ("event time", "event", "state", "received", "confirmation", "error"):
         table.add_column(column)
@@ -193,7 +192,7 @@ def show_cmd(
         ev = stored.event
         table.add_row(
             *(
-                escape(v)
+                v
                 for v in (
                     ev.event_time.isoformat(),
                     ev.event_type,
