@@ -219,4 +219,4 @@ def export_cmd(
     if out is not None:
         out.write_text(text, encoding="utf-8")
     else:
-        _common.console.file.write(text)
+        _common.emit(text, json=fmt == "json")

