@@ -172,6 +172,67 @@ class TenantConfig(_Model):
         return self.name or self.id
 
 
+# -- identities and customers (issue 8) --------------------------------------------------------------
+# An identity is a credential with its home tenant; a customer is a tenant reached through one path
+# (per customer, or per subscription where a customer mixes). `[[tenants]]` stays valid: each entry is
+# one identity (named by its tenant id) and one `direct` customer.
+
+AccessPath = Literal["direct", "delegated", "publisher", "customer-run"]
+# Paths on which `apply` writes the application; on the others the customer runs the update (a kit).
+WRITING_PATHS: frozenset[str] = frozenset({"direct", "delegated"})
+# Paths whose apps come from an explicit list of application ids, read one by one.
+BY_ID_PATHS: frozenset[str] = frozenset({"publisher", "customer-run"})
+
+
+class IdentityConfig(_Model):
+    name: str = Field(min_length=1)
+    tenant_id: str  # the identity's home tenant
+    credential: CredentialConfig
+
+    def as_tenant(self) -> TenantConfig:
+        """The credential's shape for `build_credential` (bound to the home tenant)."""
+        return TenantConfig.model_construct(id=self.tenant_id, name=self.name, credential=self.credential)
+
+
+class SubscriptionPathConfig(_Model):
+    """A subscription of a customer reached another way than the customer's default path."""
+
+    id: str
+    path: AccessPath
+    identity: str | None = None  # defaults to the customer's identity
+
+
+class CustomerConfig(_Model):
+    id: str  # the customer's tenant id
+    name: str = ""
+    ring: str = "default"
+    tags: dict[str, str] = Field(default_factory=dict)
+    maintenance: MaintenanceConfig | None = None
+    path: AccessPath = "direct"
+    identity: str | None = None  # name of an [[identities]] entry; optional only for customer-run
+    subscriptions: Literal["all"] | tuple[str, ...] = "all"
+    # A text file of application ids, one a line ('#' comments): the apps of by-id paths.
+    apps: Path | None = None
+    subscription_paths: tuple[SubscriptionPathConfig, ...] = ()
+    # Filled by load_config from the `apps` file (lower-case-insensitive ids, as written).
+    app_ids: tuple[str, ...] = ()
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    def route(self, subscription_id: str) -> tuple[AccessPath, str | None]:
+        """(path, identity name) for one of this customer's subscriptions."""
+        for sub in self.subscription_paths:
+            if sub.id.lower() == subscription_id.lower():
+                return sub.path, sub.identity or self.identity
+        return self.path, self.identity
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset({self.path, *(s.path for s in self.subscription_paths)})
+
+
 class ConcurrencyConfig(_Model):
     # Optional safety limits on apps in progress; unset, ARM's own signals pace a wave.
     global_limit: int | None = Field(default=None, ge=1)
@@ -182,10 +243,14 @@ class FleetConfig(_Model):
     cloud: CloudConfig = CloudConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
-    tenants: tuple[TenantConfig, ...]
+    tenants: tuple[TenantConfig, ...] = ()
+    identities: tuple[IdentityConfig, ...] = ()
+    customers: tuple[CustomerConfig, ...] = ()
 
     @model_validator(mode="after")
     def _unique_tenants(self) -> FleetConfig:
+        if not self.tenants and not self.customers:
+            raise ValueError("tenants: give at least one [[tenants]] or [[customers]] entry")
         seen: set[str] = set()
         for tenant in self.tenants:
             key = tenant.id.lower()
@@ -194,14 +259,102 @@ class FleetConfig(_Model):
             seen.add(key)
         return self
 
+    @model_validator(mode="after")
+    def _customers_and_identities(self) -> FleetConfig:
+        identities = {i.name: i for i in self.identity_list}
+        if len(identities) != len(self.identity_list):
+            names = [i.name for i in self.identity_list]
+            raise ValueError(f"identity {next(n for n in names if names.count(n) > 1)!r} is listed twice")
+        seen: set[str] = set()
+        owner: dict[str, CustomerConfig] = {}  # subscription -> customer naming it
+        for n, customer in enumerate(self.customer_list):
+            where = f"customers.{n}" if customer in self.customers else f"tenants ({customer.id})"
+            if customer.id.lower() in seen:
+                raise ValueError(f"{where}: customer {customer.id} is listed twice")
+            seen.add(customer.id.lower())
+            named = [*(customer.subscriptions if customer.subscriptions != "all" else ())]
+            named += [s.id for s in customer.subscription_paths]
+            for sub in {s.lower() for s in named}:
+                other = owner.setdefault(sub, customer)
+                if other.id.lower() != customer.id.lower():
+                    raise ValueError(
+                        f"subscription {sub} is listed under two customers: "
+                        f"{other.display_name} and {customer.display_name}"
+                    )
+            for path, name in [(customer.path, customer.identity)] + [
+                (s.path, s.identity or customer.identity) for s in customer.subscription_paths
+            ]:
+                _check_route(where, customer, path, name, identities)
+            if customer.paths & BY_ID_PATHS and customer.apps is None:
+                raise ValueError(f'{where}: path {customer.path!r} needs apps = "FILE" (application ids)')
+        return self
+
+    @property
+    def identity_list(self) -> tuple[IdentityConfig, ...]:
+        """Every identity: the [[identities]] and one per legacy [[tenants]] entry (named by tenant id)."""
+        legacy = tuple(
+            IdentityConfig(name=t.id, tenant_id=t.id, credential=t.credential) for t in self.tenants
+        )
+        return self.identities + legacy
+
+    @property
+    def customer_list(self) -> tuple[CustomerConfig, ...]:
+        """Every customer: the [[customers]] and one `direct` customer per legacy [[tenants]] entry."""
+        legacy = tuple(
+            CustomerConfig(
+                id=t.id,
+                name=t.name,
+                ring=t.ring,
+                tags=t.tags,
+                maintenance=t.maintenance,
+                path="direct",
+                identity=t.id,
+                subscriptions=t.subscriptions,
+            )
+            for t in self.tenants
+        )
+        return self.customers + legacy
+
+    def identity(self, name: str) -> IdentityConfig:
+        for identity in self.identity_list:
+            if identity.name == name:
+                return identity
+        raise KeyError(name)
+
+    def customer(self, tenant_id: str) -> CustomerConfig:
+        for customer in self.customer_list:
+            if customer.id.lower() == tenant_id.lower():
+                return customer
+        raise KeyError(tenant_id)
+
     def tenant(self, tenant_id: str) -> TenantConfig:
         for tenant in self.tenants:
             if tenant.id.lower() == tenant_id.lower():
                 return tenant
         raise KeyError(tenant_id)
 
-    def maintenance_for(self, tenant: TenantConfig) -> MaintenanceConfig:
+    def maintenance_for(self, tenant: TenantConfig | CustomerConfig) -> MaintenanceConfig:
         return tenant.maintenance if tenant.maintenance is not None else self.maintenance
+
+
+def _check_route(
+    where: str, customer: CustomerConfig, path: str, name: str | None, identities: dict[str, IdentityConfig]
+) -> None:
+    if name is None:
+        if path != "customer-run":
+            raise ValueError(f'{where}: path {path!r} needs identity = "NAME" (an [[identities]] entry)')
+        return
+    identity = identities.get(name)
+    if identity is None:
+        raise ValueError(f"{where}: identity {name!r} is not in [[identities]]")
+    home = identity.tenant_id.lower() == customer.id.lower()
+    if path == "direct" and not home:
+        raise ValueError(
+            f"{where}: path 'direct' needs an identity whose home tenant is {customer.id}; "
+            f"{name!r} belongs to {identity.tenant_id} (use path 'delegated' for Lighthouse)"
+        )
+    if path == "delegated" and home:
+        raise ValueError(f"{where}: path 'delegated' needs an identity from another (the managing) tenant")
 
 
 _UNION_TAG = re.compile(r"[a-z]+\[.*\]")  # pydantic's name for a union branch: literal['all'], tuple[...]
@@ -239,7 +392,58 @@ def load_config(path: Path) -> FleetConfig:
         config = FleetConfig.model_validate(raw, context={"base": path.parent})
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_first_error(exc)}") from None
-    return _resolve_paths(config, path.parent)
+    return _load_app_lists(_resolve_paths(config, path.parent), path)
+
+
+def read_app_ids(path: Path) -> tuple[str, ...]:
+    """Application resource ids from a list file: one a line, blank lines and '#' comments ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (application id list)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    ids: list[str] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.strip("/").split("/")
+        if (
+            len(parts) != 8
+            or parts[0].lower() != "subscriptions"
+            or parts[2].lower() != "resourcegroups"
+            or "/".join(parts[4:7]).lower() != "providers/microsoft.solutions/applications"
+        ):
+            raise ConfigError(f"{path}:{n}: not an application resource id: {line[:120]!r}")
+        ids.append("/" + "/".join(parts))
+    return tuple(ids)
+
+
+def _load_app_lists(config: FleetConfig, config_path: Path) -> FleetConfig:
+    """Read each customer's `apps` file; an app's subscription must not belong to another customer."""
+    if not any(c.apps for c in config.customers):
+        return config
+    owner = {
+        sub.lower(): c
+        for c in config.customer_list
+        for sub in [
+            *(c.subscriptions if c.subscriptions != "all" else ()),
+            *(s.id for s in c.subscription_paths),
+        ]
+    }
+    customers = []
+    for customer in config.customers:
+        ids = read_app_ids(customer.apps) if customer.apps is not None else ()
+        for app_id in ids:
+            other = owner.setdefault(app_id.split("/")[2].lower(), customer)
+            if other.id.lower() != customer.id.lower():
+                raise ConfigError(
+                    f"{config_path}: {customer.apps}: subscription {app_id.split('/')[2]} is listed under "
+                    f"two customers: {other.display_name} and {customer.display_name}"
+                )
+        customers.append(customer.model_copy(update={"app_ids": ids}))
+    return config.model_copy(update={"customers": tuple(customers)})
 
 
 def _resolve_paths(config: FleetConfig, base: Path) -> FleetConfig:
@@ -255,4 +459,20 @@ def _resolve_paths(config: FleetConfig, base: Path) -> FleetConfig:
             if getattr(cred, field, None) is not None:
                 updates[field] = fix(getattr(cred, field))
         tenants.append(tenant.model_copy(update={"credential": cred.model_copy(update=updates)}))
-    return config.model_copy(update={"cloud": cloud, "tenants": tuple(tenants)})
+    identities = []
+    for identity in config.identities:
+        cred = identity.credential
+        updates = {}
+        for field in ("secret_file", "certificate_path", "token_file"):
+            if getattr(cred, field, None) is not None:
+                updates[field] = fix(getattr(cred, field))
+        identities.append(identity.model_copy(update={"credential": cred.model_copy(update=updates)}))
+    customers = tuple(c.model_copy(update={"apps": fix(c.apps)}) for c in config.customers)
+    return config.model_copy(
+        update={
+            "cloud": cloud,
+            "tenants": tuple(tenants),
+            "identities": tuple(identities),
+            "customers": customers,
+        }
+    )

@@ -145,3 +145,93 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(binary)
+
+
+# -- identities and customers (issue 8) --------------------------------------------------------------
+
+PUB_TENANT = "99999999-9999-9999-9999-999999999999"
+C1 = "11111111-1111-1111-1111-111111111111"
+C2 = "33333333-3333-3333-3333-333333333333"
+S1 = "22222222-2222-2222-2222-222222222222"
+LISTED_APP = f"/subscriptions/{S1}/resourceGroups/rg/providers/Microsoft.Solutions/applications/a1"
+
+MIXED = f"""
+[[identities]]
+name = "publisher"
+tenant_id = "{PUB_TENANT}"
+[identities.credential]
+kind = "client_secret"
+client_id = "55555555-5555-5555-5555-555555555555"
+secret_file = "secrets/pub"
+
+[[customers]]
+id = "{C1}"
+name = "Fabrikam"
+path = "delegated"
+identity = "publisher"
+subscription_paths = [{{ id = "{S1}", path = "customer-run" }}]
+apps = "customers/fabrikam.txt"
+
+[[customers]]
+id = "{C2}"
+name = "Tailwind"
+ring = "canary"
+path = "publisher"
+identity = "publisher"
+apps = "customers/tailwind.txt"
+
+[[tenants]]
+id = "44444444-4444-4444-4444-444444444444"
+credential = {{ kind = "azure_cli" }}
+"""
+
+
+def _lists(tmp_path: Path, fabrikam: str = LISTED_APP, tailwind: str = "") -> None:
+    (tmp_path / "customers").mkdir(exist_ok=True)
+    (tmp_path / "customers/fabrikam.txt").write_text(f"# Fabrikam's apps\n\n{fabrikam}\n", encoding="utf-8")
+    (tmp_path / "customers/tailwind.txt").write_text(tailwind, encoding="utf-8")
+
+
+def test_identities_customers_and_legacy_tenants_side_by_side(tmp_path: Path) -> None:
+    _lists(tmp_path)
+    config = load_config(write(tmp_path, MIXED))
+    assert [i.name for i in config.identity_list] == ["publisher", "44444444-4444-4444-4444-444444444444"]
+    fabrikam, tailwind, legacy = config.customer_list
+    assert (
+        fabrikam.app_ids == (LISTED_APP,) and fabrikam.apps == (tmp_path / "customers/fabrikam.txt").resolve()
+    )
+    assert fabrikam.route(S1) == ("customer-run", "publisher")
+    assert fabrikam.route("other") == ("delegated", "publisher")
+    assert tailwind.route(S1) == ("publisher", "publisher") and tailwind.app_ids == ()
+    assert (legacy.path, legacy.identity) == ("direct", legacy.id)
+    assert config.identity("publisher").credential.kind == "client_secret"
+
+
+BAD_CUSTOMERS = [
+    (MIXED.replace('path = "delegated"', 'path = "direct"'), "home tenant is"),
+    (MIXED.replace('identity = "publisher"\nsubscription', 'identity = "nobody"\nsubscription'), "'nobody'"),
+    (MIXED.replace('path = "publisher"\nidentity = "publisher"\n', 'path = "publisher"\n'), "needs identity"),
+    (MIXED.replace('apps = "customers/tailwind.txt"', ""), "needs apps"),
+    (MIXED.replace('ring = "canary"', f'subscriptions = ["{S1}"]'), "listed under two customers"),
+    (MIXED.replace('path = "delegated"', 'path = "teleport"'), "customers.0.path"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_CUSTOMERS)
+def test_bad_customer_config_is_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    _lists(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_app_list_naming_another_customers_subscription_is_refused(tmp_path: Path) -> None:
+    _lists(tmp_path, tailwind=LISTED_APP)
+    with pytest.raises(ConfigError, match="listed under two customers: Fabrikam and Tailwind"):
+        load_config(write(tmp_path, MIXED))
+
+
+def test_an_app_list_line_that_is_not_an_application_id_names_the_line(tmp_path: Path) -> None:
+    _lists(tmp_path, fabrikam="/subscriptions/x/resourceGroups/rg")
+    with pytest.raises(ConfigError, match=r"fabrikam.txt:3: not an application resource id"):
+        load_config(write(tmp_path, MIXED))
