@@ -1,7 +1,8 @@
 """The admin surface under /_emulator/: for tests and scripts only, never used by the orchestrator.
 
-No authentication (it listens on the same loopback server). Secrets never appear here; they are only
-written to files by write-config.
+No authentication (it listens on the same loopback server). Secrets appear in one route only,
+`/_emulator/tenants/{id}/credential`, so a test can act as that customer; write-config writes them to
+0600 files.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def fleet_json(rt: Runtime) -> dict[str, Any]:
                 "role": t.role,
                 "ring": t.ring,
                 "publisher_access": t.publisher_access,
+                "access": t.access,
                 "subscriptions": [s.id for s in state.subscriptions_of(t.id)],
             }
         )
@@ -146,8 +148,18 @@ def add_routes(app: web.Application, rt: Runtime) -> None:
         announced = rt.notifier.announce() if url is not None and body.get("announce") else 0
         return json_response({"url": url, "announced": announced})
 
+    async def credential(request: web.Request) -> web.Response:
+        # The one admin route that returns a secret: a test plays the customer (e.g. running its kit).
+        tenant = rt.state.tenants.get(request.match_info["tenant"].lower())
+        if tenant is None:
+            return json_response({"error": "no such tenant"}, 404)
+        return json_response(
+            {"tenant_id": tenant.id, "client_id": tenant.client_id, "client_secret": tenant.client_secret}
+        )
+
     app.router.add_get("/_emulator/stats", stats)
     app.router.add_post("/_emulator/notifications", notifications)
+    app.router.add_get("/_emulator/tenants/{tenant}/credential", credential)
     app.router.add_post("/_emulator/reset", reset)
     app.router.add_post("/_emulator/faults", faults)
     app.router.add_get("/_emulator/fleet", fleet)

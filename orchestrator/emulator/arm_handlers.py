@@ -9,18 +9,18 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.emulator import lro
+from orchestrator.emulator import lighthouse, lro
 from orchestrator.emulator.arm_routes import API_VERSIONS, LOCATIONS, Ctx, Handler, keyed_page, page_of
 from orchestrator.emulator.armhttp import OPERATION_FAULTS_KEY, ArmError, json_response, retry_after_headers
 from orchestrator.emulator.derive import EVERYONE
 from orchestrator.emulator.index import EXACT, subscription_bucket
-from orchestrator.emulator.state import Json, Subscription, iso, now
+from orchestrator.emulator.state import Json, State, Subscription, iso, now
 from orchestrator.emulator.versions import PROVIDER_TYPES
 
 # ---- helpers -------------------------------------------------------------------------------------
 
 
-def _sub_json(sub: Subscription) -> Json:
+def _sub_json(sub: Subscription, state: State) -> Json:
     return {
         "id": f"/subscriptions/{sub.id}",
         "subscriptionId": sub.id,
@@ -33,7 +33,7 @@ def _sub_json(sub: Subscription) -> Json:
             "spendingLimit": "Off",
         },
         "authorizationSource": "RoleBased",
-        "managedByTenants": [],
+        "managedByTenants": [{"tenantId": t} for t in lighthouse.managed_by_tenants(state, sub.id)],
         "tags": {},
     }
 
@@ -104,13 +104,22 @@ def _op_headers(ctx: Ctx, op_id: str, location: str, *, with_location: bool) -> 
 
 
 async def list_subscriptions(ctx: Ctx) -> web.Response:
-    subs = ctx.rt.state.subscriptions_of(str(ctx.claims.get("tid", "")))
-    return json_response(page_of(ctx, [_sub_json(s) for s in subs]))
+    """The caller's tenant's subscriptions, then those delegated to it (Lighthouse), as ARM lists them."""
+    state = ctx.rt.state
+    tid = str(ctx.claims.get("tid", ""))
+    subs = state.subscriptions_of(tid)
+    own = {s.id.lower() for s in subs}
+    subs += [
+        state.subscriptions[s.lower()]
+        for s in lighthouse.delegated_subscription_ids(state, tid)
+        if s.lower() not in own
+    ]
+    return json_response(page_of(ctx, [_sub_json(s, state) for s in subs]))
 
 
 async def get_subscription(ctx: Ctx) -> web.Response:
     sub = ctx.rt.state.subscriptions[ctx.groups["sub"].lower()]
-    return json_response(_sub_json(sub))
+    return json_response(_sub_json(sub, ctx.rt.state))
 
 
 async def list_tenants(ctx: Ctx) -> web.Response:
@@ -267,7 +276,8 @@ def _validate_and_build(ctx: Ctx, body: Json, existing: Json | None) -> Json:
         "outputs": (existing or {}).get("properties", {}).get("outputs", {}),
         "provisioningState": "Accepted",
         "publisherTenantId": state.publisher_tenant_id,
-        "managementMode": "Managed",
+        # Customer-managed applications stay so across updates.
+        "managementMode": (existing or {}).get("properties", {}).get("managementMode", "Managed"),
     }
     if "jitAccessPolicy" in props:
         new_props["jitAccessPolicy"] = props["jitAccessPolicy"]
@@ -649,7 +659,15 @@ def _deny_matches(da: Json, lscope: str, filt: dict[str, str], tenant_subs: set[
 
 
 async def permissions(ctx: Ctx) -> web.Response:
-    _rg_or_404(ctx)
+    rg = _rg_or_404(ctx)
+    sub = ctx.rt.state.subscriptions[ctx.groups["sub"].lower()]
+    tid, oid = str(ctx.claims.get("tid", "")), str(ctx.claims.get("oid", ""))
+    if sub.tenant_id.lower() != tid.lower():
+        # Cross-tenant: the delegated roles, or (publisher) what the app's authorizations give on its MRG.
+        roles = lighthouse.delegated_roles(ctx.rt.state, str(rg["id"]), tid, oid)
+        if roles is None:
+            roles = [lighthouse.READER]  # a publisher-readable MRG: reads only, as far as this tool cares
+        return json_response(page_of(ctx, lighthouse.role_permissions(roles)))
     access = ctx.tenant.publisher_access if ctx.tenant is not None else "full"
     value: list[dict[str, Any]] = []
     if access == "full":
@@ -657,6 +675,27 @@ async def permissions(ctx: Ctx) -> web.Response:
     elif access == "read-only":
         value.append({"actions": ["*/read"], "notActions": [], "dataActions": [], "notDataActions": []})
     return json_response(page_of(ctx, value))
+
+
+async def registrations(ctx: Ctx) -> web.Response:
+    """Registration definitions or assignments at a subscription or resource group (GET only)."""
+    state = ctx.rt.state
+    kind = ctx.groups["kind"].lower()
+    store = (
+        state.registration_definitions
+        if kind == "registrationdefinitions"
+        else state.registration_assignments
+    )
+    scope = ctx.groups["scope"].lower().rstrip("/")
+    name = ctx.groups.get("name")
+    prefix = f"{scope}/providers/microsoft.managedservices/{kind}/"
+    if name is not None:
+        found = store.get(prefix + name.lower())
+        if found is None:
+            raise ArmError(404, "RegistrationNotFound", f"The registration '{name}' could not be found.")
+        return json_response(found)
+    items = [v for k, v in sorted(store.items()) if k.startswith(prefix)]
+    return json_response(page_of(ctx, items))
 
 
 HANDLERS: dict[str, Handler] = {
@@ -674,4 +713,5 @@ HANDLERS: dict[str, Handler] = {
     "rg": get_resource_group,
     "rgs": list_resource_groups,
     "provider": get_provider,
+    "lighthouse": registrations,
 }

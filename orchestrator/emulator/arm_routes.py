@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from orchestrator.emulator import lighthouse
 from orchestrator.emulator.armhttp import ArmError
 from orchestrator.emulator.runtime import Runtime
 from orchestrator.emulator.state import Tenant
@@ -52,6 +53,7 @@ API_VERSIONS: dict[str, frozenset[str]] = {
             "2024-11-01",
         }
     ),
+    "managedservices": frozenset({"2022-10-01"}),
 }
 
 
@@ -137,6 +139,16 @@ ROUTES: tuple[Route, ...] = (
         "resources",
         "providers",
     ),
+    Route(
+        "lighthouse",
+        re.compile(
+            r"^(?P<scope>/subscriptions/[^/]+(?:/resourcegroups/[^/]+)?)/providers/microsoft\.managedservices/"
+            r"(?P<kind>registrationdefinitions|registrationassignments)(?:/(?P<name>[^/]+))?$",
+            _I,
+        ),
+        "managedservices",
+        "registrationAssignments",
+    ),
 )
 
 # The region list ARM quotes for Microsoft.Solutions (and the provider lookup returns).
@@ -180,7 +192,7 @@ def kind_of(route: Route, groups: dict[str, str], method: str) -> str:
         return "poll"
     if route.name in ("subscriptions", "tenants", "apps", "definitions", "rgs"):
         return "list"
-    if route.name == "deny" and "name" not in groups:
+    if route.name in ("deny", "lighthouse") and "name" not in groups:
         return "list"
     return "read"
 
@@ -257,14 +269,25 @@ def authenticate(rt: Runtime, request: web.Request) -> Claims:
 def subscription_of(route: Route, groups: dict[str, str]) -> str | None:
     if "sub" in groups:
         return groups["sub"]
-    if route.name == "deny":
+    if route.name in ("deny", "lighthouse"):
         m = _SCOPE_SUB.match(groups.get("scope", ""))
         return m.group(1) if m else None
     return None
 
 
-def check_tenant(rt: Runtime, route: Route, method: str, sub_id: str | None, claims: Claims) -> str | None:
-    """Tenant isolation: a token is good only for its own tenant's subscriptions. Returns the sub's tenant."""
+def check_tenant(
+    rt: Runtime,
+    route: Route,
+    method: str,
+    sub_id: str | None,
+    claims: Claims,
+    groups: dict[str, str] | None = None,
+    path: str = "",
+) -> str | None:
+    """Tenant isolation: a token is good for its own tenant's subscriptions, for scopes its tenant was
+    delegated (Lighthouse, with the delegated roles' actions) and, for reads, for what a publisher may
+    read of its applications. Anything else is a 401 counted as a cross-tenant attempt. Returns the
+    subscription's tenant."""
     if sub_id is None:
         return None
     sub = rt.state.subscriptions.get(sub_id.lower())
@@ -275,7 +298,9 @@ def check_tenant(rt: Runtime, route: Route, method: str, sub_id: str | None, cla
     # marketplace sharing is out of scope); writes to it still need the publisher tenant.
     if route.name == "definition" and method == "GET":
         return sub.tenant_id
-    if sub.tenant_id.lower() != tid.lower():
+    if sub.tenant_id.lower() != tid.lower() and not _cross_tenant_allowed(
+        rt, route, method, groups or {}, path, claims
+    ):
         rt.stats.cross_tenant_attempts += 1
         raise ArmError(
             401,
@@ -293,6 +318,38 @@ def check_tenant(rt: Runtime, route: Route, method: str, sub_id: str | None, cla
     return sub.tenant_id
 
 
+def _cross_tenant_allowed(
+    rt: Runtime, route: Route, method: str, groups: dict[str, str], path: str, claims: Claims
+) -> bool:
+    """A delegated scope (403 naming the missing action when the delegated roles lack it) or a
+    publisher's read; False when neither applies."""
+    tid, oid = str(claims.get("tid", "")), str(claims.get("oid", ""))
+    roles = lighthouse.delegated_roles(rt.state, path, tid, oid)
+    if roles is not None:
+        action = required_action(route, method, groups)
+        if not lighthouse.allows(roles, action):
+            raise ArmError(
+                403,
+                "AuthorizationFailed",
+                f"The client '{oid}' with object id '{oid}' does not have authorization to perform action "
+                f"'{action}' over scope '{path}' or the scope is invalid. If access was recently granted, "
+                "please refresh your credentials.",
+            )
+        return True
+    return method == "GET" and lighthouse.publisher_may_read(rt.state, path, tid, oid)
+
+
+def required_action(route: Route, method: str, groups: dict[str, str]) -> str:
+    """The RBAC action a request needs (what AuthorizationFailed names)."""
+    if method == "GET":
+        found = READ_ACTIONS.get(route.name) or _OTHER_READS.get(route.name)
+        return found or f"Microsoft.Resources/{route.resource_type}/read"
+    template = ACTIONS.get((route.name, method))
+    if template is not None:
+        return template.format(action=groups.get("action", ""))
+    return f"Microsoft.Resources/{route.resource_type}/write"
+
+
 ACTIONS: dict[tuple[str, str], str] = {
     ("app", "PUT"): "Microsoft.Solutions/applications/write",
     ("app", "PATCH"): "Microsoft.Solutions/applications/write",
@@ -308,6 +365,13 @@ READ_ACTIONS: dict[str, str] = {
     "deny": "Microsoft.Authorization/denyAssignments/read",
     "rg": "Microsoft.Resources/subscriptions/resourceGroups/read",
     "rgs": "Microsoft.Resources/subscriptions/resourceGroups/read",
+}
+# Further reads a delegated token needs an action for (publisher_access "none" still allows these).
+_OTHER_READS: dict[str, str] = {
+    "subscription": "Microsoft.Resources/subscriptions/read",
+    "op": "Microsoft.Solutions/locations/operationStatuses/read",
+    "permissions": "Microsoft.Authorization/permissions/read",
+    "lighthouse": "Microsoft.ManagedServices/registrationAssignments/read",
 }
 
 

@@ -25,7 +25,8 @@ def serve_cmd(
     fleet: Path | None = typer.Option(None, help="Fleet JSON file (same format as --state)."),
     generate: str | None = typer.Option(
         None,
-        help="Generate a fleet: tenants=T,subscriptions=S,apps=N (default tenants=3,subscriptions=2,apps=4).",
+        help="Generate a fleet: tenants=T,subscriptions=S,apps=N (default tenants=3,subscriptions=2,apps=4); "
+        "add access=direct:2,delegated:3,publisher:2,locked:1 for a mix of access paths.",
     ),
     seed: int = typer.Option(1, help="Seed for the generator and for fault probabilities."),
     time_scale: float = typer.Option(1.0, help="Multiply every emulated duration (0.01: 120 s takes 1.2 s)."),

@@ -10,6 +10,7 @@ import random
 import uuid
 from typing import Any
 
+from orchestrator.emulator import lighthouse
 from orchestrator.emulator.derive import derive_deny_assignment
 from orchestrator.emulator.state import Json, State, Subscription, Tenant
 
@@ -33,6 +34,39 @@ MARKETPLACE_PLAN = {"publisher": "contoso-isv", "product": "contoso-app", "name"
 LOCATIONS = ["eastus", "westeurope", "westus2"]
 
 
+ACCESS_KINDS = ("direct", "delegated", "publisher", "locked")
+
+
+def parse_access(spec: str) -> list[str]:
+    """The access kind of each customer tenant, in order, from '...,access=direct:2,delegated:3,...'.
+
+    Empty when the spec has no access mix (then every customer is direct, the last one read-only).
+    `direct`: the customer's own identity; `delegated`: Lighthouse (Managed Application Contributor
+    Role); `publisher`: the publisher reads apps by id and their MRGs; `locked`: customer-managed apps
+    (no publisher access through the app), with a Lighthouse Reader delegation for verification."""
+    kinds: list[str] = []
+    in_access = False
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if "=" in part:
+            key, _, part = part.partition("=")
+            in_access = key.strip().lower() == "access"
+            if not in_access:
+                continue
+        if not in_access:
+            continue
+        kind, _, raw = part.partition(":")
+        kind = kind.strip().lower()
+        if kind not in ACCESS_KINDS or not raw.strip().isdigit():
+            raise ValueError(
+                f"bad --generate access part {part!r}; expected access=KIND:N,... with KIND one of "
+                f"{', '.join(ACCESS_KINDS)}"
+            )
+        kinds += [kind] * int(raw)
+    return kinds
+
+
 def parse_generate(spec: str) -> tuple[int, int, int]:
     """Parse 'tenants=T,subscriptions=S,apps=N' (any order; missing keys default to 1)."""
     values = _parse_spec(spec)
@@ -41,18 +75,34 @@ def parse_generate(spec: str) -> tuple[int, int, int]:
 
 def _parse_spec(spec: str) -> dict[str, int]:
     """The generator spec's keys; `products=2` adds a second service-catalog product (monitoring-v1/v2)
-    from the same publisher resource group, used by every fourth app that would be on app-v1."""
+    from the same publisher resource group, used by every fourth app that would be on app-v1. With an
+    access mix (`access=KIND:N,...`, see parse_access) tenants defaults to its total and must match it."""
     values = {"tenants": 1, "subscriptions": 1, "apps": 1, "products": 1}
+    access = parse_access(spec)
+    given: set[str] = set()
+    in_access = False
     for part in spec.split(","):
         if not part.strip():
+            continue
+        if "=" not in part and in_access:
+            continue
+        in_access = part.strip().lower().startswith("access=")
+        if in_access:
             continue
         key, _, raw = part.partition("=")
         key = key.strip().lower()
         if key not in values or not raw.strip().isdigit():
             raise ValueError(
-                f"bad --generate part {part!r}; expected tenants=T,subscriptions=S,apps=N[,products=P]"
+                f"bad --generate part {part!r}; expected tenants=T,subscriptions=S,apps=N[,products=P][,access=KIND:N,...]"
             )
         values[key] = int(raw)
+        given.add(key)
+    if access:
+        if "tenants" in given and values["tenants"] != len(access):
+            raise ValueError(
+                f"--generate: tenants={values['tenants']} but the access mix adds up to {len(access)}"
+            )
+        values["tenants"] = len(access)
     return values
 
 
@@ -115,6 +165,7 @@ def _add_rg(state: State, rg: Json) -> None:
 def generate(spec: str, seed: int) -> State:
     n_tenants, n_subs, n_apps = parse_generate(spec)
     two_products = _parse_spec(spec)["products"] >= 2
+    access = parse_access(spec)
     rng = random.Random(seed)
     state = State()
 
@@ -133,7 +184,8 @@ def generate(spec: str, seed: int) -> State:
     state.subscriptions[pub_sub] = Subscription(pub_sub, pub_tid, "Contoso ISV Publishing")
     state.publisher_tenant_id, state.publisher_subscription_id = pub_tid, pub_sub
     _add_rg(state, _rg(pub_sub, PUBLISHER_RG, "eastus"))
-    authz_principal = _uuid(rng)  # the publisher group/SP granted access to every MRG
+    _uuid(rng)  # kept so ids of fleets generated before access mixes stay the same
+    authz_principal = pub.principal_id  # the publisher's service principal: granted access to every MRG
     v2_actions = [*V1_ALLOWED_ACTIONS, V2_EXTRA_ACTION]
     definitions = {
         "app-v1": _definition(pub_sub, "app-v1", "ReadOnly", V1_ALLOWED_ACTIONS, authz_principal, pub_tid),
@@ -162,9 +214,10 @@ def generate(spec: str, seed: int) -> State:
             client_id=_uuid(rng),
             client_secret=rng.randbytes(24).hex(),
             principal_id=_uuid(rng),
-            # One read-only tenant (the last) as soon as there is more than one.
-            publisher_access="read-only" if n_tenants > 1 and t == n_tenants else "full",
+            # Without an access mix: one read-only tenant (the last) as soon as there is more than one.
+            publisher_access="read-only" if not access and n_tenants > 1 and t == n_tenants else "full",
             ring="canary" if t == 1 else "default",
+            access=access[t - 1] if access else "direct",
         )
         state.tenants[tid] = tenant
         for s in range(1, n_subs + 1):
@@ -185,7 +238,29 @@ def generate(spec: str, seed: int) -> State:
                     second_product=two_products and index % 4 == 1,
                 )
                 index += 1
+            _grant_access(state, rng, tenant, sub, pub)
     return state
+
+
+def _grant_access(state: State, rng: random.Random, tenant: Tenant, sub: str, pub: Tenant) -> None:
+    """What the customer's access kind gives the publisher on one subscription."""
+    if tenant.access in ("delegated", "locked"):
+        role = lighthouse.MANAGED_APP_CONTRIBUTOR if tenant.access == "delegated" else lighthouse.READER
+        lighthouse.delegate(
+            state,
+            scope=f"/subscriptions/{sub}",
+            managing_tenant=pub.id,
+            principal_id=pub.principal_id,
+            role_id=role,
+            name=f"{pub.name}: {'managed application updates' if role != lighthouse.READER else 'read'}",
+            definition_guid=_uuid(rng),
+            assignment_guid=_uuid(rng),
+        )
+    if tenant.access == "locked":
+        # Customer-managed: the applications give the publisher nothing.
+        for app in state.applications.values():
+            if app["id"].lower().startswith(f"/subscriptions/{sub.lower()}/"):
+                app["properties"]["managementMode"] = "Unmanaged"
 
 
 def _add_app(

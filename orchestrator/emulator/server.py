@@ -43,7 +43,7 @@ from orchestrator.emulator.versions import shaper_for
 log = logging.getLogger("orchestrator.emulator")
 GET_ONLY = frozenset(
     {"subscriptions", "subscription", "tenants", "apps", "op", "definitions", "permissions", "deny", "rg"}
-    | {"rgs", "provider"}
+    | {"rgs", "provider", "lighthouse"}
 )
 
 
@@ -121,7 +121,7 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
     api_version = check_api_version(route, request)
     claims = authenticate(rt, request)
     sub_id = subscription_of(route, groups)
-    sub_tenant = check_tenant(rt, route, request.method, sub_id, claims)
+    sub_tenant = check_tenant(rt, route, request.method, sub_id, claims, groups, path)
     tenant = rt.state.tenants.get(str(claims.get("tid", "")).lower())
     ctx = Ctx(rt, request, route, groups, claims, tenant, api_version)
     check_access(ctx)

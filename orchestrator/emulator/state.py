@@ -31,6 +31,9 @@ class Tenant:
     role: str = "customer"  # "customer" | "publisher"
     publisher_access: str = "full"  # "full" | "read-only" | "none" | "by-id"
     ring: str = "default"
+    # How the publisher reaches this customer (the generator's access mix): "direct" (the customer's
+    # own identity), "delegated" (Lighthouse), "publisher" (reads by id), "locked" (customer-managed).
+    access: str = "direct"
 
 
 @dataclass
@@ -107,6 +110,9 @@ class State:
     writes: dict[str, list[WriteRecord]] = field(default_factory=dict)
     publisher_tenant_id: str = ""
     publisher_subscription_id: str = ""
+    # Azure Lighthouse (Microsoft.ManagedServices), by lower-cased id.
+    registration_definitions: dict[str, Json] = field(default_factory=dict)
+    registration_assignments: dict[str, Json] = field(default_factory=dict)
 
     # ---- lookups -------------------------------------------------------------------------------
     def tenant_by_client(self, tenant_id: str, client_id: str) -> Tenant | None:
@@ -151,6 +157,8 @@ class State:
             "in_flight": self.in_flight,
             "pending_deny": [asdict(p) for p in self.pending_deny],
             "writes": {k: [asdict(w) for w in v] for k, v in self.writes.items()},
+            "registration_definitions": list(self.registration_definitions.values()),
+            "registration_assignments": list(self.registration_assignments.values()),
         }
 
     @classmethod
@@ -186,6 +194,10 @@ class State:
         for op_id in state.in_flight.values():
             state.schedule(state.operations[op_id])
         state.writes = {k: [WriteRecord(**w) for w in v] for k, v in raw.get("writes", {}).items()}
+        for d in raw.get("registration_definitions", []):
+            state.registration_definitions[d["id"].lower()] = d
+        for a in raw.get("registration_assignments", []):
+            state.registration_assignments[a["id"].lower()] = a
         return state
 
     def save(self, path: Path) -> None:

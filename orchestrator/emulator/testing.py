@@ -74,6 +74,11 @@ class EmulatorHandle:
         """Write an orchestrator fleet config (and 0600 secret files next to it) for this emulator."""
         return Path(self._call("POST", "write-config", {"path": str(Path(path).resolve())})["path"])
 
+    def customer_credential(self, tenant_id: str) -> dict[str, str]:
+        """The tenant's own service principal (tenant_id, client_id, client_secret), to act as it."""
+        result: dict[str, str] = self._call("GET", f"tenants/{tenant_id}/credential")
+        return result
+
     def secret_for(self, tenant_id: str) -> str:
         """For tests only: read the tenant's secret from a config written to a private folder."""
         cfg = self._workdir / "handle-config" / "fleet.toml"
