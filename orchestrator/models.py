@@ -94,6 +94,10 @@ class App(Frozen):
     # Whether the orchestrator's identity may write the application resource (customer resource group):
     # None when not checked. `plan` checks it; the planner skips updates it could never apply.
     writable: bool | None = None
+    # The tenant the application names as its publisher (properties.publisherTenantId).
+    publisher_tenant_id: str | None = None
+    # How the orchestrator reaches it (config.AccessPath): direct, delegated, publisher, customer-run.
+    path: str = "direct"
 
 
 class Subscription(Frozen):
@@ -101,6 +105,8 @@ class Subscription(Frozen):
     display_name: str = ""
     tenant_id: str
     state: str = "Enabled"
+    # Tenants managing it through Azure Lighthouse, as ARM lists them (managedByTenants).
+    managed_by_tenants: tuple[str, ...] = ()
 
 
 class TenantInventory(Frozen):

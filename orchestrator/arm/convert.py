@@ -59,6 +59,9 @@ def to_subscription(data: Json, tenant_id: str) -> Subscription:
         display_name=str(data.get("displayName") or ""),
         tenant_id=str(data.get("tenantId") or tenant_id),
         state=str(data.get("state") or "Enabled"),
+        managed_by_tenants=tuple(
+            str(m["tenantId"]) for m in data.get("managedByTenants") or () if _map(m).get("tenantId")
+        ),
     )
 
 
@@ -76,6 +79,7 @@ def to_app(data: Json, tenant_id: str) -> App:
         location=str(data.get("location") or ""),
         kind=str(data.get("kind") or ""),
         managed_resource_group_id=str(props.get("managedResourceGroupId") or ""),
+        publisher_tenant_id=str(props["publisherTenantId"]) if props.get("publisherTenantId") else None,
         definition_id=str(props["applicationDefinitionId"]) if props.get("applicationDefinitionId") else None,
         plan=(
             MarketplacePlan(

@@ -18,7 +18,9 @@ after re-reading the app, whether a second write is safe.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import importlib.metadata
 import json
 import re
@@ -45,7 +47,7 @@ from azure.mgmt.resource.subscriptions.aio import SubscriptionClient
 from orchestrator.arm.convert import to_app, to_definition, to_deny_assignment, to_subscription
 from orchestrator.arm.credentials import TenantCredential, build_credential
 from orchestrator.arm.errors import call_info, envelope, retry_after, to_arm_error
-from orchestrator.config import FleetConfig
+from orchestrator.config import BY_ID_PATHS, WRITING_PATHS, FleetConfig
 from orchestrator.gateway import ArmError, CallInfo, OperationResult, ResponseObserver, Submitted
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
@@ -208,18 +210,21 @@ class AzureGateway:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._writes_session: aiohttp.ClientSession | None = None
-        self._credentials: dict[str, TenantCredential] = {}
-        for tenant in config.tenants:
-            key = tenant.id.lower()
-            given = (credentials or {}).get(tenant.id) or (credentials or {}).get(key)
-            self._credentials[key] = given or build_credential(tenant, config.cloud)
-        self._tenants: dict[str, _TenantClients] = {}
-        # Subscription → the tenant whose credential may touch it (first one that claimed it).
-        self._owner: dict[str, str] = {}
-        for tenant in config.tenants:
-            if tenant.subscriptions != "all":
-                for sub in tenant.subscriptions:
-                    self._owner.setdefault(sub.lower(), tenant.id.lower())
+        self._credentials: dict[str, TenantCredential] = {}  # by identity name
+        self._identities = {i.name: i for i in config.identity_list}
+        self._customers = {c.id.lower(): c for c in config.customer_list}
+        given = {k.lower(): v for k, v in (credentials or {}).items()}
+        for identity in config.identity_list:
+            found = given.get(identity.name.lower()) or given.get(identity.tenant_id.lower())
+            self._credentials[identity.name] = found or build_credential(identity.as_tenant(), config.cloud)
+        self._tenants: dict[str, _TenantClients] = {}  # by identity name
+        # The token guard. Per identity, ARM's own subscription list (read once); a subscription is used
+        # only when it lists it with the identity's home tenant as tenantId or in managedByTenants.
+        self._listings: dict[str, asyncio.Task[dict[str, Subscription]]] = {}
+        # (customer, subscription) -> identity, once the guard confirmed it.
+        self._approved: dict[tuple[str, str], str] = {}
+        # Publisher reads (no listing, no write): MRG -> identity, for apps read by id that name it.
+        self._publisher_mrgs: dict[str, str] = {}
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
         self._observer: ResponseObserver | None = None
@@ -281,15 +286,16 @@ class AzureGateway:
             )
         return self._writes_session
 
-    def _tenant(self, tenant_id: str) -> _TenantClients:
+    def _tenant(self, identity: str) -> _TenantClients:
+        """The clients of one identity (by name)."""
         if self._closed:
             raise RuntimeError("the gateway is closed")
-        key = tenant_id.lower()
+        key = identity
         state = self._tenants.get(key)
         if state is None:
             credential = self._credentials.get(key)
             if credential is None:
-                raise ArmError(f"tenant {tenant_id} is not in the fleet config", code="UnknownTenant")
+                raise ArmError(f"identity {identity} is not in the fleet config", code="UnknownTenant")
             transport = AioHttpTransport(
                 session=self._shared_session(),
                 session_owner=False,
@@ -311,19 +317,124 @@ class AzureGateway:
             **self._retry.client_kwargs(),
         }
 
-    def _claim(self, tenant_id: str, subscription_id: str) -> None:
-        """Refuse to use one tenant's credential on a subscription another tenant owns."""
-        owner = self._owner.setdefault(subscription_id.lower(), tenant_id.lower())
-        if owner != tenant_id.lower():
+    # -- the token guard ----------------------------------------------------------------------------
+
+    def _route(self, tenant_id: str, subscription_id: str | None) -> tuple[str, str]:
+        """(identity name, path) for a customer's subscription; an identity's own home tenant (the
+        publisher reading its definitions) counts as direct."""
+        customer = self._customers.get(tenant_id.lower())
+        if customer is None:
+            for identity in self._identities.values():
+                if identity.tenant_id.lower() == tenant_id.lower():
+                    return identity.name, "direct"
+            raise ArmError(f"tenant {tenant_id} is not in the fleet config", code="UnknownTenant")
+        path, name = customer.route(subscription_id or "")
+        if name is None:
             raise ArmError(
-                f"subscription {subscription_id} belongs to tenant {owner}; "
-                f"refusing to use the credential of tenant {tenant_id}",
+                f"customer {customer.display_name} ({customer.id}) has no identity for path {path}: "
+                "nothing can be read or written there",
+                code="NoIdentity",
+            )
+        return name, path
+
+    async def _listing(self, identity: str) -> dict[str, Subscription]:
+        """ARM's subscription list for the identity (once; concurrent callers share the one call)."""
+        task = self._listings.get(identity)
+        if task is None:
+            client = self._subscriptions_client(identity)
+            home = self._identities[identity].tenant_id
+
+            async def read() -> dict[str, Subscription]:
+                subs = await self.collect(
+                    f"list subscriptions visible to identity {identity}",
+                    lambda: client.subscriptions.list(),
+                    lambda s: to_subscription(s, home),
+                )
+                return {s.id.lower(): s for s in subs}
+
+            task = asyncio.ensure_future(read())
+            self._listings[identity] = task
+        try:
+            return await asyncio.shield(task)
+        except ArmError:
+            self._listings.pop(identity, None)  # a later call may try again
+            raise
+
+    async def claim(self, tenant_id: str, subscription_id: str, *, write: bool = False) -> str:
+        """The identity that may be used on a customer's subscription, or `ArmError` (code WrongTenant
+        or NotWritable) before any request reaches that subscription.
+
+        Allowed: ARM lists the subscription for the identity with tenantId the customer's and either
+        tenantId or managedByTenants the identity's home tenant. Writes only on the direct and
+        delegated paths."""
+        key = (tenant_id.lower(), subscription_id.lower())
+        name, path = self._route(tenant_id, subscription_id)
+        if write and path not in WRITING_PATHS:
+            raise ArmError(
+                f"subscription {subscription_id} of tenant {tenant_id} is on path {path}: "
+                "the orchestrator does not write there (the customer runs the update from its kit)",
+                code="NotWritable",
+            )
+        if self._approved.get(key) == name:
+            return name
+        home = self._identities[name].tenant_id.lower()
+        sub = (await self._listing(name)).get(subscription_id.lower())
+        if sub is None:
+            raise ArmError(
+                f"identity {name} (tenant {home}) may not use subscription {subscription_id}: ARM does not "
+                "list it for that identity (neither its home tenant's nor delegated to it); refusing",
                 code="WrongTenant",
             )
+        if sub.tenant_id.lower() != tenant_id.lower():
+            raise ArmError(
+                f"subscription {subscription_id} belongs to tenant {sub.tenant_id} according to ARM, "
+                f"not to customer {tenant_id}; refusing to use identity {name}",
+                code="WrongTenant",
+            )
+        if sub.tenant_id.lower() != home and home not in (t.lower() for t in sub.managed_by_tenants):
+            raise ArmError(
+                f"subscription {subscription_id} is neither in tenant {home} nor managed by it; "
+                f"refusing to use identity {name}",
+                code="WrongTenant",
+            )
+        self._approved[key] = name
+        return name
 
-    def _apps_client(self, tenant_id: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
-        self._claim(tenant_id, subscription_id)
-        state = self._tenant(tenant_id)
+    def _claim(self, tenant_id: str, subscription_id: str) -> str:
+        """The identity `claim` already confirmed for this subscription (sync callers)."""
+        name = self._approved.get((tenant_id.lower(), subscription_id.lower()))
+        if name is None:
+            raise ArmError(
+                f"subscription {subscription_id}: not confirmed for tenant {tenant_id}; refusing",
+                code="WrongTenant",
+            )
+        return name
+
+    async def _claim_app_read(self, tenant_id: str, app_id: str) -> str:
+        """Reading one application: a confirmed subscription, or (publisher path) an app id the
+        customer's list names, read with the publisher identity."""
+        sub, _, _ = _split_id(app_id)
+        name, path = self._route(tenant_id, sub)
+        try:
+            return await self.claim(tenant_id, sub)
+        except ArmError as exc:
+            if exc.code != "WrongTenant" or path not in BY_ID_PATHS:
+                raise
+            customer = self._customers[tenant_id.lower()]
+            if app_id.lower() not in {a.lower() for a in customer.app_ids}:
+                raise
+        return name
+
+    def _claim_mrg_read(self, tenant_id: str, scope: str) -> str | None:
+        """The identity that read the app managing this MRG by id and found itself its publisher."""
+        key = scope.rstrip("/").lower()
+        for mrg, name in self._publisher_mrgs.items():
+            if key == mrg or key.startswith(mrg + "/"):
+                return name
+        return None
+
+    def _apps_client(self, identity: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
+        state = self._tenant(identity)
         key = subscription_id.lower()
         client = state.applications.get(key)
         if client is None:
@@ -336,7 +447,7 @@ class AzureGateway:
             state.applications[key] = client
         return client
 
-    def _write_apps_client(self, tenant_id: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
+    def _write_apps_client(self, identity: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
         """A client for application writes whose pipeline never sends a request twice.
 
         The rule: a write is never re-sent by a transport. A reset after ARM accepted a PUT looks like
@@ -351,8 +462,7 @@ class AzureGateway:
         Anything that goes wrong once the request may have left surfaces as a transient `ArmError`;
         the executor then re-reads the app (and its operation) and decides. Reads keep their retries.
         """
-        self._claim(tenant_id, subscription_id)
-        state = self._tenant(tenant_id)
+        state = self._tenant(identity)  # the caller had `claim(..., write=True)` confirm it
         key = subscription_id.lower()
         client = state.write_applications.get(key)
         if client is None:
@@ -393,8 +503,11 @@ class AzureGateway:
         return client
 
     def authz_client(self, tenant_id: str, subscription_id: str) -> AuthorizationManagementClient:
-        self._claim(tenant_id, subscription_id)
-        state = self._tenant(tenant_id)
+        """The Authorization client for a subscription `claim` confirmed (or an MRG the publisher reads)."""
+        return self._authz_client(self._claim(tenant_id, subscription_id), subscription_id)
+
+    def _authz_client(self, identity: str, subscription_id: str) -> AuthorizationManagementClient:
+        state = self._tenant(identity)
         key = subscription_id.lower()
         client = state.authorization.get(key)
         if client is None:
@@ -402,8 +515,8 @@ class AzureGateway:
             state.authorization[key] = client
         return client
 
-    def _subscriptions_client(self, tenant_id: str) -> SubscriptionClient:
-        state = self._tenant(tenant_id)
+    def _subscriptions_client(self, identity: str) -> SubscriptionClient:
+        state = self._tenant(identity)
         if state.subscriptions is None:
             state.subscriptions = SubscriptionClient(state.credential, **self._common(state))
         return state.subscriptions
@@ -427,15 +540,18 @@ class AzureGateway:
     # -- reads --------------------------------------------------------------------------------
 
     async def list_subscriptions(self, tenant_id: str) -> list[Subscription]:
-        client = self._subscriptions_client(tenant_id)
-        subs = await self.collect(
-            f"list subscriptions of tenant {tenant_id}",
-            lambda: client.subscriptions.list(),
-            lambda s: to_subscription(s, tenant_id),
-        )
-        for sub in subs:
-            self._owner.setdefault(sub.id.lower(), tenant_id.lower())
-        return subs
+        """The customer's subscriptions its identities see (ARM's tenantId is the customer's)."""
+        customer = self._customers.get(tenant_id.lower())
+        if customer is None:
+            names = [self._route(tenant_id, None)[0]]
+        else:
+            names = [n for n in {customer.identity, *(s.identity for s in customer.subscription_paths)} if n]
+        found: dict[str, Subscription] = {}
+        for name in sorted(names):
+            for key, sub in (await self._listing(name)).items():
+                if sub.tenant_id.lower() == tenant_id.lower():
+                    found.setdefault(key, sub)
+        return list(found.values())
 
     async def list_applications(self, tenant_id: str, subscription_id: str) -> list[App]:
         path = f"/subscriptions/{quote(subscription_id)}/providers/Microsoft.Solutions/applications"
@@ -461,7 +577,14 @@ class AzureGateway:
         return [to_deny_assignment(item) for item in items]
 
     async def _list_raw(
-        self, tenant_id: str, subscription_id: str, path: str, api_version: str, what: str, query: str = ""
+        self,
+        tenant_id: str,
+        subscription_id: str,
+        path: str,
+        api_version: str,
+        what: str,
+        query: str = "",
+        identity: str | None = None,
     ) -> list[Mapping[str, Any]]:
         """A paged ARM listing as plain JSON, through the SDK client's pipeline (`send_request`).
 
@@ -471,8 +594,8 @@ class AzureGateway:
         (2 ms of CPU to construct each). The pipeline is the same: the tenant's credential, retries
         honouring Retry-After, the ARM policies.
         """
-        self._claim(tenant_id, subscription_id)
-        client = self._subscriptions_client(tenant_id)
+        # `identity`: one the guard already allowed there (a publisher's MRG read); else `claim` decides.
+        client = self._subscriptions_client(identity or await self.claim(tenant_id, subscription_id))
 
         async def pages() -> list[Mapping[str, Any]]:
             items: list[Mapping[str, Any]] = []
@@ -493,6 +616,8 @@ class AzureGateway:
         subscription_id = str(parts.get("subscription") or "")
         if not subscription_id:
             raise ArmError(f"scope {scope!r} is not inside a subscription", code="InvalidScope")
+        # A publisher reading an MRG through an app it read by id and found itself the publisher of.
+        identity = self._claim_mrg_read(tenant_id, scope)
         # The URL `deny_assignments.list_for_scope(..., filter="atScope()")` sends, read as plain JSON:
         # the SDK's msrest models cost a deserialize and a serialize back per assignment (a tenth of
         # apply's client CPU, which verifies every app this way).
@@ -504,23 +629,56 @@ class AzureGateway:
             DENY_ASSIGNMENTS_API_VERSION,
             f"list deny assignments at {scope}",
             query="&%24filter=atScope%28%29",
+            identity=identity,
         )
         return [to_deny_assignment(item) for item in items]
 
     async def get_definition(self, tenant_id: str, definition_id: str) -> Definition:
         sub, rg, name = _split_id(definition_id)
-        client = self._apps_client(tenant_id, sub)
+        client = self._apps_client(await self._definition_reader(tenant_id, sub), sub)
         what = f"read definition {definition_id}"
         model = await self._call(what, lambda: client.application_definitions.get(rg, name))
         if model is None:
             raise ArmError(f"{what}: HTTP 404 ResourceNotFound", status=404, code="ResourceNotFound")
         return to_definition(model, definition_id)
 
+    async def _definition_reader(self, tenant_id: str, subscription_id: str) -> str:
+        """A definition lives in the publisher's subscription: the identity ARM lists it for (its home
+        tenant's first), else the customer's confirmed one."""
+        try:
+            return await self.claim(tenant_id, subscription_id)
+        except ArmError as exc:
+            if exc.code != "WrongTenant":
+                raise
+            refused = exc
+        candidates = sorted(self._identities.values(), key=lambda i: i.name)
+        for identity in candidates:
+            with contextlib.suppress(ArmError):
+                sub = (await self._listing(identity.name)).get(subscription_id.lower())
+                if sub is not None:
+                    self._approved[(sub.tenant_id.lower(), subscription_id.lower())] = identity.name
+                    return identity.name
+        raise refused
+
     async def get_application(self, tenant_id: str, app_id: str) -> App | None:
         sub, rg, name = _split_id(app_id)
-        client = self._apps_client(tenant_id, sub)
+        identity = await self._claim_app_read(tenant_id, app_id)
+        client = self._apps_client(identity, sub)
         model = await self._call(f"read application {app_id}", lambda: client.applications.get(rg, name))
-        return None if model is None else to_app(model, tenant_id)
+        if model is None:
+            return None
+        app = to_app(model, tenant_id)
+        if (tenant_id.lower(), sub.lower()) not in self._approved:
+            # Read as the publisher: its MRG is readable only if the app names this identity's tenant.
+            home = self._identities[identity].tenant_id.lower()
+            if (app.publisher_tenant_id or "").lower() != home:
+                raise ArmError(
+                    f"application {app_id} names publisher tenant {app.publisher_tenant_id}, not {home}; "
+                    f"refusing to read its managed resource group with identity {identity}",
+                    code="WrongTenant",
+                )
+            self._publisher_mrgs[app.managed_resource_group_id.rstrip("/").lower()] = identity
+        return app
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -535,7 +693,8 @@ class AzureGateway:
         if (definition_id is None) == (plan is None):
             raise ValueError("give exactly one of definition_id (service catalog) or plan (marketplace)")
         sub, rg, name = _split_id(app_id)
-        client = self._apps_client(tenant_id, sub)
+        identity = await self.claim(tenant_id, sub, write=True)
+        client = self._apps_client(identity, sub)
         what = f"upgrade application {app_id}"
         # A fresh GET: the PUT must carry everything the resource has now, not what the plan saw.
         model = await self._call(what, lambda: client.applications.get(rg, name))
@@ -555,7 +714,7 @@ class AzureGateway:
                 )
             model.plan.version = plan.version
         capture = _HeaderCapture()
-        writer = self._write_apps_client(tenant_id, sub)
+        writer = self._write_apps_client(identity, sub)
         try:
             poller = await writer.applications.begin_create_or_update(
                 rg, name, model, raw_response_hook=capture
@@ -571,7 +730,7 @@ class AzureGateway:
 
     async def wait_operation(self, tenant_id: str, resume_token: str) -> OperationResult:
         sub, rg, name = _split_id(_token_resource_id(resume_token))
-        client = self._apps_client(tenant_id, sub)
+        client = self._apps_client(await self.claim(tenant_id, sub, write=True), sub)
         capture = _HeaderCapture()
         what = f"follow the operation on {name}"
         poller = await self._call(
@@ -615,6 +774,8 @@ class AzureGateway:
         for session in (self._session, self._writes_session):
             if session is not None:
                 await session.close()
+        for task in self._listings.values():
+            task.cancel()
         for credential in self._credentials.values():
             await credential.close()
         self._tenants.clear()

@@ -66,7 +66,9 @@ async def list_permissions_for_resource_group(
     gateway: AzureGateway, tenant_id: str, subscription_id: str, resource_group: str
 ) -> list[PermissionSet]:
     """The caller's permissions on a resource group (paged); `ArmError` when ARM refuses or fails."""
-    # The gateway's cached per-subscription Authorization client: same credential, transport, retries.
+    # The gateway's cached per-subscription Authorization client: same credential, transport, retries,
+    # once its token guard confirmed the subscription.
+    await gateway.claim(tenant_id, subscription_id)
     client = gateway.authz_client(tenant_id, subscription_id)
     return await gateway.collect(
         f"list permissions on resource group {resource_group} in subscription {subscription_id}",

@@ -93,7 +93,8 @@ def _parse_spec(spec: str) -> dict[str, int]:
         key = key.strip().lower()
         if key not in values or not raw.strip().isdigit():
             raise ValueError(
-                f"bad --generate part {part!r}; expected tenants=T,subscriptions=S,apps=N[,products=P][,access=KIND:N,...]"
+                f"bad --generate part {part!r}; expected "
+                "tenants=T,subscriptions=S,apps=N[,products=P][,access=KIND:N,...]"
             )
         values[key] = int(raw)
         given.add(key)
