@@ -25,6 +25,7 @@ from pydantic import (
 
 from orchestrator.errors import ConfigError
 from orchestrator.fields import Guid, HttpsEndpoint, PemBundle, PrivateFile
+from orchestrator.models import AccessPath
 from orchestrator.untrusted import UnreadableFile, read_regular_file
 
 KNOWN_CLOUDS: dict[str, tuple[str, str]] = {
@@ -177,7 +178,6 @@ class TenantConfig(_Model):
 # (per customer, or per subscription where a customer mixes). `[[tenants]]` stays valid: each entry is
 # one identity (named by its tenant id) and one `direct` customer.
 
-AccessPath = Literal["direct", "delegated", "publisher", "customer-run"]
 # Paths on which `apply` writes the application; on the others the customer runs the update (a kit).
 WRITING_PATHS: frozenset[str] = frozenset({"direct", "delegated"})
 # Paths whose apps come from an explicit list of application ids, read one by one.

@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 
 from pydantic import ValidationError
 
-from orchestrator.config import FleetConfig, TenantConfig
+from orchestrator.config import WRITING_PATHS, CustomerConfig, FleetConfig
 from orchestrator.derive import match_system_deny_assignment
 from orchestrator.errors import InputError
 from orchestrator.gateway import ArmError, ArmGateway
@@ -65,7 +65,7 @@ ProgressCallback = Callable[[InventoryProgress], None]
 
 @dataclass
 class _TenantRun:
-    config: TenantConfig
+    config: CustomerConfig
     subscriptions: list[Subscription] = field(default_factory=list)
     apps: list[App] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -138,8 +138,9 @@ async def collect_snapshot(
     """
     taken_at = datetime.now(UTC)
     limits = _Limits(max(1, concurrency) if concurrency else None, max(1, per_tenant) if per_tenant else None)
-    counter = _Counter(len(config.tenants), progress)
-    runs = [_TenantRun(tenant) for tenant in config.tenants]
+    customers = config.customer_list
+    counter = _Counter(len(customers), progress)
+    runs = [_TenantRun(customer) for customer in customers]
 
     # Phase 1: every tenant's subscriptions, so that a definition living in another configured
     # tenant's subscription (the publisher's) is read with that tenant's credential.
@@ -164,8 +165,11 @@ async def collect_snapshot(
         return task
 
     # Phase 2: per subscription, apps and deny assignments side by side; definitions start as apps arrive.
-    if source != "registry":
-        await asyncio.gather(*(_read_tenant(run, gateway, limits, counter, definition_of) for run in runs))
+    # The customers' own application lists (publisher, customer-run) are read by id in every mode.
+    listings = source != "registry"
+    await asyncio.gather(
+        *(_read_tenant(run, gateway, limits, counter, definition_of, listings) for run in runs)
+    )
     listed = sum(len(run.apps) for run in runs)
     # Phase 3: what the registry knows and no listing found, by id.
     misses: list[RegistryMiss] = []
@@ -195,7 +199,10 @@ async def collect_snapshot(
                 run.fail(f"definition {app.definition_id}: {definition_errors[key]}")
                 explained.add(key)
             definition = resolved.get(key)
-            apps.append(app.model_copy(update={"lock_level": definition.lock_level}) if definition else app)
+            update: dict[str, object] = {"path": run.config.route(app.subscription_id)[0]}
+            if definition:
+                update["lock_level"] = definition.lock_level
+            apps.append(app.model_copy(update=update))
         tenants.append(
             TenantInventory(
                 tenant_id=run.config.id,
@@ -246,9 +253,14 @@ def registry_app_ids(
 
 
 async def read_apps_by_id(
-    gateway: ArmGateway, limits: _Limits, tenant_id: str, app_ids: Iterable[str]
+    gateway: ArmGateway, limits: _Limits | None, tenant_id: str, app_ids: Iterable[str]
 ) -> tuple[list[App], list[RegistryMiss]]:
-    """Each app by id, joined with the system deny assignment read at its managed resource group."""
+    """Each app by id, joined with the system deny assignment read at its managed resource group.
+
+    The one by-id reader: the notification registry's ids, the publisher and customer-run customers'
+    application lists (read with the publisher identity: its MRG through the app's authorizations),
+    `verify` and `doctor`. `limits`: the inventory's concurrency bounds, or None (unbounded)."""
+    limits = limits or _Limits(None, None)
 
     async def one(app_id: str) -> App | RegistryMiss:
         try:
@@ -271,17 +283,30 @@ async def read_apps_by_id(
     )
 
 
+def _listed(customer: CustomerConfig, subscription_id: str) -> bool:
+    """Whether the subscription's apps come from listing it (the paths that write), not from ids."""
+    return customer.route(subscription_id)[0] in WRITING_PATHS
+
+
 async def _list_subscriptions(
     run: _TenantRun, gateway: ArmGateway, limits: _Limits, counter: _Counter
 ) -> None:
     tenant = run.config
     if tenant.subscriptions != "all":
         run.subscriptions = [Subscription(id=sub, tenant_id=tenant.id) for sub in tenant.subscriptions]
-    else:
+    elif tenant.paths & WRITING_PATHS:
         try:
             run.subscriptions = await limits.run(tenant.id, lambda: gateway.list_subscriptions(tenant.id))
         except ArmError as exc:
             run.fail(f"cannot list subscriptions: {exc}", fatal=True)
+    run.subscriptions = [s for s in run.subscriptions if _listed(tenant, s.id)]
+    # Subscriptions reached by id only: the ones the customer's application list names.
+    known = {s.id.lower() for s in run.subscriptions}
+    for app_id in tenant.app_ids:
+        sub = app_id.split("/")[2]
+        if sub.lower() not in known and not _listed(tenant, sub):
+            known.add(sub.lower())
+            run.subscriptions.append(Subscription(id=sub, tenant_id=tenant.id))
     counter.subs_total += sum(1 for s in run.subscriptions if _readable(s))
     counter.report()
 
@@ -292,12 +317,37 @@ async def _read_tenant(
     limits: _Limits,
     counter: _Counter,
     definition_of: Callable[[App], object],
+    listings: bool = True,
 ) -> None:
-    subs = [s for s in run.subscriptions if _readable(s)]
+    customer = run.config
+    subs = [s for s in run.subscriptions if listings and _readable(s) and _listed(customer, s.id)]
+    by_id = [a for a in customer.app_ids if not _listed(customer, a.split("/")[2])]
     await asyncio.gather(
-        *(_read_subscription(run, sub, gateway, limits, counter, definition_of) for sub in subs)
+        *(_read_subscription(run, sub, gateway, limits, counter, definition_of) for sub in subs),
+        _read_listed_apps(run, by_id, gateway, limits, counter, definition_of),
     )
     counter.tenants_done += 1
+    counter.report()
+
+
+async def _read_listed_apps(
+    run: _TenantRun,
+    app_ids: list[str],
+    gateway: ArmGateway,
+    limits: _Limits,
+    counter: _Counter,
+    definition_of: Callable[[App], object],
+) -> None:
+    if not app_ids:
+        return
+    apps, misses = await read_apps_by_id(gateway, limits, run.config.id, app_ids)
+    for miss in misses:
+        run.fail(f"application {miss.app_id}: {miss.cause}")
+    for app in apps:
+        definition_of(app)
+    run.apps.extend(apps)
+    counter.apps += len(apps)
+    counter.subs_done += len({a.split("/")[2].lower() for a in app_ids})
     counter.report()
 
 

@@ -18,6 +18,8 @@ class Frozen(BaseModel):
 
 
 LockLevel = Literal["None", "CanNotDelete", "ReadOnly"]
+# How the orchestrator reaches a customer's app (see config.CustomerConfig).
+AccessPath = Literal["direct", "delegated", "publisher", "customer-run"]
 
 # Provisioning states after which an instance can be written to (ARM's terminal success).
 TERMINAL_SUCCESS = "Succeeded"
@@ -96,8 +98,8 @@ class App(Frozen):
     writable: bool | None = None
     # The tenant the application names as its publisher (properties.publisherTenantId).
     publisher_tenant_id: str | None = None
-    # How the orchestrator reaches it (config.AccessPath): direct, delegated, publisher, customer-run.
-    path: str = "direct"
+    # How the orchestrator reaches it: direct, delegated, publisher, customer-run.
+    path: AccessPath = "direct"
 
 
 class Subscription(Frozen):
@@ -243,6 +245,9 @@ class PlanItem(Frozen):
     fingerprint: str  # of the app's state as read; apply refuses when it changed
     # What the fingerprint was computed over, so apply can say what changed (orchestrator.fingerprint).
     as_read: AppStateSummary | None = None
+    # How the orchestrator reaches the app: direct and delegated apps are written by apply (and have a
+    # wave); publisher and customer-run updates are made by the customer from a kit (no wave).
+    path: AccessPath = "direct"
 
 
 class Wave(Frozen):
@@ -307,6 +312,9 @@ class AppState(StrEnum):
     DRIFTED = "drifted"  # the plan found its deny assignment drifted: a human looks, apply does not write
     HALTED = "halted"  # not attempted because the rollout stopped
     ROLLED_BACK = "rolled_back"
+    # On a path the orchestrator does not write (publisher, customer-run): the customer runs the update
+    # from its kit (`orchestrator handoff`); `orchestrator verify` moves it to succeeded or failed.
+    AWAITING_CUSTOMER = "awaiting-customer"
 
 
 TERMINAL_APP_STATES = frozenset(

@@ -346,6 +346,10 @@ def _current_definition(app: App, target: Target, snapshot: Snapshot) -> Definit
     return None  # a marketplace plan version: its allowed actions live in the offer, not in ARM
 
 
+# Paths apply writes (config.WRITING_PATHS); the others' updates go into customer kits, not waves.
+_WRITING = frozenset({"direct", "delegated"})
+
+
 def _decide(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
     outcome = _decide_ignoring_access(app, target, snapshot)
     if outcome.decision == Decision.UPDATE and app.writable is False:
@@ -543,12 +547,17 @@ def build_plan(
                 risks=outcome.risks,
                 fingerprint=fingerprint_of(app.id, as_read),
                 as_read=as_read,
+                path=app.path,
             )
         )
 
     by_id = {_key(a.id): a for a in apps}
     waves = assign_waves(
-        [WaveMember(i.app_id, ring(by_id[_key(i.app_id)])) for i in items if i.decision == Decision.UPDATE],
+        [
+            WaveMember(i.app_id, ring(by_id[_key(i.app_id)]))
+            for i in items
+            if i.decision == Decision.UPDATE and i.path in _WRITING
+        ],
         options.waves,
     )
     wave_of = {_key(app_id): w.index for w in waves for app_id in w.app_ids}

@@ -71,7 +71,7 @@ def window_gate(fleet: FleetConfig, need_minutes: int) -> Callable[[str], str | 
     from orchestrator.windows import is_open
 
     need = timedelta(minutes=need_minutes)
-    tenants = {t.id.lower(): t for t in fleet.tenants}
+    tenants = {t.id.lower(): t for t in fleet.customer_list}
 
     def gate(tenant_id: str) -> str | None:
         tenant = tenants.get(tenant_id.lower())
@@ -198,7 +198,7 @@ def _read_plan(path: Path) -> Plan:
 
 
 def _check_plan_against_config(plan: Plan, plan_path: Path | str, fleet: FleetConfig, config: Path) -> None:
-    known = {t.id.lower() for t in fleet.tenants}
+    known = {t.id.lower() for t in fleet.customer_list}
     missing = sorted(
         {
             i.tenant_id

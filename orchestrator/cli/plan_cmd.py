@@ -115,7 +115,8 @@ async def mark_write_access(snapshot: Snapshot, gateway: AzureGateway) -> Snapsh
 
     by_tenant: dict[str, list[App]] = {}
     for app in snapshot.apps:
-        by_tenant.setdefault(app.tenant_id, []).append(app)
+        if app.path in ("direct", "delegated"):  # the others are never written by apply
+            by_tenant.setdefault(app.tenant_id, []).append(app)
 
     async def one(tenant_id: str, apps: list[App]) -> dict[tuple[str, str], ResourceGroupAccess]:
         groups = [(a.subscription_id, a.resource_group) for a in apps]
@@ -140,7 +141,7 @@ def make_plan(
             PlanOptions(waves=spec),
             tool_version=__version__,
             now=datetime.now(UTC),
-            rings={t.id: t.ring for t in fleet.tenants},
+            rings={t.id: t.ring for t in fleet.customer_list},
         )
     except ValueError as exc:  # invalid wave steps
         raise FlagError(f"--waves {waves_flag!r}: {exc}") from None
@@ -214,5 +215,5 @@ def _reader_tenant(fleet: FleetConfig, snapshot: Snapshot, definition_id: str, f
     for tenant in snapshot.tenants:
         if any(s.id.lower() == subscription for s in tenant.subscriptions):
             return tenant.tenant_id
-    readable = [t.tenant_id for t in snapshot.tenants if not t.error] or [t.id for t in fleet.tenants]
+    readable = [t.tenant_id for t in snapshot.tenants if not t.error] or [t.id for t in fleet.customer_list]
     return readable[0]

@@ -40,7 +40,7 @@ def render_windows(fleet: FleetConfig, now: datetime, *, count: int, need: timed
     parts: list[RenderableType] = [
         Text(f"Maintenance windows at {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC, need {_minutes(need)}")
     ]
-    for tenant in fleet.tenants:
+    for tenant in fleet.customer_list:
         maint = fleet.maintenance_for(tenant)
         decision = is_open(maint, now, need=need)
         heading = Text()

@@ -151,6 +151,12 @@ def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
     rows: list[NewApp] = []
     for item in plan.items:
         update = item.decision == Decision.UPDATE
+        state = _NOT_UPDATED.get(item.decision, AppState.PENDING)
+        message = None if update else f"{item.decision.value}: {item.reason}"
+        if update and item.path not in ("direct", "delegated"):
+            # Publisher and customer-run updates are the customer's to make (a kit), not ours.
+            state = AppState.AWAITING_CUSTOMER
+            message = f"{item.path}: the customer runs this update from its kit (orchestrator handoff)"
         rows.append(
             NewApp(
                 app_id=item.app_id,
@@ -158,9 +164,9 @@ def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
                 tenant_id=item.tenant_id,
                 tenant_name=item.tenant_name,
                 subscription_id=item.subscription_id,
-                wave=item.wave if update else None,
-                state=_NOT_UPDATED.get(item.decision, AppState.PENDING),
-                error_message=None if update else f"{item.decision.value}: {item.reason}",
+                wave=item.wave if state == AppState.PENDING else None,
+                state=state,
+                error_message=message,
             )
         )
     waves: list[WaveWork] = []
@@ -168,7 +174,11 @@ def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
         items = []
         for app_id in wave.app_ids:
             found = by_id.get(app_id)
-            if found is None or found.decision != Decision.UPDATE:
+            if (
+                found is None
+                or found.decision != Decision.UPDATE
+                or found.path not in ("direct", "delegated")
+            ):
                 continue
             item = found
             items.append(
@@ -425,7 +435,8 @@ class Engine:
             final = RunState.HALTED
         elif all(s in TERMINAL_APP_STATES for s in states):
             final = RunState.COMPLETED
-        elif self.waiting:
+        elif self.waiting or all(s in TERMINAL_APP_STATES or s == AppState.AWAITING_CUSTOMER for s in states):
+            # Customer-run apps are not ours to finish: the run waits for them (`orchestrator verify`).
             final = RunState.WAITING
         else:
             final = RunState.INTERRUPTED
