@@ -16,7 +16,7 @@ from orchestrator.cli._common import SafeConsole, console, emit, wide
 from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.errors import InputError, JournalError
 from orchestrator.journal import Journal, RunSummary, resolve_path
-from orchestrator.models import AppState, RunState, RunView
+from orchestrator.models import AppState, AppStatusView, RunState, RunView
 from orchestrator.planfile import read_plan
 
 FAILURE_STATES = (AppState.FAILED, AppState.UNVERIFIED, AppState.STALE)
@@ -55,6 +55,7 @@ def render_table(view: RunView, *, by: str, wave_names: dict[int, str] | None = 
                 str(retried[tenant] or ""),
             )
         console.print(table)
+        _awaiting_customers(view)
     else:
         table = Table(title="Per app", title_justify="left")
         for column in ("tenant", "app", "wave", "state", "attempts", "cause"):
@@ -97,6 +98,24 @@ def render_table(view: RunView, *, by: str, wave_names: dict[int, str] | None = 
                 f"… and {len(problems) - MAX_FAILURE_ROWS} more (see --by app or --format json)",
                 highlight=False,
             )
+
+
+def _awaiting_customers(view: RunView) -> None:
+    """Customers whose updates are theirs to make (a kit): how many apps, and when their kit was made."""
+    waiting = [a for a in view.apps if a.state == AppState.AWAITING_CUSTOMER]
+    if not waiting:
+        return
+    table = Table(title="Awaiting customers (customer-run kits)", title_justify="left")
+    for column in ("customer", "apps", "kit made"):
+        table.add_column(column)
+    groups: dict[str, list[AppStatusView]] = defaultdict(list)
+    for app in waiting:
+        groups[app.tenant_name or app.tenant_id].append(app)
+    for name in sorted(groups):
+        made = [a.updated_at for a in groups[name] if a.error_code == "KitMade" and a.updated_at]
+        when = f"{min(made):%Y-%m-%d %H:%M}Z" if made else "no kit yet: orchestrator handoff PLAN --out DIR"
+        table.add_row(Text(name), str(len(groups[name])), when)
+    console.print(table)
 
 
 def _cause(message: str | None, app_id: str) -> str:
@@ -144,8 +163,18 @@ def register(app: typer.Typer) -> None:
             "table", "--format", "-f", help="Output format."
         ),
         journal_path: Path | None = journal_option(),
+        refresh: bool = typer.Option(
+            False,
+            "--refresh",
+            help="First verify the apps awaiting their customers (as `orchestrator verify`).",
+        ),
+        config: Path = options.config_option(),
     ) -> None:
         """Where a run stands: per-tenant counts and the failures with their causes."""
+        if refresh:
+            from orchestrator.cli.handoff_cmd import refresh as verify_now
+
+            verify_now(run_id, config, journal_path)
         path = resolve_path(journal_path)
         with Journal(path, create=False) as journal:
             chosen = run_id or journal.latest_run()
