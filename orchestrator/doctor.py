@@ -14,7 +14,7 @@ holding an application (ARM's permissions listing). The verdict is the worst fin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -27,12 +27,14 @@ from orchestrator.arm.permissions import (
     probe_token,
     writable_resource_groups,
 )
-from orchestrator.config import FleetConfig, TenantConfig
+from orchestrator.config import WRITING_PATHS, CustomerConfig, FleetConfig
 from orchestrator.errors import ConfigError
 from orchestrator.gateway import ArmError
+from orchestrator.inventory import read_apps_by_id
 from orchestrator.models import App
 
 ROLE_FILE = "roles/orchestrator-operator.json"
+LIGHTHOUSE_FILE = "roles/lighthouse-onboarding.json"
 READER_ROLE_FILE = "roles/orchestrator-reader.json"
 
 FIX_CREDENTIAL = (
@@ -57,6 +59,16 @@ FIX_WRITE = (
     "by default (its authorizations cover only the managed resource group); get delegated access "
     "through Azure Lighthouse (built-in Managed Application Contributor Role) or a customer-granted "
     f"role with the actions in {ROLE_FILE}, on these resource groups or their subscription"
+)
+FIX_DELEGATE = (
+    f"have the customer deploy {LIGHTHOUSE_FILE} (Azure Lighthouse, Managed Application Contributor Role) "
+    'on the subscription, then set path = "delegated"; or keep the customer-run path: '
+    "`orchestrator handoff PLAN --out DIR` makes the kit the customer runs"
+)
+FIX_BY_ID_READ = (
+    "the identity cannot read these applications by id: for path 'publisher' the applications must be "
+    "publisher-managed and name your tenant (their authorizations give your identity the managed resource "
+    f"group); otherwise ask for read access (Lighthouse Reader, or {READER_ROLE_FILE})"
 )
 FIX_UNCHECKED = (
     "doctor could not list the identity's permissions there: grant "
@@ -93,6 +105,10 @@ class TenantDiagnosis:
     tenant_name: str
     checks: tuple[Check, ...]
     subscriptions: tuple[str, ...] = ()
+    path: str = "direct"  # the configured path (config.CustomerConfig)
+    identity: str = ""  # the identity's name ("" for a customer-run customer without one)
+    # What doctor found the identity can do there (list, read app, read deny, write): the path it proposes.
+    proposed_path: str = ""
     apps: int = 0
     # Resource groups (as "subscription/resource group") where apply would be refused / was not checked.
     not_writable: tuple[str, ...] = ()
@@ -110,43 +126,77 @@ def worst(verdicts: Iterable[Verdict]) -> Verdict:
 
 
 async def diagnose_fleet(fleet: FleetConfig, *, concurrency: int = 8) -> list[TenantDiagnosis]:
-    """One diagnosis per tenant of the fleet, in config order. Never raises for a tenant's problem."""
+    """One diagnosis per customer of the fleet, in config order. Never raises for a customer's problem."""
     credentials: dict[str, TenantCredential] = {}
     broken: dict[str, str] = {}
-    for tenant in fleet.tenants:
+    for identity in fleet.identity_list:
         try:
-            credentials[tenant.id.lower()] = build_credential(tenant, fleet.cloud)
+            credentials[identity.name] = build_credential(identity.as_tenant(), fleet.cloud)
         except ConfigError as exc:
-            broken[tenant.id.lower()] = str(exc)
-    reachable = tuple(t for t in fleet.tenants if t.id.lower() in credentials)
-    gateway = AzureGateway(fleet.model_copy(update={"tenants": reachable}), credentials=credentials)
+            broken[identity.name] = str(exc)
+    gateway = AzureGateway(
+        fleet.model_copy(
+            update={
+                "tenants": tuple(t for t in fleet.tenants if t.id in credentials),
+                "identities": tuple(i for i in fleet.identities if i.name in credentials),
+                "customers": tuple(
+                    c for c in fleet.customers if all(n in credentials for n in _identities_of(c))
+                ),
+            }
+        ),
+        credentials=credentials,
+    )
     gate = asyncio.Semaphore(concurrency)
     try:
 
-        async def one(tenant: TenantConfig) -> TenantDiagnosis:
-            key = tenant.id.lower()
-            if key in broken:
-                check = Check("credential", "failed", broken[key], FIX_CREDENTIAL, Verdict.UNREACHABLE)
-                return TenantDiagnosis(tenant.id, tenant.display_name, (check,))
-            return await _diagnose_tenant(gateway, credentials[key], fleet, tenant, gate)
+        async def one(customer: CustomerConfig) -> TenantDiagnosis:
+            for name in _identities_of(customer):
+                if name in broken:
+                    check = Check("credential", "failed", broken[name], FIX_CREDENTIAL, Verdict.UNREACHABLE)
+                    return TenantDiagnosis(
+                        customer.id, customer.display_name, (check,), path=customer.path, identity=name
+                    )
+            if customer.identity is None:
+                detail = "no identity: the customer runs every update from its kit (orchestrator handoff)"
+                return TenantDiagnosis(
+                    customer.id,
+                    customer.display_name,
+                    (Check("write access", "skipped", detail),),
+                    path=customer.path,
+                    proposed_path="customer-run",
+                )
+            return await _diagnose_tenant(gateway, credentials[customer.identity], fleet, customer, gate)
 
-        return list(await asyncio.gather(*(one(t) for t in fleet.tenants)))
+        return list(await asyncio.gather(*(one(c) for c in fleet.customer_list)))
     finally:
         await gateway.close()  # closes the credentials it was given too
+
+
+def _identities_of(customer: CustomerConfig) -> list[str]:
+    return [n for n in (customer.identity, *(s.identity for s in customer.subscription_paths)) if n]
 
 
 async def _diagnose_tenant(
     gateway: AzureGateway,
     credential: TenantCredential,
     fleet: FleetConfig,
-    tenant: TenantConfig,
+    tenant: CustomerConfig,
     gate: asyncio.Semaphore,
 ) -> TenantDiagnosis:
     name = tenant.display_name
+    identity = fleet.identity(tenant.identity or "")
+    home = identity.tenant_id.lower() == tenant.id.lower()
     checks: list[Check] = []
 
     def done(**extra: object) -> TenantDiagnosis:
-        return TenantDiagnosis(tenant.id, name, tuple(checks), **extra)  # type: ignore[arg-type]
+        return TenantDiagnosis(
+            tenant.id,
+            name,
+            tuple(checks),
+            path=tenant.path,
+            identity=identity.name,
+            **extra,  # type: ignore[arg-type]
+        )
 
     try:
         await probe_token(credential, fleet.cloud.scope)
@@ -154,6 +204,8 @@ async def _diagnose_tenant(
         checks.append(Check("token", "failed", str(exc), FIX_CREDENTIAL, Verdict.UNREACHABLE))
         return done()
     checks.append(Check("token", "ok", f"{credential.kind} credential issued an ARM token"))
+    if tenant.path not in WRITING_PATHS:
+        return await _diagnose_by_id(gateway, tenant, checks, done, gate)
 
     try:
         async with gate:
@@ -207,13 +259,51 @@ async def _diagnose_tenant(
         gateway, tenant.id, [(a.subscription_id, a.resource_group) for a in apps]
     )
     write_check, not_writable, not_checked = _write_check(apps, access)
+    if write_check.status == "failed" and not home:
+        write_check = Check(
+            write_check.name, write_check.status, write_check.detail, FIX_DELEGATE, write_check.verdict
+        )
     checks.append(write_check)
+    writes = write_check.status == "ok"
+    proposed = ("direct" if home else "delegated") if writes else ("customer-run" if home else "publisher")
     return done(
+        proposed_path=proposed,
         subscriptions=tuple(chosen),
         apps=len(apps),
         not_writable=not_writable,
         not_checked=not_checked,
         access=tuple(access.values()),
+    )
+
+
+async def _diagnose_by_id(
+    gateway: AzureGateway,
+    tenant: CustomerConfig,
+    checks: list[Check],
+    done: Callable[..., TenantDiagnosis],
+    gate: asyncio.Semaphore,
+) -> TenantDiagnosis:
+    """Publisher and customer-run paths: read each listed app by id with its MRG deny assignment."""
+    subs = sorted({a.split("/")[2] for a in tenant.app_ids})
+    checks.append(Check("subscriptions", "skipped", f"not listed: {len(subs)} named by the application list"))
+    async with gate:
+        apps, errors = await read_apps_by_id(gateway, tenant.id, tenant.app_ids)
+    if errors:
+        detail = f"{len(errors)} of {len(tenant.app_ids)} unreadable: {sorted(errors.values())[0]}"
+        checks.append(Check("applications", "failed", detail, FIX_BY_ID_READ, Verdict.CANNOT_READ))
+    else:
+        checks.append(Check("applications", "ok", f"{len(apps)} read by id"))
+        checks.append(Check("deny assignments", "ok", "readable at each managed resource group"))
+    checks.append(
+        Check(
+            "write access",
+            "skipped",
+            f"{tenant.path}: the customer runs the update from its kit "
+            f"(orchestrator handoff PLAN --out DIR); to let apply write instead: {LIGHTHOUSE_FILE}",
+        )
+    )
+    return done(
+        subscriptions=tuple(subs), apps=len(apps), proposed_path=tenant.path if not errors else "customer-run"
     )
 
 

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 
 
 def render_doctor(results: list[TenantDiagnosis]) -> Group:
-    table = Table(title="Access per tenant", title_justify="left", show_lines=True)
+    table = Table(title="Access per customer", title_justify="left", show_lines=True)
     table.add_column("Tenant", overflow="fold", max_width=28)
     table.add_column("Verdict", no_wrap=True)
     table.add_column("Checks", overflow="fold")
@@ -58,6 +58,11 @@ def render_doctor(results: list[TenantDiagnosis]) -> Group:
         name = Text(result.tenant_name, style="bold")
         if result.tenant_name != result.tenant_id:  # the full id is in --format json
             name.append(f"\n{result.tenant_id[:8]}…", style="dim")
+        name.append(f"\npath: {result.path}", style="dim")
+        if result.identity and result.identity != result.tenant_id:
+            name.append(f" via {result.identity}", style="dim")
+        if result.proposed_path and result.proposed_path != result.path:
+            name.append(f"\nproposed: {result.proposed_path}", style="yellow")
         # A ready tenant takes one line (a fleet has many); the others show every check in full.
         checks = _summary(result.checks) if result.verdict == Verdict.READY else _checks(result.checks)
         table.add_row(name, Text(result.verdict.value, style=VERDICT_STYLES[result.verdict]), checks)
@@ -73,6 +78,17 @@ def render_doctor(results: list[TenantDiagnosis]) -> Group:
                     parts.append(line)
             if result.not_writable:
                 parts.append(Text("  not writable: " + ", ".join(result.not_writable), style="dim"))
+    kits = [r for r in results if r.path in ("publisher", "customer-run")]
+    if kits:
+        parts.append(Text("\nCustomers who run their own updates", style="bold"))
+        for result in kits:
+            line = Text(f"• {result.tenant_name} ({result.path}): ", style="bold")
+            line.append(
+                "apply never writes here; `orchestrator handoff PLAN --out DIR` makes the customer's kit and "
+                "`orchestrator verify` confirms it. For apply to write instead, the customer deploys "
+                "roles/lighthouse-onboarding.json and the path becomes delegated."
+            )
+            parts.append(line)
     ready = sum(1 for r in results if r.verdict == Verdict.READY)
     parts.append(Text(f"\n{ready} of {len(results)} tenants ready.", style="bold"))
     return Group(*parts)
@@ -104,6 +120,9 @@ def as_dict(result: TenantDiagnosis) -> dict[str, object]:
         "tenant_id": result.tenant_id,
         "tenant_name": result.tenant_name,
         "verdict": result.verdict.value,
+        "path": result.path,
+        "identity": result.identity,
+        "proposed_path": result.proposed_path or None,
         "subscriptions": list(result.subscriptions),
         "apps": result.apps,
         "not_writable": list(result.not_writable),

@@ -85,3 +85,19 @@ def test_plan_marks_paths_and_apply_writes_only_direct_and_delegated(mixed: Flee
     written = {key.lower() for key in writes}
     assert written == {i.app_id.lower() for i in updates if i.path in ("direct", "delegated")}
     assert mixed.emulator.stats()["cross_tenant_attempts"] == 0
+
+
+def test_doctor_reports_each_customers_path_and_what_it_can_do(mixed: Fleet) -> None:
+    result = run_cli("doctor", "-c", str(mixed.config_path), "--format", "json")
+    assert result.code == 0, result.stderr
+    doc = {d["tenant_id"].lower(): d for d in json.loads(result.stdout)}
+    for tenant_id, tenant in customers(mixed).items():
+        found = doc[tenant_id]
+        assert found["path"] == PATHS[tenant["access"]]
+        assert found["proposed_path"] == PATHS[tenant["access"]]
+        checks = {c["name"]: c["status"] for c in found["checks"]}
+        assert checks["applications"] == "ok" and checks["deny assignments"] == "ok"
+        assert checks["write access"] == ("ok" if found["path"] in ("direct", "delegated") else "skipped")
+    table = run_cli("doctor", "-c", str(mixed.config_path))
+    assert "roles/lighthouse-onboarding.json" in table.stdout and "orchestrator handoff" in table.stdout
+    assert mixed.emulator.stats()["cross_tenant_attempts"] == 0
