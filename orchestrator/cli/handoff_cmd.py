@@ -138,7 +138,8 @@ def register(app: typer.Typer) -> None:
         _common.console.print(
             Text(f"run {result.run_state.value}; {waiting} app(s) still awaiting their customers")
         )
-        raise typer.Exit(1 if result.counts.get(AppState.FAILED.value) else 0)
+        # Non-zero when this verify found a customer's update failed (not for earlier apply failures).
+        raise typer.Exit(1 if AppState.FAILED in result.changed.values() else 0)
 
 
 def refresh(run_id: str | None, config: Path, journal_path: Path | None) -> VerifyResult:
