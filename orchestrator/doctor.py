@@ -287,9 +287,10 @@ async def _diagnose_by_id(
     subs = sorted({a.split("/")[2] for a in tenant.app_ids})
     checks.append(Check("subscriptions", "skipped", f"not listed: {len(subs)} named by the application list"))
     async with gate:
-        apps, errors = await read_apps_by_id(gateway, tenant.id, tenant.app_ids)
+        apps, misses = await read_apps_by_id(gateway, None, tenant.id, tenant.app_ids)
+    errors = sorted(f"{m.app_id}: {m.cause}" for m in misses)
     if errors:
-        detail = f"{len(errors)} of {len(tenant.app_ids)} unreadable: {sorted(errors.values())[0]}"
+        detail = f"{len(errors)} of {len(tenant.app_ids)} unreadable: {errors[0]}"
         checks.append(Check("applications", "failed", detail, FIX_BY_ID_READ, Verdict.CANNOT_READ))
     else:
         checks.append(Check("applications", "ok", f"{len(apps)} read by id"))
