@@ -52,6 +52,7 @@ STATE_COLOURS: dict[str, str] = {
     AppState.DRIFTED: "#c084fc",
     AppState.HALTED: "#475569",
     AppState.ROLLED_BACK: "#0891b2",
+    AppState.AWAITING_CUSTOMER: "#7c3aed",
 }
 RUN_STATE_COLOURS: dict[str, str] = {
     RunState.RUNNING: "#2563eb",

@@ -81,6 +81,8 @@ def test_plan_marks_paths_and_apply_writes_only_direct_and_delegated(mixed: Flee
         expected = "succeeded" if item.path in ("direct", "delegated") else "awaiting-customer"
         assert states[item.app_id.lower()] == expected, item.app_id
     assert doc["state"] == "waiting"
+    page = run_cli("status", "--journal", str(journal), "--format", "html")
+    assert page.code == 0 and "awaiting-customer" in page.stdout, page.stderr
     writes = mixed.emulator.stats()["writes"]
     written = {key.lower() for key in writes}
     assert written == {i.app_id.lower() for i in updates if i.path in ("direct", "delegated")}
