@@ -1,23 +1,32 @@
-"""The stock Azure CLI (PyPI azure-cli, in its own venv) signed in as a customer of the emulator.
+"""The stock Azure CLI (tests/azure_cli.py: PyPI azure-cli in its own cached venv) signed in as a
+customer of the emulator, with an `az` on PATH for the kits' scripts.
 
-Found through $ORCHESTRATOR_TEST_AZ or `az` on PATH; tests skip without it. Each `AzCli` has its own
-AZURE_CONFIG_DIR, a cloud registered with explicit endpoints (no metadata discovery) and trusts the
+Each `AzCli` has its own AZURE_CONFIG_DIR, a cloud registered with explicit endpoints and trusts the
 emulator's CA through REQUESTS_CA_BUNDLE.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.emulator.testing import EmulatorHandle
+from tests import azure_cli
 
 
-def find_az() -> str | None:
-    return os.environ.get("ORCHESTRATOR_TEST_AZ") or shutil.which("az")
+def find_az(bin_dir: Path) -> tuple[str | None, str]:
+    """(an `az` in `bin_dir` running the cached stock CLI, "") or (None, why there is none)."""
+    python, why = azure_cli.ensure()
+    if python is None:
+        return None, why
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    az = bin_dir / "az"
+    # `python -m azure.cli`, as tests/azure_cli.py runs it (the venv's own scripts name another path).
+    az.write_text(f'#!/usr/bin/env bash\nexec "{python}" -m azure.cli "$@"\n', encoding="utf-8")
+    az.chmod(0o755)
+    return str(az), ""
 
 
 @dataclass
