@@ -658,7 +658,13 @@ class AzureGateway:
                 if sub is not None:
                     self._approved[(sub.tenant_id.lower(), subscription_id.lower())] = identity.name
                     return identity.name
-        raise refused
+        # No identity's ARM listing holds the subscription: for this fleet it does not exist (no
+        # request is sent into it); said as ARM would, so callers treat the definition as missing.
+        raise ArmError(
+            f"{refused}; subscription {subscription_id} is visible to no configured identity",
+            status=404,
+            code="SubscriptionNotFound",
+        )
 
     async def get_application(self, tenant_id: str, app_id: str) -> App | None:
         sub, rg, name = _split_id(app_id)
