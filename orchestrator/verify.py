@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from orchestrator.executor.engine import WorkItem, convergence_gap, on_target
+from orchestrator.executor.engine import convergence_gap, on_target, work_item
 from orchestrator.gateway import ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.journal import Journal, Transition
@@ -28,26 +28,6 @@ class Verdict:
     message: str | None = None
 
 
-def _work_item(item: PlanItem, lock_level: str) -> WorkItem:
-    return WorkItem(
-        app_id=item.app_id,
-        app_name=item.app_name,
-        tenant_id=item.tenant_id,
-        tenant_name=item.tenant_name,
-        subscription_id=item.subscription_id,
-        wave=-1,
-        fingerprint=item.fingerprint,
-        to_definition_id=item.to_definition_id,
-        to_plan=item.to_plan,
-        from_definition_id=item.from_definition_id,
-        from_plan=item.from_plan,
-        expected_not_actions=item.expected_not_actions,
-        expected_not_data_actions=item.expected_not_data_actions,
-        expect_deny_assignment=lock_level != "None",
-        as_read=item.as_read,
-    )
-
-
 def judge(item: PlanItem, app: App | None, *, lock_level: str, read_error: str | None = None) -> Verdict:
     """What ARM's current view of a customer-run app says about its update."""
     if read_error is not None:
@@ -55,7 +35,7 @@ def judge(item: PlanItem, app: App | None, *, lock_level: str, read_error: str |
             return Verdict(AppState.FAILED, "VerifyAppGone", "the application no longer exists")
         return Verdict(None, None, read_error)
     assert app is not None
-    work = _work_item(item, lock_level)
+    work = work_item(item, wave=-1, lock_level=lock_level)
     if not on_target(app, work):
         return Verdict(None)  # the customer has not run its kit yet (or rolled back)
     if app.provisioning_state != TERMINAL_SUCCESS:

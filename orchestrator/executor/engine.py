@@ -48,6 +48,7 @@ from orchestrator.models import (
     DenyAssignment,
     MarketplacePlan,
     Plan,
+    PlanItem,
     RunState,
     RunView,
     Target,
@@ -180,29 +181,32 @@ def plan_work(plan: Plan) -> tuple[list[NewApp], list[WaveWork]]:
                 or found.path not in ("direct", "delegated")
             ):
                 continue
-            item = found
-            items.append(
-                WorkItem(
-                    app_id=item.app_id,
-                    app_name=item.app_name,
-                    tenant_id=item.tenant_id,
-                    tenant_name=item.tenant_name,
-                    subscription_id=item.subscription_id,
-                    wave=wave.index,
-                    fingerprint=item.fingerprint,
-                    to_definition_id=item.to_definition_id,
-                    to_plan=item.to_plan,
-                    from_definition_id=item.from_definition_id,
-                    from_plan=item.from_plan,
-                    expected_not_actions=item.expected_not_actions,
-                    expected_not_data_actions=item.expected_not_data_actions,
-                    expect_deny_assignment=lock_level != "None",
-                    as_read=item.as_read,
-                    product=plan.target if item.to_definition_id is not None else None,
-                )
-            )
+            product = plan.target if found.to_definition_id is not None else None
+            items.append(work_item(found, wave=wave.index, lock_level=lock_level, product=product))
         waves.append(WaveWork(wave.index, wave.name, tuple(items)))
     return rows, waves
+
+
+def work_item(item: PlanItem, *, wave: int, lock_level: str, product: Target | None = None) -> WorkItem:
+    """What the engine (and `verify`) needs of one planned update."""
+    return WorkItem(
+        app_id=item.app_id,
+        app_name=item.app_name,
+        tenant_id=item.tenant_id,
+        tenant_name=item.tenant_name,
+        subscription_id=item.subscription_id,
+        wave=wave,
+        fingerprint=item.fingerprint,
+        to_definition_id=item.to_definition_id,
+        to_plan=item.to_plan,
+        from_definition_id=item.from_definition_id,
+        from_plan=item.from_plan,
+        expected_not_actions=item.expected_not_actions,
+        expected_not_data_actions=item.expected_not_data_actions,
+        expect_deny_assignment=lock_level != "None",
+        as_read=item.as_read,
+        product=product,
+    )
 
 
 def rollback_digest(parent_run_id: str, app_ids: Sequence[str] | None) -> str:
