@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Literal
@@ -83,21 +84,33 @@ def render_table(view: RunView, *, by: str, wave_names: dict[int, str] | None = 
         table.add_column("cause", overflow="fold", ratio=1, min_width=30)
         if wide:
             table.add_column("request id", no_wrap=True)
-        for app in problems[:MAX_FAILURE_ROWS]:
+        rows = _failure_rows(problems)
+        for first, count, cause in rows[:MAX_FAILURE_ROWS]:
             row = [
-                app.tenant_name or app.tenant_id,
-                app.app_name,
-                app.state.value,
-                app.error_code or "",
-                _cause(app.error_message, app.app_id),
+                first.tenant_name or first.tenant_id,
+                first.app_name + (f" (+{count - 1} more)" if count > 1 else ""),
+                first.state.value,
+                first.error_code or "",
+                cause,
             ]
-            table.add_row(*row, *([app.request_id or ""] if wide else []))
+            table.add_row(*row, *([first.request_id or ""] if wide else []))
         console.print(table)
-        if len(problems) > MAX_FAILURE_ROWS:
+        if len(rows) > MAX_FAILURE_ROWS:
             console.print(
-                f"… and {len(problems) - MAX_FAILURE_ROWS} more (see --by app or --format json)",
+                f"… and {len(rows) - MAX_FAILURE_ROWS} more (see --by app or --format json)",
                 highlight=False,
             )
+
+
+def _failure_rows(problems: list[AppStatusView]) -> list[tuple[AppStatusView, int, str]]:
+    """One row per tenant, state, code and cause: a broken secret fails every app of a tenant the
+    same way, and the reader needs the cause once, with how many apps share it."""
+    groups: dict[tuple[str, str, str, str], list[AppStatusView]] = defaultdict(list)
+    for app in problems:
+        cause = _cause(app.error_message, app.app_id)
+        key = (app.tenant_name or app.tenant_id, app.state.value, app.error_code or "", cause)
+        groups[key].append(app)
+    return [(apps[0], len(apps), key[3]) for key, apps in groups.items()]
 
 
 def _awaiting_customers(view: RunView) -> None:
@@ -118,9 +131,14 @@ def _awaiting_customers(view: RunView) -> None:
     console.print(table)
 
 
+# Entra appends ids for a support case to every error; they are in `--format json` and the journal.
+_ENTRA_TRACE = re.compile(r"\s*Trace ID: \S+ Correlation ID: \S+ Timestamp: [\d-]+ [\d:.]+Z?")
+
+
 def _cause(message: str | None, app_id: str) -> str:
-    """The error message without the app's long resource id (the row already names the app)."""
-    return (message or "").replace(app_id, "…")
+    """The error message without the app's long resource id (the row already names the app) and
+    without Entra's trace ids."""
+    return _ENTRA_TRACE.sub("", (message or "").replace(app_id, "…"))
 
 
 def _as_json(view: RunView) -> str:
