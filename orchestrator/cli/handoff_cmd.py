@@ -75,9 +75,12 @@ def register(app: typer.Typer) -> None:
         ),
         journal_path: Path | None = journal_option(),
     ) -> None:
-        """Write a kit for every customer whose updates it makes itself (publisher and customer-run
-        paths): README (.md and .html), update.sh (Azure CLI), update.ps1 (Az PowerShell), ARM
-        templates and SHA256SUMS. Their apps show as awaiting-customer in `status`."""
+        """Write an update kit for every customer that makes its own updates (publisher, customer-run).
+
+        One folder per customer: README (.md, .html), update.sh, update.ps1, ARM templates, SHA256SUMS.
+
+        Their apps show as awaiting-customer in `status` until `orchestrator verify` finds them done.
+        """
         plan = read_plan(plan_path)
         made_at = datetime.now(UTC)
         try:
@@ -128,8 +131,10 @@ def register(app: typer.Typer) -> None:
         config: Path = options.config_option(),
         journal_path: Path | None = journal_option(),
     ) -> None:
-        """Read every app waiting for its customer and mark it succeeded (on the target, deny assignment
-        as planned) or failed with the cause; the others keep waiting."""
+        """Check the apps waiting for their customers: succeeded, failed (with the cause) or still waiting.
+
+        Succeeded means on the target and its deny assignment as planned.
+        """
         result = refresh(run_id, config, journal_path)
         _common.console.print(_verify_lines(result))
         for app_id, why in sorted(result.unreadable.items()):
