@@ -18,7 +18,6 @@ Markdown or HTML.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from datetime import datetime
 from importlib import resources
 
 from orchestrator.models import ActionChange, Decision, Plan, PlanItem
+from orchestrator.untrusted import html_text
 
 # What the kit's scripts send (Microsoft.Solutions applications, the last stable api-version).
 KIT_API_VERSION = "2021-07-01"
@@ -125,7 +125,7 @@ def _code(text: str) -> str:
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    return html_text(text)
 
 
 def _describe_target(item: PlanItem) -> tuple[str, str]:

@@ -7,7 +7,6 @@ escaped: app and tenant names come from customers' subscriptions and are not tru
 
 from __future__ import annotations
 
-import html
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ from orchestrator.render.plan_review import (
     lead_sentence,
     risk_groups,
 )
-from orchestrator.untrusted import clean
+from orchestrator.untrusted import html_text
 
 DECISION_COLOURS: dict[str, str] = {
     Decision.UPDATE: "#2563eb",
@@ -622,4 +621,4 @@ def _duration(delta: timedelta) -> str:
 
 
 def _e(text: str) -> str:
-    return html.escape(clean(text), quote=True)
+    return html_text(text)
