@@ -26,7 +26,7 @@ from datetime import datetime
 from importlib import resources
 
 from orchestrator.models import ActionChange, Decision, Plan, PlanItem
-from orchestrator.untrusted import html_text
+from orchestrator.untrusted import clean, html_text
 
 # What the kit's scripts send (Microsoft.Solutions applications, the last stable api-version).
 KIT_API_VERSION = "2021-07-01"
@@ -119,7 +119,7 @@ def _checked(item: PlanItem) -> tuple[str, str, str, str, str]:
 
 def _code(text: str) -> str:
     """Untrusted text as a Markdown code span (safe in a table cell too)."""
-    flat = " ".join(str(text).split()).replace("|", "\\|")
+    flat = " ".join(clean(str(text)).split()).replace("|", "\\|")
     fence = "`" * (max((len(m) for m in re.findall(r"`+", flat)), default=0) + 1)
     return f"{fence} {flat} {fence}"
 

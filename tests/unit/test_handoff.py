@@ -111,7 +111,7 @@ def test_judge_a_customer_run_app(plan: Plan) -> None:
     assert judge(item, None, lock_level=lock, read_error="application x: not found").code == "VerifyAppGone"
 
 
-def test_control_characters_from_outside_never_reach_the_kit_page(plan: Plan) -> None:
+def test_control_characters_from_outside_never_reach_the_kit_readmes(plan: Plan) -> None:
     items = tuple(
         i.model_copy(update={"app_name": i.app_name + "\x1b[31m\x9b"}) if i.path == "customer-run" else i
         for i in plan.items
@@ -119,3 +119,5 @@ def test_control_characters_from_outside_never_reach_the_kit_page(plan: Plan) ->
     kit = build_kits(plan.model_copy(update={"items": items}), made_at=MADE, tool_version="0.1.0")[0]
     page = kit.files["README.html"]
     assert "\x1b" not in page and "\x9b" not in page and "\\x1b[31m" in page
+    readme = kit.files["README.md"]
+    assert "\x1b" not in readme and "\x9b" not in readme
