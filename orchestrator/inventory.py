@@ -20,7 +20,6 @@ from typing import Literal, TypeVar
 from pydantic import ValidationError
 
 from orchestrator.config import WRITING_PATHS, CustomerConfig, FleetConfig
-from orchestrator.derive import match_system_deny_assignment
 from orchestrator.errors import InputError
 from orchestrator.gateway import ArmError, ArmGateway
 from orchestrator.models import (
@@ -33,6 +32,7 @@ from orchestrator.models import (
     TenantInventory,
 )
 from orchestrator.notifications.registry import Instance
+from orchestrator.planning.derive import match_system_deny_assignment
 from orchestrator.untrusted import UnreadableFile, clean, read_regular_file
 
 T = TypeVar("T")

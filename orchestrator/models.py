@@ -144,7 +144,7 @@ class Lineage(Frozen):
     """The service-catalog definitions a target replaces: an app on any other is another product's.
 
     Names and the name stem are matched only among definitions in the target definition's own
-    publisher resource group; ids match anywhere. See `orchestrator.lineage`.
+    publisher resource group; ids match anywhere. See `orchestrator.planning.lineage`.
     """
 
     definition_ids: tuple[str, ...] = ()  # exact definition ids (case-insensitive)
@@ -243,7 +243,7 @@ class PlanItem(Frozen):
     expected_not_data_actions: tuple[str, ...] = ()
     risks: tuple[Risk, ...] = ()
     fingerprint: str  # of the app's state as read; apply refuses when it changed
-    # What the fingerprint was computed over, so apply can say what changed (orchestrator.fingerprint).
+    # What the fingerprint was computed over, so apply can say what changed (planning.fingerprint).
     as_read: AppStateSummary | None = None
     # How the orchestrator reaches the app: direct and delegated apps are written by apply (and have a
     # wave); publisher and customer-run updates are made by the customer from a kit (no wave).
@@ -294,7 +294,7 @@ class Plan(Frozen):
     # Set on the review of a rollback (`rollback RUN --plan-out`): the run it undoes. `rollback` runs
     # it, not `apply` (which would leave the undone run unmarked).
     rollback_of: str | None = None
-    digest: str = ""  # sha256 over the canonical body without this field; set by orchestrator.planfile
+    digest: str = ""  # sha256 over the canonical body without this field; set by planning.planfile
 
 
 class AppState(StrEnum):

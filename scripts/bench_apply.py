@@ -107,9 +107,9 @@ class Result:
 def make_plan(config_path: Path, definition_id: str, out: Path) -> Plan:
     from orchestrator.arm import AzureGateway
     from orchestrator.inventory import collect_snapshot
-    from orchestrator.planfile import seal, write_plan
-    from orchestrator.planner import build_plan
-    from orchestrator.target import target_from_definition
+    from orchestrator.planning.planfile import seal, write_plan
+    from orchestrator.planning.planner import build_plan
+    from orchestrator.planning.target import target_from_definition
 
     config = load_config(config_path)
 
@@ -205,7 +205,7 @@ def startup_seconds(plan_path: Path) -> tuple[float, float]:
     Wall and CPU seconds (the CPU figure does not depend on how busy the shared machine is)."""
     code = (
         "import sys; import orchestrator.cli, orchestrator.executor, orchestrator.arm; "
-        "from orchestrator.planfile import read_plan; read_plan(sys.argv[1])"
+        "from orchestrator.planning.planfile import read_plan; read_plan(sys.argv[1])"
     )
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", code, str(plan_path)], cwd=ROOT, env=_clean_env())
@@ -260,7 +260,7 @@ def baseline_main(
     from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
 
     from orchestrator.config import ClientSecretCredentialConfig
-    from orchestrator.planfile import read_plan
+    from orchestrator.planning.planfile import read_plan
 
     config = load_config(config_path)
     plan = read_plan(plan_path)

@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 import gen_example_plan as example  # noqa: E402
 
 from orchestrator.models import PlanOptions  # noqa: E402
-from orchestrator.planfile import read_plan, seal, write_plan  # noqa: E402
-from orchestrator.planner import build_plan  # noqa: E402
+from orchestrator.planning.planfile import read_plan, seal, write_plan  # noqa: E402
+from orchestrator.planning.planner import build_plan  # noqa: E402
+from orchestrator.planning.target import load_target  # noqa: E402
 from orchestrator.render.plan_review import render_markdown  # noqa: E402
-from orchestrator.target import load_target  # noqa: E402
 
 
 def main() -> None:

@@ -32,9 +32,9 @@ from orchestrator.models import (  # noqa: E402
     TenantInventory,
     WaveSpec,
 )
-from orchestrator.planfile import seal, write_plan  # noqa: E402
-from orchestrator.planner import build_plan  # noqa: E402
-from orchestrator.target import load_target  # noqa: E402
+from orchestrator.planning.planfile import seal, write_plan  # noqa: E402
+from orchestrator.planning.planner import build_plan  # noqa: E402
+from orchestrator.planning.target import load_target  # noqa: E402
 
 OUT = ROOT / "plans" / "examples" / "example-plan.json"
 TARGET_FILE = ROOT / "plans" / "examples" / "target-v2.toml"

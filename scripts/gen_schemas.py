@@ -17,8 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.planfile import plan_schema  # noqa: E402
-from orchestrator.target import target_file_schema  # noqa: E402
+from orchestrator.planning.planfile import plan_schema  # noqa: E402
+from orchestrator.planning.target import target_file_schema  # noqa: E402
 
 
 def render(schema: dict[str, Any]) -> str:

@@ -17,13 +17,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "orchestrator"
 
 PURE_MODULES = [
     "models",
-    "actions",
-    "derive",
-    "fingerprint",
-    "waves",
-    "planner",
-    "windows",
-    "explain",
+    "planning/actions",
+    "planning/derive",
+    "planning/fingerprint",
+    "planning/lineage",
+    "planning/waves",
+    "planning/planner",
+    "planning/windows",
+    "planning/explain",
 ]
 IO_LIBRARIES = ("azure", "aiohttp", "sqlite3", "typer", "rich", "structlog", "requests", "httpx", "socket")
 

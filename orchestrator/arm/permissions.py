@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.actions import matches
 from orchestrator.arm.credentials import TenantCredential
 from orchestrator.arm.errors import to_arm_error
 from orchestrator.arm.gateway import AzureGateway
 from orchestrator.gateway import ArmError
+from orchestrator.planning.actions import matches
 
 APPLICATIONS_WRITE = "Microsoft.Solutions/applications/write"
 APPLICATIONS_READ = "Microsoft.Solutions/applications/read"

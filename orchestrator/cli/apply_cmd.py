@@ -68,7 +68,7 @@ def window_gate(fleet: FleetConfig, need_minutes: int) -> Callable[[str], str | 
     """tenant id → None when its maintenance window is open (for long enough) now, else why not."""
     from datetime import UTC, datetime, timedelta
 
-    from orchestrator.windows import is_open
+    from orchestrator.planning.windows import is_open
 
     need = timedelta(minutes=need_minutes)
     tenants = {t.id.lower(): t for t in fleet.customer_list}
@@ -192,7 +192,7 @@ def _warn_windowless(fleet: FleetConfig, respect_windows: bool) -> None:
 
 
 def _read_plan(path: Path) -> Plan:
-    from orchestrator.planfile import read_plan
+    from orchestrator.planning.planfile import read_plan
 
     return read_plan(path)
 
@@ -823,7 +823,7 @@ def register(app: typer.Typer) -> None:
                         f"--plan-out: run {run_id}'s plan file ({parent.plan_path}) is missing or changed; "
                         "cannot say what the rollback changes"
                     )
-                from orchestrator.planfile import write_plan
+                from orchestrator.planning.planfile import write_plan
 
                 write_plan(review, plan_out)
                 from orchestrator.render.plan_review import summary_line
@@ -893,7 +893,7 @@ def _rollback_review(journal: Journal, parent: RunView, chosen: list[str] | None
 
     from orchestrator import __version__
     from orchestrator.executor.rollback_plan import rollback_plan
-    from orchestrator.planfile import seal
+    from orchestrator.planning.planfile import seal
 
     if parent.kind != "apply" or not parent.plan_path:
         return None

@@ -13,10 +13,10 @@ from rich.text import Text
 
 from orchestrator.cli import _common, options
 from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
-from orchestrator.explain import WhoDenies, action_warning, who_denies
 from orchestrator.inventory import load_snapshot
 from orchestrator.models import Decision, Plan, PlanItem
-from orchestrator.planfile import read_plan
+from orchestrator.planning.explain import WhoDenies, action_warning, who_denies
+from orchestrator.planning.planfile import read_plan
 from orchestrator.render.plan_review import reason_summary
 
 ExplainFormat = Literal["table", "json"]

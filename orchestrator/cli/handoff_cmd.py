@@ -17,7 +17,7 @@ from orchestrator.errors import InputError, JournalError
 from orchestrator.handoff import Kit, KitError, build_kits
 from orchestrator.journal import Journal, Transition, resolve_path
 from orchestrator.models import AppState, Plan, RunState
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from orchestrator.verify import KIT_MADE, VerifyResult, verify_run
 
 

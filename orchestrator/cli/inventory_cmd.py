@@ -18,7 +18,6 @@ from rich.text import Text
 
 from orchestrator.cli import _common, options
 from orchestrator.config import FleetConfig
-from orchestrator.derive import implied_lock_level
 from orchestrator.errors import EXIT_PARTIAL, InputError
 from orchestrator.inventory import (
     InventoryProgress,
@@ -30,6 +29,7 @@ from orchestrator.inventory import (
 from orchestrator.journal import resolve_path
 from orchestrator.models import App, Snapshot
 from orchestrator.notifications.registry import Instance, Registry
+from orchestrator.planning.derive import implied_lock_level
 
 if TYPE_CHECKING:
     from orchestrator.arm import AzureGateway

@@ -11,7 +11,6 @@ import typer
 from rich.text import Text
 
 from orchestrator import __version__
-from orchestrator.actions import diff
 from orchestrator.cli import _common, options
 from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
 from orchestrator.config import FleetConfig
@@ -19,10 +18,11 @@ from orchestrator.errors import InputError, TargetError
 from orchestrator.gateway import ArmError
 from orchestrator.inventory import load_snapshot
 from orchestrator.models import App, Definition, Plan, PlanOptions, Snapshot, Target, WaveSpec
-from orchestrator.planfile import seal, write_plan
-from orchestrator.planner import build_plan
+from orchestrator.planning.actions import diff
+from orchestrator.planning.planfile import seal, write_plan
+from orchestrator.planning.planner import build_plan
+from orchestrator.planning.target import load_target, target_from_definition
 from orchestrator.render.plan_review import render_table, summary_line
-from orchestrator.target import load_target, target_from_definition
 
 if TYPE_CHECKING:
     from orchestrator.arm import AzureGateway

@@ -10,7 +10,7 @@ import typer
 from orchestrator.cli import _common
 from orchestrator.errors import InputError
 from orchestrator.models import Plan
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from orchestrator.render.html import render_plan_html
 from orchestrator.render.plan_review import render_json, render_markdown, render_table
 from orchestrator.untrusted import clean

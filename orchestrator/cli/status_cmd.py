@@ -18,7 +18,7 @@ from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.errors import InputError, JournalError
 from orchestrator.journal import Journal, RunSummary, resolve_path
 from orchestrator.models import AppState, AppStatusView, RunState, RunView
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 
 FAILURE_STATES = (AppState.FAILED, AppState.UNVERIFIED, AppState.STALE)
 STATE_ORDER = list(AppState)

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from orchestrator.cli import _common, options
 from orchestrator.config import FleetConfig, MaintenanceConfig
-from orchestrator.windows import DEFAULT_NEED, WindowSpan, describe_window, is_open, next_windows
+from orchestrator.planning.windows import DEFAULT_NEED, WindowSpan, describe_window, is_open, next_windows
 
 
 def register(app: typer.Typer) -> None:

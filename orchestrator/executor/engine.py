@@ -27,17 +27,13 @@ from typing import Literal
 
 import structlog
 
-from orchestrator.derive import DenyMatch, match_system_deny_assignment
 from orchestrator.errors import JournalError
 from orchestrator.executor.journal_writer import JournalWriter
 from orchestrator.executor.pacing import Pacer
 from orchestrator.executor.retrying import NotConverged, OperationFailed, is_retryable, retrying
 from orchestrator.executor.settings import ExecutorSettings
-from orchestrator.fingerprint import describe_difference, fingerprint
 from orchestrator.gateway import ArmError, ArmGateway, CallInfo
 from orchestrator.journal import AppRecord, BeforeState, Journal, NewApp, Transition
-from orchestrator.lineage import describe as describe_lineage
-from orchestrator.lineage import in_lineage
 from orchestrator.models import (
     TERMINAL_APP_STATES,
     TERMINAL_SUCCESS,
@@ -54,6 +50,10 @@ from orchestrator.models import (
     Target,
 )
 from orchestrator.notifications.signals import NotifiedFailure, RegistryWatch, Signal, Signals
+from orchestrator.planning.derive import DenyMatch, match_system_deny_assignment
+from orchestrator.planning.fingerprint import describe_difference, fingerprint
+from orchestrator.planning.lineage import describe as describe_lineage
+from orchestrator.planning.lineage import in_lineage
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

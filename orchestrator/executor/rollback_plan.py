@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from orchestrator.actions import diff
 from orchestrator.journal import AppRecord
 from orchestrator.models import (
     ActionChange,
@@ -24,6 +23,7 @@ from orchestrator.models import (
     Target,
     Wave,
 )
+from orchestrator.planning.actions import diff
 
 ROLLBACK_WAVE = "rollback"
 

@@ -10,9 +10,9 @@ from orchestrator.arm import AzureGateway
 from orchestrator.config import load_config
 from orchestrator.inventory import collect_snapshot
 from orchestrator.models import Plan, PlanOptions, Snapshot, WaveSpec
-from orchestrator.planfile import seal, write_plan
-from orchestrator.planner import build_plan
-from orchestrator.target import target_from_definition
+from orchestrator.planning.planfile import seal, write_plan
+from orchestrator.planning.planner import build_plan
+from orchestrator.planning.target import target_from_definition
 
 
 def make_plan_file(

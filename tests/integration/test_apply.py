@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from orchestrator.arm import AzureGateway
-from orchestrator.derive import match_system_deny_assignment
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL
 from orchestrator.journal import Journal
 from orchestrator.models import AppState, Decision, Plan, RunState
+from orchestrator.planning.derive import match_system_deny_assignment
 from tests.integration.conftest import REPO, Fleet, make_fleet
 from tests.integration.plans import make_plan_file
 

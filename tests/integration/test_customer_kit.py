@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from tests import azure_cli
 from tests.integration.azcli import find_az, sign_in_as_customer
 from tests.integration.conftest import Fleet, make_fleet, run_cli

@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.errors import EXIT_PARTIAL
 from orchestrator.models import AppState, Decision
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from tests.integration.conftest import Fleet, make_fleet, run_cli
 from tests.integration.test_apply import TIME_SCALE, apply_args, apply_cli, journal_view
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from tests.integration.conftest import Fleet, run_cli
 
 pytestmark = pytest.mark.integration

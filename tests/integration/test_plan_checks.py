@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from tests.integration.conftest import REPO, Fleet, run_cli
 
 pytestmark = pytest.mark.integration

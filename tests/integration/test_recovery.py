@@ -21,7 +21,7 @@ import pytest
 
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL
 from orchestrator.models import AppState, Decision, RunState
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from tests.integration.conftest import REPO, Fleet, make_fleet
 from tests.integration.test_apply import (
     TIME_SCALE,

@@ -24,9 +24,9 @@ from orchestrator.errors import EXIT_PARTIAL
 from orchestrator.gateway import ArmError
 from orchestrator.inventory import collect_snapshot
 from orchestrator.models import AppState, Decision, Plan, PlanOptions, WaveSpec
-from orchestrator.planfile import seal, write_plan
-from orchestrator.planner import build_plan
-from orchestrator.target import load_target
+from orchestrator.planning.planfile import seal, write_plan
+from orchestrator.planning.planner import build_plan
+from orchestrator.planning.target import load_target
 from tests.integration.conftest import Fleet, make_fleet
 from tests.integration.test_apply import TIME_SCALE, apply_args, apply_cli, journal_view, read_only_tenants
 

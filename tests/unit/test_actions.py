@@ -8,7 +8,7 @@ from functools import cache
 
 import pytest
 
-from orchestrator.actions import (
+from orchestrator.planning.actions import (
     closest,
     covers,
     dedupe,

@@ -12,7 +12,7 @@ pytest.importorskip("hypothesis")
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.actions import covers, diff, excluded, intersects, matches
+from orchestrator.planning.actions import covers, diff, excluded, intersects, matches
 
 patterns = st.text(alphabet="ab/*", max_size=7)
 # "c" is in no pattern: it stands for every character the patterns do not mention.

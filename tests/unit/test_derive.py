@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.derive import (
+from orchestrator.models import Definition, DenyAssignment
+from orchestrator.planning.derive import (
     denied_actions,
     expected_deny,
     implied_lock_level,
     match_system_deny_assignment,
 )
-from orchestrator.models import Definition, DenyAssignment
 
 SUB = "/subscriptions/11111111-1111-1111-1111-111111111111"
 MRG = f"{SUB}/resourceGroups/mrg-app1"

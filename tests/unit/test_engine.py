@@ -11,7 +11,6 @@ import pytest
 
 from orchestrator.executor import ExecutorSettings, Progress, RetryPolicy, Tolerance, run_plan, run_rollback
 from orchestrator.executor.pacing import PacingPolicy
-from orchestrator.fingerprint import fingerprint, summarize
 from orchestrator.journal import Journal
 from orchestrator.models import (
     App,
@@ -26,6 +25,7 @@ from orchestrator.models import (
     Target,
     Wave,
 )
+from orchestrator.planning.fingerprint import fingerprint, summarize
 from tests.fakes import Crash, FakeArm
 
 V1 = "/subscriptions/pub/resourceGroups/defs/providers/Microsoft.Solutions/applicationDefinitions/app-v1"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from orchestrator.explain import action_warning, denying_patterns, who_denies
 from orchestrator.models import App, DenyAssignment, MarketplacePlan, Snapshot, TenantInventory
+from orchestrator.planning.explain import action_warning, denying_patterns, who_denies
 
 READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 

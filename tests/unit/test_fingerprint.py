@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from orchestrator.fingerprint import describe_difference, fingerprint, summarize
 from orchestrator.models import App, DenyAssignment, MarketplacePlan
+from orchestrator.planning.fingerprint import describe_difference, fingerprint, summarize
 
 SUB = "11111111-1111-1111-1111-111111111111"
 APP_ID = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Solutions/applications/app1"

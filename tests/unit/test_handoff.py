@@ -12,7 +12,7 @@ import pytest
 
 from orchestrator.handoff import KitError, build_kits, kit_items
 from orchestrator.models import Decision, Plan
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from orchestrator.verify import judge
 
 ROOT = Path(__file__).resolve().parents[2]

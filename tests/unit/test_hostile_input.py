@@ -25,7 +25,7 @@ import trustme
 from orchestrator.cli import main
 from orchestrator.errors import InputError
 from orchestrator.models import Plan
-from orchestrator.planfile import seal, write_plan
+from orchestrator.planning.planfile import seal, write_plan
 
 SECRET_FILE_VALUE = "planted-secret-file-Qx7u2"
 SECRET_ENV_VALUE = "planted-secret-env-Lk93a"

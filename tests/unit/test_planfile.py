@@ -12,8 +12,8 @@ import pytest
 
 from orchestrator.errors import PlanFileError
 from orchestrator.models import Plan
-from orchestrator.planfile import canonical_json, plan_schema, read_plan, seal, write_plan
-from orchestrator.target import target_file_schema
+from orchestrator.planning.planfile import canonical_json, plan_schema, read_plan, seal, write_plan
+from orchestrator.planning.target import target_file_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "plans" / "examples" / "example-plan.json"
@@ -221,7 +221,7 @@ def test_simplified_schema_accepts_exactly_what_the_model_schema_accepts(plan_pa
 def test_items_breaking_the_schema_are_refused_even_when_resealed(
     plan_path: Path, key: str, value: Any
 ) -> None:
-    from orchestrator.planfile import _digest_of
+    from orchestrator.planning.planfile import _digest_of
 
     body = json.loads(plan_path.read_text())
     body["items"][0][key] = value

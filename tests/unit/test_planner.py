@@ -27,7 +27,7 @@ from orchestrator.models import (
     TenantInventory,
     WaveSpec,
 )
-from orchestrator.planner import build_plan
+from orchestrator.planning.planner import build_plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SUB = "11111111-1111-1111-1111-111111111111"
@@ -558,7 +558,7 @@ OTHER_RG = (
 def test_lineage_decides_which_definitions_a_target_replaces(
     definition_id: str, lineage: Lineage | None, same_product: bool
 ) -> None:
-    from orchestrator.lineage import in_lineage
+    from orchestrator.planning.lineage import in_lineage
 
     target = TARGET_V2.model_copy(update={"lineage": lineage})
     assert in_lineage(definition_id, target) is same_product

@@ -22,7 +22,7 @@ from orchestrator.models import (
     Target,
     Wave,
 )
-from orchestrator.planfile import read_plan, seal
+from orchestrator.planning.planfile import read_plan, seal
 from orchestrator.render.plan_review import render_json, render_markdown, render_table, summary_line
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "plans" / "examples" / "example-plan.json"

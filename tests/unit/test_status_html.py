@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.cli.status_cmd import _wave_names
-from orchestrator.planfile import read_plan
+from orchestrator.planning.planfile import read_plan
 from tests.html_samples import sample_run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "plans" / "examples" / "example-plan.json"

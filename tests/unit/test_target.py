@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.errors import TargetError
 from orchestrator.models import Authorization, Definition
-from orchestrator.target import load_target, target_from_definition
+from orchestrator.planning.target import load_target, target_from_definition
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "plans" / "examples"
 DEF_ID = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.models import WaveSpec
-from orchestrator.waves import WaveMember, assign_waves, parse_step, parse_steps
+from orchestrator.planning.waves import WaveMember, assign_waves, parse_step, parse_steps
 
 
 def _members(n: int, ring: str = "main", prefix: str = "app") -> list[WaveMember]:

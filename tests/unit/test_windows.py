@@ -11,7 +11,7 @@ import time_machine
 from typer.testing import CliRunner
 
 from orchestrator.config import MaintenanceConfig, WeeklyWindow
-from orchestrator.windows import WindowSpan, describe_window, is_open, next_windows
+from orchestrator.planning.windows import WindowSpan, describe_window, is_open, next_windows
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator import actions
-from orchestrator.actions import closest, shape_problem
 from orchestrator.models import App, DenyAssignment, Frozen, Snapshot
+from orchestrator.planning import actions
+from orchestrator.planning.actions import closest, shape_problem
 
 
 class Denial(Frozen):

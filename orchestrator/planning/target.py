@@ -7,7 +7,7 @@ actions live in the offer's technical configuration, not in ARM. Schema: plans/t
 
 A service-catalog target moves only instances of its own product: `[replaces]` names the definitions
 it replaces (ids, name globs); without it, those with the same name stem in the same publisher
-resource group (`orchestrator.lineage`), and a name without a version token is refused.
+resource group (`orchestrator.planning.lineage`), and a name without a version token is refused.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.actions import shape_problem
 from orchestrator.errors import TargetError
-from orchestrator.lineage import DEFAULT_LINEAGE, stem_problem
 from orchestrator.models import Authorization, Definition, Lineage, LockLevel, MarketplacePlan, Target
+from orchestrator.planning.actions import shape_problem
+from orchestrator.planning.lineage import DEFAULT_LINEAGE, stem_problem
 from orchestrator.untrusted import UnreadableFile, read_regular_file
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from orchestrator.actions import dedupe, normalise
 from orchestrator.models import App, AppStateSummary, MarketplacePlan
+from orchestrator.planning.actions import dedupe, normalise
 
 
 def _lower(value: str | None) -> str | None:

@@ -21,12 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from orchestrator.actions import diff, intersects, normalise
-from orchestrator.derive import denied_actions, expected_deny, implied_lock_level
 from orchestrator.errors import TargetError
-from orchestrator.fingerprint import fingerprint_of, summarize
-from orchestrator.lineage import describe as describe_lineage
-from orchestrator.lineage import in_lineage
 from orchestrator.models import (
     TERMINAL_SUCCESS,
     ActionChange,
@@ -47,7 +42,12 @@ from orchestrator.models import (
     Target,
     TenantInventory,
 )
-from orchestrator.waves import WaveMember, assign_waves, parse_steps
+from orchestrator.planning.actions import diff, intersects, normalise
+from orchestrator.planning.derive import denied_actions, expected_deny, implied_lock_level
+from orchestrator.planning.fingerprint import fingerprint_of, summarize
+from orchestrator.planning.lineage import describe as describe_lineage
+from orchestrator.planning.lineage import in_lineage
+from orchestrator.planning.waves import WaveMember, assign_waves, parse_steps
 
 WRITE_OPERATIONS = "*/write"
 DELETE_OPERATIONS = "*/delete"
