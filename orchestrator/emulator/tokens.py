@@ -1,23 +1,16 @@
-"""JWT-shaped access tokens, HS256-signed with an emulator key so the emulator can verify them."""
+"""JWT access tokens, HS256-signed (PyJWT) with an emulator key so the emulator can verify them."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 from typing import Any
 
+import jwt
+from jwt.types import Options
+
 Claims = dict[str, Any]
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+_ALGORITHMS = ["HS256"]
+_HEADERS = {"kid": "emulator"}
 
 
 class TokenError(Exception):
@@ -25,6 +18,12 @@ class TokenError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _expired() -> TokenError:
+    return TokenError(
+        "ExpiredAuthenticationToken", "The access token expiry UTC time is earlier than current UTC time."
+    )
 
 
 class TokenService:
@@ -37,49 +36,43 @@ class TokenService:
     def issue(self, claims: Claims) -> tuple[str, int]:
         issued = int(time.time())
         body = {**claims, "iat": issued, "nbf": issued - 1, "exp": issued + int(self.lifetime)}
-        head = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "emulator"}).encode())
-        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-        sig = _b64(hmac.new(self._key, f"{head}.{payload}".encode(), hashlib.sha256).digest())
-        return f"{head}.{payload}.{sig}", int(self.lifetime)
+        return jwt.encode(body, self._key, algorithm="HS256", headers=_HEADERS), int(self.lifetime)
 
     def verify(self, token: str) -> Claims:
         """Return the claims, or raise TokenError with the ARM error code."""
         claims = self._cache.get(token)
         if claims is None:
-            parts = token.split(".")
-            if len(parts) != 3:
-                raise TokenError(
-                    "AuthenticationFailed", "Authentication failed. The access token is malformed."
-                )
-            expected = _b64(hmac.new(self._key, f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest())
-            if not hmac.compare_digest(expected, parts[2]):
-                raise TokenError(
-                    "AuthenticationFailed", "Authentication failed. The access token signature is invalid."
-                )
-            try:
-                claims = json.loads(_unb64(parts[1]))
-            except ValueError:
-                raise TokenError("AuthenticationFailed", "Authentication failed. Unreadable token.") from None
-            if not isinstance(claims, dict):
-                raise TokenError("AuthenticationFailed", "Authentication failed. Unreadable token.")
+            claims = self._decode(token)
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[token] = claims
+        # Checked on every use: a cached token expires too.
         if float(claims.get("exp", 0)) <= time.time():
+            raise _expired()
+        return claims
+
+    def _decode(self, token: str) -> Claims:
+        # The audience is ARM's check (arm_access.authenticate), with ARM's own error code.
+        options: Options = {"verify_aud": False, "require": ["exp"]}
+        try:
+            claims: Claims = jwt.decode(token, self._key, algorithms=_ALGORITHMS, options=options)
+        except jwt.ExpiredSignatureError:
+            raise _expired() from None
+        except jwt.InvalidSignatureError:
             raise TokenError(
-                "ExpiredAuthenticationToken",
-                "The access token expiry UTC time is earlier than current UTC time.",
-            )
+                "AuthenticationFailed", "Authentication failed. The access token signature is invalid."
+            ) from None
+        except jwt.InvalidTokenError:
+            raise TokenError(
+                "AuthenticationFailed", "Authentication failed. The access token is malformed."
+            ) from None
         return claims
 
 
 def unverified_claims(token: str) -> Claims | None:
     """Read a JWT's payload without checking it (client assertions: not emulated beyond shape)."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
     try:
-        claims = json.loads(_unb64(parts[1]))
-    except ValueError:
+        claims: Claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
         return None
-    return claims if isinstance(claims, dict) else None
+    return claims
