@@ -8,21 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from orchestrator.emulator.errors import ArmError
+
 # Per-request storage: the request's kind (read/list/write/poll) and the operation faults that fired.
 KIND_KEY = web.RequestKey("emulator_kind", str)
 OPERATION_FAULTS_KEY: web.RequestKey[list[Any]] = web.RequestKey("emulator_operation_faults", list)
 RATE_HEADERS_KEY: web.RequestKey[dict[str, str]] = web.RequestKey("emulator_rate_headers", dict)
-
-
-class ArmError(Exception):
-    """Raised by route handlers; rendered as the ARM error envelope."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
 
 
 def envelope(code: str, message: str) -> dict[str, Any]:

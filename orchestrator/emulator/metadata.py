@@ -17,7 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from orchestrator.emulator.armhttp import ArmError, json_response
+from orchestrator.emulator.armhttp import json_response
+from orchestrator.emulator.errors import ArmError, method_not_allowed, missing_api_version
 from orchestrator.emulator.runtime import Runtime
 
 # `az cloud register` appends "/metadata/endpoints" to an endpoint ending in "/": ARM takes "//" too.
@@ -65,18 +66,10 @@ def _cloud(rt: Runtime) -> dict[str, Any]:
 
 async def handle(rt: Runtime, request: web.Request) -> web.Response:
     if request.method != "GET":
-        raise ArmError(
-            405,
-            "MethodNotAllowed",
-            f"The requested resource does not support http method '{request.method}'.",
-        )
+        raise method_not_allowed(request.method)
     version = request.query.get("api-version")
     if not version:
-        raise ArmError(
-            400,
-            "MissingApiVersionParameter",
-            "The api-version query parameter (?api-version=) is required for all requests.",
-        )
+        raise missing_api_version()
     cloud = _cloud(rt)
     if version in SINGLE:
         return json_response(cloud)

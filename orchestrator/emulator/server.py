@@ -16,25 +16,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from orchestrator.emulator import admin, entra, lro, metadata
+from orchestrator.emulator.arm_access import authenticate, check_access, check_tenant
 from orchestrator.emulator.arm_handlers import HANDLERS
-from orchestrator.emulator.arm_routes import (
-    Ctx,
-    authenticate,
-    check_access,
-    check_api_version,
-    check_tenant,
-    kind_of,
-    match,
-    subscription_of,
-)
+from orchestrator.emulator.arm_routes import Ctx, check_api_version, kind_of, match, subscription_of
 from orchestrator.emulator.armhttp import (
     KIND_KEY,
     OPERATION_FAULTS_KEY,
     RATE_HEADERS_KEY,
-    ArmError,
     error_response,
     retry_after_headers,
 )
+from orchestrator.emulator.errors import ArmError, method_not_allowed
 from orchestrator.emulator.faults import FaultRule
 from orchestrator.emulator.runtime import Runtime
 from orchestrator.emulator.tls import ensure_tls
@@ -113,11 +105,7 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
     kind = kind_of(route, groups, request.method)
     request[KIND_KEY] = kind  # so errors raised below are still counted under their kind
     if route.name in GET_ONLY and request.method != "GET":
-        raise ArmError(
-            405,
-            "MethodNotAllowed",
-            f"The requested resource does not support http method '{request.method}'.",
-        )
+        raise method_not_allowed(request.method)
     api_version = check_api_version(route, request)
     claims = authenticate(rt, request)
     sub_id = subscription_of(route, groups)

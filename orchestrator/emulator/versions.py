@@ -1,4 +1,4 @@
-"""How a response differs between the api-versions a route accepts (arm_routes.API_VERSIONS).
+"""How a response differs between the api-versions a route accepts (API_VERSIONS below).
 
 The emulator keeps one body per resource, in the newest shape; an older or newer version that the
 specs (or the clients' generated models) give another shape is derived from it here:
@@ -19,6 +19,39 @@ from typing import Any
 
 Json = dict[str, Any]
 Shaper = Callable[[Json], Json]
+
+# Every api-version the stock clients send (Azure CLI 2.91, Az PowerShell) plus the specs' stable and
+# preview versions; the shapers below say how a response differs between them.
+API_VERSIONS: dict[str, frozenset[str]] = {
+    # azure-mgmt-resource-subscriptions 1.0.0 and the Azure CLI send 2022-12-01.
+    "subscriptions": frozenset({"2022-12-01", "2021-01-01", "2020-01-01", "2016-06-01"}),
+    # azure-mgmt-managedapplications 1.0.0b2 sends 2023-12-01-preview; 2021-07-01 is the last stable;
+    # `az managedapp` sends 2019-07-01 (hard-wired).
+    "solutions": frozenset({"2023-12-01-preview", "2021-07-01", "2019-07-01"}),
+    # azure-mgmt-authorization 4.0.0 sends 2022-04-01 for deny assignments and permissions.
+    "authorization": frozenset({"2022-04-01"}),
+    # `az role deny-assignment` (azure-mgmt-authorization 5.0.0b2) sends 2024-07-01-preview.
+    "denyAssignments": frozenset({"2022-04-01", "2024-07-01-preview"}),
+    # Resource groups and providers: Microsoft.Resources' stable versions; the Azure CLI sends 2024-11-01.
+    "resources": frozenset(
+        {
+            "2020-06-01",
+            "2020-08-01",
+            "2020-10-01",
+            "2021-01-01",
+            "2021-04-01",
+            "2022-09-01",
+            "2023-07-01",
+            "2024-03-01",
+            "2024-07-01",
+            "2024-11-01",
+        }
+    ),
+    "managedservices": frozenset({"2022-10-01"}),
+}
+
+# The region list ARM quotes for Microsoft.Solutions (and the provider lookup returns).
+LOCATIONS = ("eastus", "westeurope", "westus2")
 
 
 def _each(body: Json, one: Shaper) -> Json:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.emulator.arm_routes import API_VERSIONS
 from orchestrator.emulator.testing import EmulatorHandle
+from orchestrator.emulator.versions import API_VERSIONS
 from tests.emulator.conftest import publisher_of, raw, tenant_of, token_for
 from tests.emulator.specs import COMMON, DENY, SOLUTIONS, SOLUTIONS_2021, SUBSCRIPTIONS, validate
 
