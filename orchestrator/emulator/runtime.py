@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from orchestrator.emulator.faults import FaultEngine
 from orchestrator.emulator.notify import Notifier
@@ -17,16 +19,44 @@ from orchestrator.emulator.tokens import TokenService
 
 @dataclass
 class Settings:
+    """How one emulator runs: the serve command's options (cli.py) and run_emulator's arguments
+    (testing.py) both become this, and `argv()` turns it back into the command's flags."""
+
     time_scale: float = 1.0
     page_size: int = 10
     latency_ms: float = 0.0
     throttle: bool = False
     seed: int = 1
     operation_seconds: float = 120.0  # real-Azure-like duration of an application write, before scaling
-    poll_seconds: float = 10.0  # Retry-After hint for operation polling, before scaling
+    # Retry-After hint for operation polling, before scaling (no flag: not an option of `serve`).
+    poll_seconds: float = field(default=10.0, metadata={"flag": None})
     token_lifetime: float = 3600.0  # not time-scaled
-    state_file: Path | None = None
+    state_file: Path | None = field(default=None, metadata={"flag": "--state"})
     state_dir: Path = field(default_factory=lambda: Path(".state/emulator"))
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Settings:
+        """The settings among `values` (keyword arguments named like the fields); others default."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    def argv(self) -> list[str]:
+        """These settings as `orchestrator emulator serve` flags."""
+        out: list[str] = []
+        for f in fields(self):
+            flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+            value = getattr(self, f.name)
+            if flag is None or value is None:
+                continue
+            if isinstance(value, bool):
+                out.append(flag if value else "--no-" + flag.removeprefix("--"))
+            else:
+                out += [flag, str(value)]
+        return out
+
+
+def scaled(seconds: float, time_scale: float) -> float:
+    """An emulated duration in real seconds: the one place the time scale applies."""
+    return max(0.0, seconds * time_scale)
 
 
 class Runtime:
@@ -46,7 +76,8 @@ class Runtime:
         self.notifier = Notifier(self)
 
     def scaled(self, seconds: float) -> float:
-        return max(0.0, seconds * self.settings.time_scale)
+        """`seconds` of emulated time at the current time scale (POST /_emulator/time-scale moves it)."""
+        return scaled(seconds, self.settings.time_scale)
 
     def set_base_url(self, host: str, port: int) -> None:
         shown = f"[{host}]" if ":" in host else host

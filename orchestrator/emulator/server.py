@@ -118,9 +118,7 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
         op_class = (
             "reads" if request.method == "GET" else ("deletes" if request.method == "DELETE" else "writes")
         )
-        decision = rt.throttler.check(
-            sub_id, sub_tenant or str(claims.get("tid")), op_class, rt.settings.time_scale
-        )
+        decision = rt.throttler.check(sub_id, sub_tenant or str(claims.get("tid")), op_class, rt.scaled)
         extra = decision.headers
         request[RATE_HEADERS_KEY] = extra  # also on errors raised further down
         if decision.wait > 0:

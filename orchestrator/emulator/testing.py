@@ -103,38 +103,16 @@ def run_emulator(
     operation_seconds: float = 120.0,
     token_lifetime: float = 3600.0,
 ) -> Iterator[EmulatorHandle]:
+    """An emulator for a test: in this process (own loop, daemon thread) or, with `subprocess`, as
+    `python -m orchestrator.emulator serve` with the same settings as flags."""
+    settings = Settings.of(locals())
     workdir = Path(tempfile.mkdtemp(prefix="emulator-"))
-    sdir = state_dir or workdir / "state"
+    settings.state_dir = state_dir or workdir / "state"
     try:
         if subprocess:
-            with _run_subprocess(
-                workdir,
-                sdir,
-                generate,
-                fleet,
-                seed,
-                time_scale,
-                throttle,
-                faults,
-                page_size,
-                latency_ms,
-                state_file,
-                operation_seconds,
-                token_lifetime,
-            ) as handle:
+            with _run_subprocess(workdir, settings, generate, fleet, faults) as handle:
                 yield handle
         else:
-            settings = Settings(
-                time_scale=time_scale,
-                page_size=page_size,
-                latency_ms=latency_ms,
-                throttle=throttle,
-                seed=seed,
-                operation_seconds=operation_seconds,
-                token_lifetime=token_lifetime,
-                state_file=state_file,
-                state_dir=sdir,
-            )
             rt = build_runtime(settings, fleet=fleet, generate_spec=generate, faults=faults)
             with _run_thread(rt, workdir) as handle:
                 yield handle
@@ -182,34 +160,22 @@ def _run_thread(rt: Any, workdir: Path) -> Iterator[EmulatorHandle]:
 
 @contextmanager
 def _run_subprocess(
-    workdir: Path,
-    sdir: Path,
-    generate: str | None,
-    fleet: Path | None,
-    seed: int,
-    time_scale: float,
-    throttle: bool,
-    faults: Any,
-    page_size: int,
-    latency_ms: float,
-    state_file: Path | None,
-    operation_seconds: float,
-    token_lifetime: float,
+    workdir: Path, settings: Settings, generate: str | None, fleet: Path | None, faults: Any
 ) -> Iterator[EmulatorHandle]:
     ready = workdir / "ready.json"
     argv = [
-        sys.executable, "-m", "orchestrator.emulator", "serve",
-        "--seed", str(seed), "--time-scale", str(time_scale), "--page-size", str(page_size),
-        "--latency-ms", str(latency_ms), "--state-dir", str(sdir), "--ready-file", str(ready),
-        "--operation-seconds", str(operation_seconds), "--token-lifetime", str(token_lifetime),
-        "--throttle" if throttle else "--no-throttle",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orchestrator.emulator",
+        "serve",
+        *settings.argv(),
+        "--ready-file",
+        str(ready),
+    ]
     if fleet is not None:
         argv += ["--fleet", str(fleet)]
     elif generate is not None:
         argv += ["--generate", generate]
-    if state_file is not None:
-        argv += ["--state", str(state_file)]
     if faults is not None:
         faults_file = workdir / "faults.json"
         faults_file.write_text(json.dumps(faults), encoding="utf-8")

@@ -8,7 +8,10 @@ deletes 200 bucket / 10 per s. Refill is time-scaled: with time scale 0.01 it is
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+Scaler = Callable[[float], float]
 
 DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
     # operation class: (bucket size, refill per second)
@@ -25,18 +28,18 @@ class Bucket:
     tokens: float
     stamp: float = field(default_factory=time.monotonic)
 
-    def _refill(self, now: float, scale: float) -> None:
-        rate = self.refill / max(scale, 1e-9)
+    def _refill(self, now: float, scaled: Scaler) -> None:
+        rate = self.refill / max(scaled(1.0), 1e-9)  # tokens per real second
         self.tokens = min(self.size, self.tokens + max(0.0, now - self.stamp) * rate)
         self.stamp = max(self.stamp, now)
 
-    def take(self, now: float, scale: float) -> float:
-        """Take one token; return 0 on success, else the seconds until one is available."""
-        self._refill(now, scale)
+    def take(self, now: float, scaled: Scaler) -> float:
+        """Take one token; return 0 on success, else the (real) seconds until one is available."""
+        self._refill(now, scaled)
         if self.tokens >= 1:
             self.tokens -= 1
             return 0.0
-        return (1 - self.tokens) * max(scale, 1e-9) / self.refill
+        return scaled((1 - self.tokens) / self.refill)
 
 
 @dataclass
@@ -62,7 +65,11 @@ class Throttler:
     def reset(self) -> None:
         self._buckets.clear()
 
-    def check(self, subscription: str | None, tenant: str | None, op: str, scale: float) -> ThrottleDecision:
+    def check(
+        self, subscription: str | None, tenant: str | None, op: str, scaled: Scaler
+    ) -> ThrottleDecision:
+        """Take a token from the subscription's and the tenant's bucket; `scaled` is the runtime's
+        time scale (Runtime.scaled): refill and waits are in emulated seconds."""
         now = time.monotonic()
         headers: dict[str, str] = {}
         wait, scope = 0.0, ""
@@ -70,7 +77,7 @@ class Throttler:
             if not key:
                 continue
             bucket = self._bucket(name, key.lower(), op)
-            w = bucket.take(now, scale) if wait == 0 else 0.0
+            w = bucket.take(now, scaled) if wait == 0 else 0.0
             if w > 0 and wait == 0:
                 wait, scope = w, name
             headers[f"x-ms-ratelimit-remaining-{name}-{op}"] = str(int(bucket.tokens))
