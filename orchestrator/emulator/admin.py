@@ -8,6 +8,7 @@ No authentication (it listens on the same loopback server). Secrets appear in on
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,100 +71,137 @@ def fleet_json(rt: Runtime) -> dict[str, Any]:
     }
 
 
+# The runtime the admin handlers act on (the application serves one emulator).
+RUNTIME_KEY = web.AppKey("emulator_runtime", Runtime)
+
+
+def _rt(request: web.Request) -> Runtime:
+    return request.app[RUNTIME_KEY]
+
+
+def _writes_json(rt: Runtime) -> dict[str, list[dict[str, Any]]]:
+    """Every write per app as the stats report them."""
+    return {
+        key: [
+            {
+                "method": w.method,
+                "start": w.start,
+                "end": w.end,
+                "status": w.status,
+                "operation_id": w.operation_id,
+                "conflict": w.conflict,
+            }
+            for w in records
+        ]
+        for key, records in rt.state.writes.items()
+    }
+
+
+async def _stats(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    lro.advance(rt)
+    body = rt.stats.as_json(len(rt.state.in_flight))
+    body["writes"] = _writes_json(rt)
+    body["faults"] = [r.as_json() for r in rt.faults.rules]
+    body["notifications"] = rt.notifier.stats.as_json(rt.notifier.pending)
+    body["time_scale"] = rt.settings.time_scale
+    body["process_cpu_seconds"] = time.process_time()  # for benchmarks: CPU the emulator used
+    return json_response(body)
+
+
+async def _reset(request: web.Request) -> web.Response:
+    _rt(request).reset()
+    return json_response({"reset": True})
+
+
+async def _faults(request: web.Request) -> web.Response:
+    try:
+        rules = parse_rules(await request.json())
+    except (ValueError, TypeError) as exc:
+        return json_response({"error": str(exc)}, 400)
+    _rt(request).faults.replace(rules)
+    return json_response({"rules": [r.as_json() for r in rules]})
+
+
+async def _fleet(request: web.Request) -> web.Response:
+    return json_response(fleet_json(_rt(request)))
+
+
+async def _time_scale(request: web.Request) -> web.Response:
+    body = await request.json()
+    value = float(body.get("time_scale", body.get("value", 0)))
+    if value <= 0:
+        return json_response({"error": "time_scale must be > 0"}, 400)
+    _rt(request).settings.time_scale = value
+    return json_response({"time_scale": value})
+
+
+async def _state(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    lro.advance(rt)
+    dump = rt.state.to_json()
+    for tenant in dump["tenants"]:
+        tenant["client_secret"] = "***"  # noqa: S105 (a mask, not a secret): the dump is for reading; secrets stay out of it
+    notify.mask_endpoints(dump)  # the webhook secret rides in the endpoint's query
+    return json_response(dump)
+
+
+async def _load_state(request: web.Request) -> web.Response:
+    raw = await request.json()
+    try:
+        _rt(request).state = State.from_json(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        return json_response({"error": str(exc)}, 400)
+    return json_response({"loaded": True})
+
+
+async def _write_config(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    body = await request.json()
+    assert rt.ca_bundle is not None
+    path = write_config(rt.state, rt.base_url, rt.ca_bundle, Path(str(body["path"])))
+    return json_response({"path": str(path)})
+
+
+async def _notifications(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    body = await request.json()
+    url = body.get("url")
+    if url is not None and not str(url).startswith(("http://", "https://")):
+        return json_response({"error": "url must be http(s)://…"}, 400)
+    notify.set_endpoint(rt.state, url)
+    announced = rt.notifier.announce() if url is not None and body.get("announce") else 0
+    return json_response({"url": url, "announced": announced})
+
+
+async def _credential(request: web.Request) -> web.Response:
+    # The one admin route that returns a secret: a test plays the customer (e.g. running its kit).
+    tenant = _rt(request).state.tenants.get(request.match_info["tenant"].lower())
+    if tenant is None:
+        return json_response({"error": "no such tenant"}, 404)
+    return json_response(
+        {"tenant_id": tenant.id, "client_id": tenant.client_id, "client_secret": tenant.client_secret}
+    )
+
+
+ROUTES: tuple[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]], ...] = (
+    ("GET", "/_emulator/stats", _stats),
+    ("POST", "/_emulator/notifications", _notifications),
+    ("GET", "/_emulator/tenants/{tenant}/credential", _credential),
+    ("POST", "/_emulator/reset", _reset),
+    ("POST", "/_emulator/faults", _faults),
+    ("GET", "/_emulator/fleet", _fleet),
+    ("POST", "/_emulator/time-scale", _time_scale),
+    ("GET", "/_emulator/state", _state),
+    ("POST", "/_emulator/state", _load_state),
+    ("POST", "/_emulator/write-config", _write_config),
+)
+
+
 def add_routes(app: web.Application, rt: Runtime) -> None:
-    async def stats(_: web.Request) -> web.Response:
-        lro.advance(rt)
-        body = rt.stats.as_json(len(rt.state.in_flight))
-        body["writes"] = {
-            key: [
-                {
-                    "method": w.method,
-                    "start": w.start,
-                    "end": w.end,
-                    "status": w.status,
-                    "operation_id": w.operation_id,
-                    "conflict": w.conflict,
-                }
-                for w in records
-            ]
-            for key, records in rt.state.writes.items()
-        }
-        body["faults"] = [r.as_json() for r in rt.faults.rules]
-        body["notifications"] = rt.notifier.stats.as_json(rt.notifier.pending)
-        body["time_scale"] = rt.settings.time_scale
-        body["process_cpu_seconds"] = time.process_time()  # for benchmarks: CPU the emulator used
-        return json_response(body)
-
-    async def reset(_: web.Request) -> web.Response:
-        rt.reset()
-        return json_response({"reset": True})
-
-    async def faults(request: web.Request) -> web.Response:
-        try:
-            rules = parse_rules(await request.json())
-        except (ValueError, TypeError) as exc:
-            return json_response({"error": str(exc)}, 400)
-        rt.faults.replace(rules)
-        return json_response({"rules": [r.as_json() for r in rules]})
-
-    async def fleet(_: web.Request) -> web.Response:
-        return json_response(fleet_json(rt))
-
-    async def time_scale(request: web.Request) -> web.Response:
-        body = await request.json()
-        value = float(body.get("time_scale", body.get("value", 0)))
-        if value <= 0:
-            return json_response({"error": "time_scale must be > 0"}, 400)
-        rt.settings.time_scale = value
-        return json_response({"time_scale": value})
-
-    async def state(_: web.Request) -> web.Response:
-        lro.advance(rt)
-        dump = rt.state.to_json()
-        for tenant in dump["tenants"]:
-            tenant["client_secret"] = "***"  # noqa: S105 (a mask, not a secret): the dump is for reading; secrets stay out of it
-        notify.mask_endpoints(dump)  # the webhook secret rides in the endpoint's query
-        return json_response(dump)
-
-    async def load_state(request: web.Request) -> web.Response:
-        raw = await request.json()
-        try:
-            rt.state = State.from_json(raw)
-        except (ValueError, KeyError, TypeError) as exc:
-            return json_response({"error": str(exc)}, 400)
-        return json_response({"loaded": True})
-
-    async def config(request: web.Request) -> web.Response:
-        body = await request.json()
-        assert rt.ca_bundle is not None
-        path = write_config(rt.state, rt.base_url, rt.ca_bundle, Path(str(body["path"])))
-        return json_response({"path": str(path)})
-
-    async def notifications(request: web.Request) -> web.Response:
-        body = await request.json()
-        url = body.get("url")
-        if url is not None and not str(url).startswith(("http://", "https://")):
-            return json_response({"error": "url must be http(s)://…"}, 400)
-        notify.set_endpoint(rt.state, url)
-        announced = rt.notifier.announce() if url is not None and body.get("announce") else 0
-        return json_response({"url": url, "announced": announced})
-
-    async def credential(request: web.Request) -> web.Response:
-        # The one admin route that returns a secret: a test plays the customer (e.g. running its kit).
-        tenant = rt.state.tenants.get(request.match_info["tenant"].lower())
-        if tenant is None:
-            return json_response({"error": "no such tenant"}, 404)
-        return json_response(
-            {"tenant_id": tenant.id, "client_id": tenant.client_id, "client_secret": tenant.client_secret}
-        )
-
-    app.router.add_get("/_emulator/stats", stats)
-    app.router.add_post("/_emulator/notifications", notifications)
-    app.router.add_get("/_emulator/tenants/{tenant}/credential", credential)
-    app.router.add_post("/_emulator/reset", reset)
-    app.router.add_post("/_emulator/faults", faults)
-    app.router.add_get("/_emulator/fleet", fleet)
-    app.router.add_post("/_emulator/time-scale", time_scale)
-    app.router.add_get("/_emulator/state", state)
-    app.router.add_post("/_emulator/state", load_state)
-    app.router.add_post("/_emulator/write-config", config)
+    app[RUNTIME_KEY] = rt
+    for method, path, handler in ROUTES:
+        if method == "GET":
+            app.router.add_get(path, handler)  # HEAD too, as aiohttp's GET routes answer it
+        else:
+            app.router.add_route(method, path, handler)

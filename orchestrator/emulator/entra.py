@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from orchestrator.emulator.armhttp import json_response
 from orchestrator.emulator.runtime import Runtime
+from orchestrator.emulator.state import Tenant
 from orchestrator.emulator.tokens import unverified_claims
 
 OPENID_RE = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$", re.IGNORECASE)
@@ -126,74 +128,22 @@ async def handle(rt: Runtime, request: web.Request) -> web.Response:
     return _aad_error(404, "invalid_request", 90027, f"The route {path} is not emulated.")
 
 
+class _Refused(Exception):
+    """A token request Entra refuses: rendered by `_aad_error` and counted as a token failure."""
+
+    def __init__(self, status: int, error: str, code: int, description: str) -> None:
+        super().__init__(description)
+        self.status, self.error, self.code, self.description = status, error, code, description
+
+
 async def _token(rt: Runtime, request: web.Request, tenant_id: str) -> web.Response:
     form = await request.post()
-    grant = str(form.get("grant_type", ""))
-    client_id = str(form.get("client_id", ""))
-    scope = str(form.get("scope", ""))
-    if grant != "client_credentials":
+    try:
+        tenant = _client(rt, form, tenant_id)
+        audience = _audience(str(form.get("scope", "")))
+    except _Refused as refused:
         rt.stats.token_failures += 1
-        return _aad_error(
-            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
-        )
-    tenant = rt.state.tenants.get(tenant_id.lower())
-    if tenant is None:
-        rt.stats.token_failures += 1
-        return _aad_error(400, "invalid_request", 90002, f"Tenant '{tenant_id}' not found.")
-    if tenant.client_id.lower() != client_id.lower():
-        rt.stats.token_failures += 1
-        return _aad_error(
-            400,
-            "unauthorized_client",
-            700016,
-            f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
-        )
-    secret = form.get("client_secret")
-    assertion = form.get("client_assertion")
-    if secret is not None:
-        if str(secret) != tenant.client_secret:
-            rt.stats.token_failures += 1
-            return _aad_error(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client "
-                f"secret value, not the client secret ID, for a secret added to app '{client_id}'.",
-            )
-    elif assertion is not None and form.get("client_assertion_type") == ASSERTION_TYPE:
-        # Workload identity: the federated token's shape and audience are checked, its issuer is not.
-        claims = unverified_claims(str(assertion))
-        if claims is None or claims.get("aud") not in (
-            "api://AzureADTokenExchange",
-            ["api://AzureADTokenExchange"],
-        ):
-            rt.stats.token_failures += 1
-            return _aad_error(
-                400,
-                "invalid_client",
-                700212,
-                "No matching federated identity record found for presented assertion.",
-            )
-    else:
-        rt.stats.token_failures += 1
-        return _aad_error(
-            401,
-            "invalid_client",
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        )
-    if not scope.endswith("/.default"):
-        rt.stats.token_failures += 1
-        return _aad_error(
-            400,
-            "invalid_scope",
-            1002012,
-            f"The provided value for scope {scope} is not valid. Client credential "
-            "flows must have a scope value with /.default suffixed to the resource identifier (application "
-            "ID URI).",
-        )
-    # Like Entra: the resource is everything before "/.default" ("https://x//.default" → "https://x/").
-    audience = scope.split(" ")[0].removesuffix("/.default")
+        return _aad_error(refused.status, refused.error, refused.code, refused.description)
     token, lifetime = rt.tokens.issue(
         {
             "aud": audience,
@@ -210,3 +160,70 @@ async def _token(rt: Runtime, request: web.Request, tenant_id: str) -> web.Respo
     return json_response(
         {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": token}
     )
+
+
+def _client(rt: Runtime, form: Mapping[str, Any], tenant_id: str) -> Tenant:
+    """The client-credentials grant's tenant and client, proven by a secret or a federated assertion."""
+    grant = str(form.get("grant_type", ""))
+    client_id = str(form.get("client_id", ""))
+    if grant != "client_credentials":
+        raise _Refused(
+            400, "unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'."
+        )
+    tenant = rt.state.tenants.get(tenant_id.lower())
+    if tenant is None:
+        raise _Refused(400, "invalid_request", 90002, f"Tenant '{tenant_id}' not found.")
+    if tenant.client_id.lower() != client_id.lower():
+        raise _Refused(
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
+        )
+    secret = form.get("client_secret")
+    assertion = form.get("client_assertion")
+    if secret is not None:
+        if str(secret) != tenant.client_secret:
+            raise _Refused(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client "
+                f"secret value, not the client secret ID, for a secret added to app '{client_id}'.",
+            )
+    elif assertion is not None and form.get("client_assertion_type") == ASSERTION_TYPE:
+        # Workload identity: the federated token's shape and audience are checked, its issuer is not.
+        claims = unverified_claims(str(assertion))
+        if claims is None or claims.get("aud") not in (
+            "api://AzureADTokenExchange",
+            ["api://AzureADTokenExchange"],
+        ):
+            raise _Refused(
+                400,
+                "invalid_client",
+                700212,
+                "No matching federated identity record found for presented assertion.",
+            )
+    else:
+        raise _Refused(
+            401,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+    return tenant
+
+
+def _audience(scope: str) -> str:
+    """The token's audience: like Entra, everything before "/.default" ("https://x//.default" →
+    "https://x/"); client-credentials flows must ask for a /.default scope."""
+    if not scope.endswith("/.default"):
+        raise _Refused(
+            400,
+            "invalid_scope",
+            1002012,
+            f"The provided value for scope {scope} is not valid. Client credential "
+            "flows must have a scope value with /.default suffixed to the resource identifier (application "
+            "ID URI).",
+        )
+    return scope.split(" ")[0].removesuffix("/.default")

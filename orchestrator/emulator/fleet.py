@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from typing import Any
 
 from orchestrator.emulator import lighthouse
 from orchestrator.emulator.derive import derive_deny_assignment
@@ -37,6 +36,30 @@ LOCATIONS = ["eastus", "westeurope", "westus2"]
 ACCESS_KINDS = ("direct", "delegated", "publisher", "locked")
 
 
+def _split_spec(spec: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """The spec's settings as (key, value, part as written) and its access parts: the value of
+    `access=` and each part after it that has no `=` of its own."""
+    settings: list[tuple[str, str, str]] = []
+    access: list[str] = []
+    in_access = False
+    for raw in spec.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        if "=" in part:
+            key, _, value = part.partition("=")
+            in_access = key.strip().lower() == "access"
+            if not in_access:
+                settings.append((key.strip().lower(), value, raw))
+                continue
+            part = value
+        elif not in_access:
+            settings.append((part.lower(), "", raw))  # not key=value: refused by _parse_spec
+            continue
+        access.append(part)
+    return settings, access
+
+
 def parse_access(spec: str) -> list[str]:
     """The access kind of each customer tenant, in order, from '...,access=direct:2,delegated:3,...'.
 
@@ -45,17 +68,7 @@ def parse_access(spec: str) -> list[str]:
     Role); `publisher`: the publisher reads apps by id and their MRGs; `locked`: customer-managed apps
     (no publisher access through the app), with a Lighthouse Reader delegation for verification."""
     kinds: list[str] = []
-    in_access = False
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        if "=" in part:
-            key, _, part = part.partition("=")
-            in_access = key.strip().lower() == "access"
-            if not in_access:
-                continue
-        if not in_access:
-            continue
+    for part in _split_spec(spec)[1]:
         kind, _, raw = part.partition(":")
         kind = kind.strip().lower()
         if kind not in ACCESS_KINDS or not raw.strip().isdigit():
@@ -80,17 +93,7 @@ def _parse_spec(spec: str) -> dict[str, int]:
     values = {"tenants": 1, "subscriptions": 1, "apps": 1, "products": 1}
     access = parse_access(spec)
     given: set[str] = set()
-    in_access = False
-    for part in spec.split(","):
-        if not part.strip():
-            continue
-        if "=" not in part and in_access:
-            continue
-        in_access = part.strip().lower().startswith("access=")
-        if in_access:
-            continue
-        key, _, raw = part.partition("=")
-        key = key.strip().lower()
+    for key, raw, part in _split_spec(spec)[0]:
         if key not in values or not raw.strip().isdigit():
             raise ValueError(
                 f"bad --generate part {part!r}; expected "
@@ -164,13 +167,41 @@ def _add_rg(state: State, rg: Json) -> None:
 
 
 def generate(spec: str, seed: int) -> State:
-    n_tenants, n_subs, n_apps = parse_generate(spec)
-    two_products = _parse_spec(spec)["products"] >= 2
+    values = _parse_spec(spec)
     access = parse_access(spec)
     rng = random.Random(seed)
     state = State()
+    pub = _add_publisher(state, rng, two_products=values["products"] >= 2)
+    index, n_tenants = 0, values["tenants"]
+    for t in range(1, n_tenants + 1):
+        tenant = Tenant(
+            id=_uuid(rng),
+            name=f"Contoso {t:03d}",
+            client_id=_uuid(rng),
+            client_secret=rng.randbytes(24).hex(),
+            principal_id=_uuid(rng),
+            # Without an access mix: one read-only tenant (the last) as soon as there is more than one.
+            publisher_access="read-only" if not access and n_tenants > 1 and t == n_tenants else "full",
+            ring="canary" if t == 1 else "default",
+            access=access[t - 1] if access else "direct",
+        )
+        state.tenants[tenant.id] = tenant
+        for s in range(1, values["subscriptions"] + 1):
+            sub = _uuid(rng)
+            state.subscriptions[sub] = Subscription(sub, tenant.id, f"Contoso {t:03d} Production {s}")
+            location = LOCATIONS[(t + s) % len(LOCATIONS)]
+            _add_rg(state, _rg(sub, CUSTOMER_RG, location))
+            for n in range(1, values["apps"] + 1):
+                second = values["products"] >= 2 and index % 4 == 1
+                name = f"ma-{t:03d}-{s:02d}-{n:02d}"
+                _add_app(state, rng, index, sub, location, name, pub, second_product=second)
+                index += 1
+            _grant_access(state, rng, tenant, sub, pub)
+    return state
 
-    # Publisher: tenant, subscription, definitions and marketplace offer versions.
+
+def _add_publisher(state: State, rng: random.Random, *, two_products: bool) -> Tenant:
+    """The publisher: its tenant, subscription, definitions and marketplace offer versions."""
     pub_tid, pub_sub = _uuid(rng), _uuid(rng)
     pub = Tenant(
         id=pub_tid,
@@ -186,61 +217,18 @@ def generate(spec: str, seed: int) -> State:
     state.publisher_tenant_id, state.publisher_subscription_id = pub_tid, pub_sub
     _add_rg(state, _rg(pub_sub, PUBLISHER_RG, "eastus"))
     _uuid(rng)  # kept so ids of fleets generated before access mixes stay the same
-    authz_principal = pub.principal_id  # the publisher's service principal: granted access to every MRG
+    principal = pub.principal_id  # the publisher's service principal: granted access to every MRG
     v2_actions = [*V1_ALLOWED_ACTIONS, V2_EXTRA_ACTION]
-    definitions = {
-        "app-v1": _definition(pub_sub, "app-v1", "ReadOnly", V1_ALLOWED_ACTIONS, authz_principal, pub_tid),
-        "app-v2": _definition(pub_sub, "app-v2", "ReadOnly", v2_actions, authz_principal, pub_tid),
-        "app-v1-unlocked": _definition(
-            pub_sub, "app-v1-unlocked", "None", V1_ALLOWED_ACTIONS, authz_principal, pub_tid
-        ),
-    }
+    policies = [("app-v1", "ReadOnly", V1_ALLOWED_ACTIONS), ("app-v2", "ReadOnly", v2_actions)]
+    policies.append(("app-v1-unlocked", "None", V1_ALLOWED_ACTIONS))
     if two_products:
-        for version, actions in (("v1", MONITORING_ACTIONS), ("v2", [*MONITORING_ACTIONS, V2_EXTRA_ACTION])):
-            name = f"monitoring-{version}"
-            definitions[name] = _definition(pub_sub, name, "ReadOnly", actions, authz_principal, pub_tid)
-    for d in definitions.values():
+        policies.append(("monitoring-v1", "ReadOnly", MONITORING_ACTIONS))
+        policies.append(("monitoring-v2", "ReadOnly", [*MONITORING_ACTIONS, V2_EXTRA_ACTION]))
+    for name, lock, actions in policies:
+        d = _definition(pub_sub, name, lock, actions, principal, pub_tid)
         state.definitions[d["id"].lower()] = d
-    state.offers = [
-        _offer("1.0.0", V1_ALLOWED_ACTIONS, authz_principal),
-        _offer("2.0.0", v2_actions, authz_principal),
-    ]
-
-    index = 0
-    for t in range(1, n_tenants + 1):
-        tid = _uuid(rng)
-        tenant = Tenant(
-            id=tid,
-            name=f"Contoso {t:03d}",
-            client_id=_uuid(rng),
-            client_secret=rng.randbytes(24).hex(),
-            principal_id=_uuid(rng),
-            # Without an access mix: one read-only tenant (the last) as soon as there is more than one.
-            publisher_access="read-only" if not access and n_tenants > 1 and t == n_tenants else "full",
-            ring="canary" if t == 1 else "default",
-            access=access[t - 1] if access else "direct",
-        )
-        state.tenants[tid] = tenant
-        for s in range(1, n_subs + 1):
-            sub = _uuid(rng)
-            state.subscriptions[sub] = Subscription(sub, tid, f"Contoso {t:03d} Production {s}")
-            location = LOCATIONS[(t + s) % len(LOCATIONS)]
-            _add_rg(state, _rg(sub, CUSTOMER_RG, location))
-            for n in range(1, n_apps + 1):
-                _add_app(
-                    state,
-                    rng,
-                    index,
-                    sub,
-                    location,
-                    f"ma-{t:03d}-{s:02d}-{n:02d}",
-                    pub_tid,
-                    authz_principal,
-                    second_product=two_products and index % 4 == 1,
-                )
-                index += 1
-            _grant_access(state, rng, tenant, sub, pub)
-    return state
+    state.offers = [_offer("1.0.0", V1_ALLOWED_ACTIONS, principal), _offer("2.0.0", v2_actions, principal)]
+    return pub
 
 
 def _grant_access(state: State, rng: random.Random, tenant: Tenant, sub: str, pub: Tenant) -> None:
@@ -265,17 +253,11 @@ def _grant_access(state: State, rng: random.Random, tenant: Tenant, sub: str, pu
 
 
 def _add_app(
-    state: State,
-    rng: random.Random,
-    index: int,
-    sub: str,
-    location: str,
-    name: str,
-    pub_tid: str,
-    authz: str,
-    *,
+    state: State, rng: random.Random, index: int, sub: str, location: str, name: str, pub: Tenant, *,
     second_product: bool = False,
-) -> None:
+) -> None:  # fmt: skip
+    """One customer app with its MRG and system deny assignment. Which kind of app it is follows
+    from its global index: marketplace, unlocked, failed, drifted, trapped."""
     app_id = (
         f"/subscriptions/{sub}/resourceGroups/{CUSTOMER_RG}/providers/Microsoft.Solutions/applications/{name}"
     )
@@ -284,19 +266,6 @@ def _add_app(
     _add_rg(state, _rg(sub, mrg_name, location, managed_by=app_id))
     marketplace = index % 3 == 2
     unlocked = not marketplace and index % 7 == 3
-    failed = index % 11 == 5
-    drifted = not unlocked and index % 6 == 4
-    trap = index % 5 == 1
-
-    props: dict[str, Any] = {
-        "managedResourceGroupId": mrg_id,
-        "parameters": {"environment": {"value": "production"}},
-        "outputs": {},
-        "provisioningState": "Failed" if failed else "Succeeded",
-        "publisherTenantId": pub_tid,
-        "authorizations": [{"principalId": authz, "roleDefinitionId": OWNER_ROLE}],
-        "managementMode": "Managed",
-    }
     app: Json = {
         "id": app_id,
         "name": name,
@@ -304,60 +273,83 @@ def _add_app(
         "location": location,
         "tags": {},
         "kind": "MarketPlace" if marketplace else "ServiceCatalog",
-        "properties": props,
+        "properties": {
+            "managedResourceGroupId": mrg_id,
+            "parameters": {"environment": {"value": "production"}},
+            "outputs": {},
+            "provisioningState": "Failed" if index % 11 == 5 else "Succeeded",
+            "publisherTenantId": pub.id,
+            "authorizations": [{"principalId": pub.principal_id, "roleDefinitionId": OWNER_ROLE}],
+            "managementMode": "Managed",
+        },
     }
     if marketplace:
         app["plan"] = {**MARKETPLACE_PLAN, "version": "1.0.0"}
         offer = state.offers[0]
-        lock, actions, data_actions = offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"]
+        policy = offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"]
     else:
         def_name = "app-v1-unlocked" if unlocked else ("monitoring-v1" if second_product else "app-v1")
         definition = next(d for d in state.definitions.values() if d["name"] == def_name)
-        props["applicationDefinitionId"] = definition["id"]
+        app["properties"]["applicationDefinitionId"] = definition["id"]
         dprops = definition["properties"]
-        lock = dprops["lockLevel"]
-        actions = dprops["lockingPolicy"]["allowedActions"]
-        data_actions = dprops["lockingPolicy"]["allowedDataActions"]
+        locking = dprops["lockingPolicy"]
+        policy = dprops["lockLevel"], locking["allowedActions"], locking["allowedDataActions"]
     state.applications[app_id.lower()] = app
+    _add_system_deny(state, app_id, mrg_id, policy, pub.principal_id, drifted=not unlocked and index % 6 == 4)
+    if index % 5 == 1:
+        _add_trap(state, mrg_id, _uuid(rng))
 
+
+def _add_system_deny(
+    state: State,
+    app_id: str,
+    mrg_id: str,
+    policy: tuple[str, list[str], list[str]],
+    principal: str,
+    *,
+    drifted: bool,
+) -> None:
+    lock, actions, data_actions = policy
     deny = derive_deny_assignment(
         app_id=app_id,
         mrg_id=mrg_id,
         lock_level=lock,
         allowed_actions=actions,
         allowed_data_actions=data_actions,
-        excluded_principal_ids=[authz],
+        excluded_principal_ids=[principal],
     )
-    if deny is not None:
-        if drifted:
-            # Someone (or an older platform version) left the deny out of step with the definition.
-            perm = deny["properties"]["permissions"][0]
-            perm["notActions"] = [a for a in perm["notActions"] if a != V1_ALLOWED_ACTIONS[1]]
-            perm["notActions"].append("Microsoft.Web/sites/stop/action")
-        state.deny_assignments[deny["id"].lower()] = deny
-    if trap:
-        # A customer-created deny assignment on the MRG: not the managed app's, must be ignored.
-        trap_name = _uuid(rng)
-        trap_id = f"{mrg_id}/providers/Microsoft.Authorization/denyAssignments/{trap_name}"
-        state.deny_assignments[trap_id.lower()] = {
-            "id": trap_id,
-            "name": trap_name,
-            "type": "Microsoft.Authorization/denyAssignments",
-            "properties": {
-                "denyAssignmentName": "Block public IP creation",
-                "description": "Created by the customer's security team.",
-                "permissions": [
-                    {
-                        "actions": ["Microsoft.Network/publicIPAddresses/write"],
-                        "notActions": [],
-                        "dataActions": [],
-                        "notDataActions": [],
-                    }
-                ],
-                "scope": mrg_id,
-                "doNotApplyToChildScopes": False,
-                "principals": [{"id": "00000000-0000-0000-0000-000000000000", "type": "SystemDefined"}],
-                "excludePrincipals": [],
-                "isSystemProtected": False,
-            },
-        }
+    if deny is None:
+        return
+    if drifted:
+        # Someone (or an older platform version) left the deny out of step with the definition.
+        perm = deny["properties"]["permissions"][0]
+        perm["notActions"] = [a for a in perm["notActions"] if a != V1_ALLOWED_ACTIONS[1]]
+        perm["notActions"].append("Microsoft.Web/sites/stop/action")
+    state.deny_assignments[deny["id"].lower()] = deny
+
+
+def _add_trap(state: State, mrg_id: str, trap_name: str) -> None:
+    """A customer-created deny assignment on the MRG: not the managed app's, must be ignored."""
+    trap_id = f"{mrg_id}/providers/Microsoft.Authorization/denyAssignments/{trap_name}"
+    state.deny_assignments[trap_id.lower()] = {
+        "id": trap_id,
+        "name": trap_name,
+        "type": "Microsoft.Authorization/denyAssignments",
+        "properties": {
+            "denyAssignmentName": "Block public IP creation",
+            "description": "Created by the customer's security team.",
+            "permissions": [
+                {
+                    "actions": ["Microsoft.Network/publicIPAddresses/write"],
+                    "notActions": [],
+                    "dataActions": [],
+                    "notDataActions": [],
+                }
+            ],
+            "scope": mrg_id,
+            "doNotApplyToChildScopes": False,
+            "principals": [{"id": "00000000-0000-0000-0000-000000000000", "type": "SystemDefined"}],
+            "excludePrincipals": [],
+            "isSystemProtected": False,
+        },
+    }

@@ -96,6 +96,26 @@ def _fault_response(rt: Runtime, rule: FaultRule) -> web.Response:
 
 
 async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
+    ctx, kind, sub_id, sub_tenant = _admit(rt, request)
+    extra = _throttle(rt, ctx, sub_id, sub_tenant) if rt.settings.throttle else {}
+    fault = await _faults_for(rt, ctx, kind)
+    if fault is not None:
+        fault.headers.update(extra)
+        return kind, fault
+    lro.advance(rt)
+    response = await HANDLERS[ctx.route.name](ctx)
+    shaper = shaper_for(ctx.route.name, ctx.api_version)
+    if shaper is not None and response.status < 300 and isinstance(response.body, bytes):
+        # An older or newer api-version whose shape differs from the stored one (versions.py).
+        response.body = json.dumps(shaper(json.loads(response.body)), separators=(",", ":")).encode()
+    if extra:
+        response.headers.update(extra)
+    return kind, response
+
+
+def _admit(rt: Runtime, request: web.Request) -> tuple[Ctx, str, str | None, str | None]:
+    """Route, method, api-version, token, tenant and access checks: the request's context, kind,
+    subscription and that subscription's tenant."""
     path = request.path
     found = match(path)
     if found is None:
@@ -113,58 +133,56 @@ async def _arm(rt: Runtime, request: web.Request) -> tuple[str, web.Response]:
     tenant = rt.state.tenants.get(str(claims.get("tid", "")).lower())
     ctx = Ctx(rt, request, route, groups, claims, tenant, api_version)
     check_access(ctx)
-    extra: dict[str, str] = {}
-    if rt.settings.throttle:
-        op_class = (
-            "reads" if request.method == "GET" else ("deletes" if request.method == "DELETE" else "writes")
+    return ctx, kind, sub_id, sub_tenant
+
+
+def _throttle(rt: Runtime, ctx: Ctx, sub_id: str | None, sub_tenant: str | None) -> dict[str, str]:
+    """Take a token from ARM's buckets; the rate-limit headers to send, or a 429 when empty."""
+    method = ctx.method
+    op_class = "reads" if method == "GET" else ("deletes" if method == "DELETE" else "writes")
+    decision = rt.throttler.check(sub_id, sub_tenant or str(ctx.claims.get("tid")), op_class, rt.scaled)
+    extra = decision.headers
+    ctx.request[RATE_HEADERS_KEY] = extra  # also on errors raised further down
+    if decision.wait > 0:
+        rt.stats.throttled += 1
+        code = (
+            "SubscriptionRequestsThrottled" if decision.scope == "subscription" else "TenantRequestsThrottled"
         )
-        decision = rt.throttler.check(sub_id, sub_tenant or str(claims.get("tid")), op_class, rt.scaled)
-        extra = decision.headers
-        request[RATE_HEADERS_KEY] = extra  # also on errors raised further down
-        if decision.wait > 0:
-            rt.stats.throttled += 1
-            code = (
-                "SubscriptionRequestsThrottled"
-                if decision.scope == "subscription"
-                else "TenantRequestsThrottled"
-            )
-            raise ArmError(
-                429,
-                code,
-                f"Number of '{op_class}' requests for {decision.scope} actor exceeded. Please try again "
-                "after "
-                f"{decision.wait:.3f} seconds.",
-                {**extra, **retry_after_headers(decision.wait)},
-            )
-    app_name = groups.get("name") if route.name in ("app", "app_action") else None
-    if route.name == "op":
+        raise ArmError(
+            429,
+            code,
+            f"Number of '{op_class}' requests for {decision.scope} actor exceeded. Please try again "
+            "after "
+            f"{decision.wait:.3f} seconds.",
+            {**extra, **retry_after_headers(decision.wait)},
+        )
+    return extra
+
+
+async def _faults_for(rt: Runtime, ctx: Ctx, kind: str) -> web.Response | None:
+    """Injected faults for this request: a delay, a response instead of the handler's (returned),
+    faults for the operation it starts or for after it is handled (kept on the request)."""
+    groups, request = ctx.groups, ctx.request
+    app_name = groups.get("name") if ctx.route.name in ("app", "app_action") else None
+    if ctx.route.name == "op":
         op = rt.state.operations.get(groups.get("op", ""))
         app_name = op.app_id.rsplit("/", 1)[1] if op else None
     plan = rt.faults.evaluate(kind, app_name)
-    if plan is not None:
-        if plan.delay_ms:
-            rt.stats.faults_injected["slow"] += 1
-            await asyncio.sleep(plan.delay_ms / 1000)
-        if plan.response is not None:
-            rt.stats.faults_injected[plan.response.action] += 1
-            resp = _fault_response(rt, plan.response)
-            resp.headers.update(extra)
-            return kind, resp
-        if plan.operation:
-            for rule in plan.operation:
-                rt.stats.faults_injected[rule.action] += 1
-            request[OPERATION_FAULTS_KEY] = plan.operation
-        if plan.after is not None:
-            request[AFTER_FAULT_KEY] = plan.after
-    lro.advance(rt)
-    response = await HANDLERS[route.name](ctx)
-    shaper = shaper_for(route.name, api_version)
-    if shaper is not None and response.status < 300 and isinstance(response.body, bytes):
-        # An older or newer api-version whose shape differs from the stored one (versions.py).
-        response.body = json.dumps(shaper(json.loads(response.body)), separators=(",", ":")).encode()
-    if extra:
-        response.headers.update(extra)
-    return kind, response
+    if plan is None:
+        return None
+    if plan.delay_ms:
+        rt.stats.faults_injected["slow"] += 1
+        await asyncio.sleep(plan.delay_ms / 1000)
+    if plan.response is not None:
+        rt.stats.faults_injected[plan.response.action] += 1
+        return _fault_response(rt, plan.response)
+    if plan.operation:
+        for rule in plan.operation:
+            rt.stats.faults_injected[rule.action] += 1
+        request[OPERATION_FAULTS_KEY] = plan.operation
+    if plan.after is not None:
+        request[AFTER_FAULT_KEY] = plan.after
+    return None
 
 
 def build_app(rt: Runtime) -> web.Application:
