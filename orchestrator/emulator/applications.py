@@ -191,7 +191,7 @@ def _offer_or_definition(app: Json, body: Json, props: Json) -> None:
 def _authorizations(state: State, app: Json) -> list[Json]:
     """The app's authorizations: its definition's or offer's principals (which must exist)."""
     try:
-        _, _, _, principals = lro.policy_for(state, app)
+        principals = lro.policy_for(state, app).principals
     except lro.PolicyError as exc:
         raise ArmError(400, exc.code, exc.message) from None
     return [{"principalId": p, "roleDefinitionId": OWNER_ROLE} for p in principals]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 EVERYONE = "00000000-0000-0000-0000-000000000000"
 # Real system deny assignments carry the application id in their display name (AuthorizationFailed
@@ -72,3 +72,24 @@ def derive_deny_assignment(
             "isSystemProtected": True,
         },
     }
+
+
+class Policy(NamedTuple):
+    """What an app's definition or marketplace plan says about its managed resource group."""
+
+    lock_level: str
+    allowed_actions: list[str]
+    allowed_data_actions: list[str]
+    principals: list[str]  # its authorizations: excluded from the deny assignment
+
+
+def derive_for(app_id: str, mrg_id: str, policy: Policy) -> dict[str, Any] | None:
+    """The app's system deny assignment under `policy` (None for lock level None)."""
+    return derive_deny_assignment(
+        app_id=app_id,
+        mrg_id=mrg_id,
+        lock_level=policy.lock_level,
+        allowed_actions=policy.allowed_actions,
+        allowed_data_actions=policy.allowed_data_actions,
+        excluded_principal_ids=policy.principals,
+    )

@@ -10,7 +10,7 @@ import random
 import uuid
 
 from orchestrator.emulator import lighthouse
-from orchestrator.emulator.derive import derive_deny_assignment
+from orchestrator.emulator.derive import Policy, derive_for
 from orchestrator.emulator.state import Json, State, Subscription, Tenant
 
 PUBLISHER_RG = "rg-publisher"
@@ -286,38 +286,26 @@ def _add_app(
     if marketplace:
         app["plan"] = {**MARKETPLACE_PLAN, "version": "1.0.0"}
         offer = state.offers[0]
-        policy = offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"]
+        policy = Policy(
+            offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"], [pub.principal_id]
+        )
     else:
         def_name = "app-v1-unlocked" if unlocked else ("monitoring-v1" if second_product else "app-v1")
         definition = next(d for d in state.definitions.values() if d["name"] == def_name)
         app["properties"]["applicationDefinitionId"] = definition["id"]
         dprops = definition["properties"]
         locking = dprops["lockingPolicy"]
-        policy = dprops["lockLevel"], locking["allowedActions"], locking["allowedDataActions"]
+        policy = Policy(
+            dprops["lockLevel"], locking["allowedActions"], locking["allowedDataActions"], [pub.principal_id]
+        )
     state.applications[app_id.lower()] = app
-    _add_system_deny(state, app_id, mrg_id, policy, pub.principal_id, drifted=not unlocked and index % 6 == 4)
+    _add_system_deny(state, app_id, mrg_id, policy, drifted=not unlocked and index % 6 == 4)
     if index % 5 == 1:
         _add_trap(state, mrg_id, _uuid(rng))
 
 
-def _add_system_deny(
-    state: State,
-    app_id: str,
-    mrg_id: str,
-    policy: tuple[str, list[str], list[str]],
-    principal: str,
-    *,
-    drifted: bool,
-) -> None:
-    lock, actions, data_actions = policy
-    deny = derive_deny_assignment(
-        app_id=app_id,
-        mrg_id=mrg_id,
-        lock_level=lock,
-        allowed_actions=actions,
-        allowed_data_actions=data_actions,
-        excluded_principal_ids=[principal],
-    )
+def _add_system_deny(state: State, app_id: str, mrg_id: str, policy: Policy, *, drifted: bool) -> None:
+    deny = derive_for(app_id, mrg_id, policy)
     if deny is None:
         return
     if drifted:

@@ -13,7 +13,7 @@ import uuid
 from bisect import bisect_right, insort
 from typing import Any
 
-from orchestrator.emulator.derive import deny_assignment_id, derive_deny_assignment
+from orchestrator.emulator.derive import Policy, deny_assignment_id, derive_for
 from orchestrator.emulator.faults import PERMANENT_FAILURE, TRANSIENT_FAILURE, FaultRule
 from orchestrator.emulator.index import subscription_bucket
 from orchestrator.emulator.runtime import Runtime
@@ -27,8 +27,8 @@ class PolicyError(Exception):
         self.message = message
 
 
-def policy_for(state: State, app: Json) -> tuple[str, list[str], list[str], list[str]]:
-    """(lock level, allowed actions, allowed data actions, authorization principal ids) for an app."""
+def policy_for(state: State, app: Json) -> Policy:
+    """The lock policy and authorization principals of an app's offer (MarketPlace) or definition."""
     if str(app.get("kind", "")).lower() == "marketplace":
         plan = app.get("plan") or {}
         offer = state.find_offer(plan)
@@ -39,7 +39,7 @@ def policy_for(state: State, app: Json) -> tuple[str, list[str], list[str], list
                 f"plan '{plan.get('name')}', version '{plan.get('version')}' was not found.",
             )
         principals = [a["principalId"] for a in offer.get("authorizations", [])]
-        return offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"], principals
+        return Policy(offer["lockLevel"], offer["allowedActions"], offer["allowedDataActions"], principals)
     def_id = str((app.get("properties") or {}).get("applicationDefinitionId") or "")
     definition = state.definitions.get(def_id.lower()) if def_id else None
     if definition is None:
@@ -50,7 +50,7 @@ def policy_for(state: State, app: Json) -> tuple[str, list[str], list[str], list
     props = definition["properties"]
     locking = props.get("lockingPolicy") or {}
     principals = [a["principalId"] for a in props.get("authorizations", [])]
-    return (
+    return Policy(
         props.get("lockLevel", "None"),
         list(locking.get("allowedActions", [])),
         list(locking.get("allowedDataActions", [])),
@@ -61,16 +61,8 @@ def policy_for(state: State, app: Json) -> tuple[str, list[str], list[str], list
 def rederive(rt: Runtime, app: Json, delay: float = 0.0) -> None:
     """Put the app's system deny assignment in line with its definition or plan."""
     state = rt.state
-    lock, actions, data_actions, principals = policy_for(state, app)
     mrg = app["properties"]["managedResourceGroupId"]
-    body = derive_deny_assignment(
-        app_id=app["id"],
-        mrg_id=mrg,
-        lock_level=lock,
-        allowed_actions=actions,
-        allowed_data_actions=data_actions,
-        excluded_principal_ids=principals,
-    )
+    body = derive_for(app["id"], mrg, policy_for(state, app))
     key = deny_assignment_id(mrg, app["id"]).lower()
     if delay > 0:
         insort(state.pending_deny, PendingDeny(now() + delay, key, body), key=_apply_at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -18,6 +18,7 @@ PAGE_SIZE = 3
 
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,12 @@ def tenant_of(emu: EmulatorHandle, fleet: dict[str, Any], index: int = 0) -> Ten
     return Tenant(t["id"], t["name"], t["client_id"], emu.secret_for(t["id"]), t["subscriptions"], t)
 
 
+def signed_in(emu: EmulatorHandle, fleet: dict[str, Any], index: int = 0) -> tuple[Tenant, str, str]:
+    """A customer tenant, an ARM token for it and its first subscription."""
+    tenant = tenant_of(emu, fleet, index)
+    return tenant, token_for(emu, tenant), tenant.subscriptions[0]
+
+
 def publisher_of(emu: EmulatorHandle, fleet: dict[str, Any]) -> Tenant:
     p = fleet["publisher"]
     return Tenant(p["id"], p["name"], p["client_id"], emu.secret_for(p["id"]), p["subscriptions"], p)
@@ -84,30 +91,33 @@ def client_kwargs(emu: EmulatorHandle) -> dict[str, Any]:
     }
 
 
+def _credential_args(emu: EmulatorHandle, tenant: Tenant, secret: str | None) -> dict[str, Any]:
+    """ClientSecretCredential's arguments (sync and aio alike) for a tenant of the emulator."""
+    return {
+        "tenant_id": tenant.id,
+        "client_id": tenant.client_id,
+        "client_secret": secret if secret is not None else tenant.secret,
+        "authority": emu.url,
+        "disable_instance_discovery": True,
+        "connection_verify": str(emu.ca_bundle),
+    }
+
+
 def sync_credential(emu: EmulatorHandle, tenant: Tenant, secret: str | None = None) -> Any:
     from azure.identity import ClientSecretCredential
 
-    return ClientSecretCredential(
-        tenant.id,
-        tenant.client_id,
-        secret if secret is not None else tenant.secret,
-        authority=emu.url,
-        disable_instance_discovery=True,
-        connection_verify=str(emu.ca_bundle),
-    )
+    return ClientSecretCredential(**_credential_args(emu, tenant, secret))
 
 
 def aio_credential(emu: EmulatorHandle, tenant: Tenant, secret: str | None = None) -> Any:
     from azure.identity.aio import ClientSecretCredential
 
-    return ClientSecretCredential(
-        tenant.id,
-        tenant.client_id,
-        secret if secret is not None else tenant.secret,
-        authority=emu.url,
-        disable_instance_discovery=True,
-        connection_verify=str(emu.ca_bundle),
-    )
+    return ClientSecretCredential(**_credential_args(emu, tenant, secret))
+
+
+def sync_client(cls: Callable[..., C], emu: EmulatorHandle, tenant: Tenant, *args: Any) -> C:
+    """A sync management client acting as `tenant` against the emulator."""
+    return cls(sync_credential(emu, tenant), *args, **client_kwargs(emu))
 
 
 def ssl_context(emu: EmulatorHandle) -> ssl.SSLContext:

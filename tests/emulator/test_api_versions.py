@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.emulator.testing import EmulatorHandle
 from orchestrator.emulator.versions import API_VERSIONS
-from tests.emulator.conftest import publisher_of, raw, tenant_of, token_for
+from tests.emulator.conftest import publisher_of, raw, signed_in, tenant_of, token_for
 from tests.emulator.specs import COMMON, DENY, SOLUTIONS, SOLUTIONS_2021, SUBSCRIPTIONS, validate
 
 
@@ -84,8 +84,7 @@ def test_token_audience_is_everything_before_default_and_arm_accepts_it(
 def test_every_listed_version_is_accepted_and_unknown_ones_get_arms_error(
     emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token, sub = token_for(emulator, tenant), tenant.subscriptions[0]
+    _tenant, token, sub = signed_in(emulator, fleet)
     paths = {
         "subscriptions": "subscriptions",
         "solutions": f"subscriptions/{sub}/providers/Microsoft.Solutions/applications",
@@ -117,8 +116,7 @@ def test_every_listed_version_is_accepted_and_unknown_ones_get_arms_error(
 def test_each_solutions_version_answers_in_its_own_shape(
     emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token, sub = token_for(emulator, tenant), tenant.subscriptions[0]
+    _tenant, token, sub = signed_in(emulator, fleet)
     app = _first_app(emulator, token, sub, "2021-07-01")
     # A write stamps systemData (2021-07-01 and later); 2019-07-01 predates it.
     status, _, _ = raw(emulator, "PATCH", f"{app['id']}?api-version=2021-07-01", token, {"tags": {"x": "1"}})
@@ -151,8 +149,7 @@ def test_each_solutions_version_answers_in_its_own_shape(
 def test_deny_assignments_2024_07_01_preview_carry_their_effect(
     emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token, sub = token_for(emulator, tenant), tenant.subscriptions[0]
+    _tenant, token, sub = signed_in(emulator, fleet)
     path = f"subscriptions/{sub}/providers/Microsoft.Authorization/denyAssignments"
     status, _, stable = raw(emulator, "GET", f"{path}?api-version=2022-04-01", token)
     assert status == 200 and all("denyAssignmentEffect" not in d["properties"] for d in stable["value"])
@@ -165,8 +162,7 @@ def test_deny_assignments_2024_07_01_preview_carry_their_effect(
 def test_subscriptions_and_tenants_match_2022_12_01_and_older_versions_drop_newer_fields(
     emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token, sub = token_for(emulator, tenant), tenant.subscriptions[0]
+    tenant, token, sub = signed_in(emulator, fleet)
     status, _, subs = raw(emulator, "GET", "subscriptions?api-version=2022-12-01", token)
     validate(SUBSCRIPTIONS, "SubscriptionListResult", subs)
     status, _, one = raw(emulator, "GET", f"subscriptions/{sub}?api-version=2022-12-01", token)
@@ -184,8 +180,7 @@ def test_subscriptions_and_tenants_match_2022_12_01_and_older_versions_drop_newe
 
 
 def test_providers_and_resource_groups(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token, sub = token_for(emulator, tenant), tenant.subscriptions[0]
+    _tenant, token, sub = signed_in(emulator, fleet)
     status, _, provider = raw(
         emulator, "GET", f"subscriptions/{sub}/providers/microsoft.solutions?api-version=2024-11-01", token
     )

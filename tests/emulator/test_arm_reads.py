@@ -22,7 +22,8 @@ from tests.emulator.conftest import (
     present,
     publisher_of,
     raw,
-    sync_credential,
+    signed_in,
+    sync_client,
     tenant_of,
     token_for,
 )
@@ -36,7 +37,7 @@ def test_subscriptions_only_the_token_tenant_sync_and_paged(
     emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
     tenant = tenant_of(emulator, fleet)
-    client = SubscriptionClient(sync_credential(emulator, tenant), **client_kwargs(emulator))
+    client = sync_client(SubscriptionClient, emulator, tenant)
     subs = list(client.subscriptions.list())
     assert sorted(present(s.subscription_id) for s in subs) == sorted(tenant.subscriptions)
     assert len(subs) > PAGE_SIZE  # so the nextLink was followed
@@ -60,7 +61,7 @@ async def test_subscriptions_aio(emulator: EmulatorHandle, fleet: dict[str, Any]
 def test_applications_list_get_sync(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[0]
-    client = ManagedApplicationsMgmtClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    client = sync_client(ManagedApplicationsMgmtClient, emulator, tenant, sub)
     apps = list(client.applications.list_by_subscription())
     assert len(apps) == 7
     by_rg = list(client.applications.list_by_resource_group("rg-managedapps"))
@@ -104,9 +105,7 @@ async def test_applications_aio_paging_and_definitions(
 def test_next_link_is_absolute_https_with_api_version_and_skip_token(
     emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token = token_for(emulator, tenant)
-    sub = tenant.subscriptions[0]
+    _tenant, token, sub = signed_in(emulator, fleet)
     status, _, body = raw(
         emulator,
         "GET",
@@ -144,9 +143,7 @@ def test_paths_are_case_insensitive(emulator: EmulatorHandle, fleet: dict[str, A
 
 
 def test_api_version_is_required_and_checked(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token = token_for(emulator, tenant)
-    sub = tenant.subscriptions[0]
+    _tenant, token, sub = signed_in(emulator, fleet)
     path = f"subscriptions/{sub}/providers/Microsoft.Solutions/applications"
     status, _, body = raw(emulator, "GET", path, token)
     assert status == 400 and body["error"]["code"] == "MissingApiVersionParameter"
@@ -162,9 +159,7 @@ def test_api_version_is_required_and_checked(emulator: EmulatorHandle, fleet: di
 def test_missing_application_unknown_route_and_headers(
     emulator: EmulatorHandle, fleet: dict[str, Any]
 ) -> None:
-    tenant = tenant_of(emulator, fleet)
-    token = token_for(emulator, tenant)
-    sub = tenant.subscriptions[0]
+    _tenant, token, sub = signed_in(emulator, fleet)
     path = (
         f"subscriptions/{sub}/resourceGroups/rg-managedapps/providers/Microsoft.Solutions/applications/nope"
     )
@@ -206,7 +201,7 @@ def _app_of(fleet: dict[str, Any], deny: Any) -> str:
 def test_deny_assignments_every_list_form_sync(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     tenant = tenant_of(emulator, fleet)
     sub = tenant.subscriptions[0]
-    client = AuthorizationManagementClient(sync_credential(emulator, tenant), sub, **client_kwargs(emulator))
+    client = sync_client(AuthorizationManagementClient, emulator, tenant, sub)
     everything = list(client.deny_assignments.list())
     assert len(everything) > PAGE_SIZE
     system = [d for d in everything if d.is_system_protected]
@@ -272,9 +267,7 @@ def test_permissions_reflect_publisher_access(emulator: EmulatorHandle, fleet: d
     read_only = tenant_of(emulator, fleet, len(fleet["tenants"]) - 1)
     assert read_only.raw["publisher_access"] == "read-only"
     for tenant, actions in ((full, ["*"]), (read_only, ["*/read"])):
-        client = AuthorizationManagementClient(
-            sync_credential(emulator, tenant), tenant.subscriptions[0], **client_kwargs(emulator)
-        )
+        client = sync_client(AuthorizationManagementClient, emulator, tenant, tenant.subscriptions[0])
         perms = list(client.permissions.list_for_resource_group("rg-managedapps"))
         assert [p.actions for p in perms] == [actions]
         assert perms[0].data_actions == []
@@ -282,9 +275,8 @@ def test_permissions_reflect_publisher_access(emulator: EmulatorHandle, fleet: d
 
 def test_definitions_list_by_publisher(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     publisher = publisher_of(emulator, fleet)
-    client = ManagedApplicationsMgmtClient(
-        sync_credential(emulator, publisher), fleet["publisher"]["subscription_id"], **client_kwargs(emulator)
-    )
+    pub_sub = fleet["publisher"]["subscription_id"]
+    client = sync_client(ManagedApplicationsMgmtClient, emulator, publisher, pub_sub)
     names = sorted(
         present(d.name) for d in client.application_definitions.list_by_resource_group("rg-publisher")
     )

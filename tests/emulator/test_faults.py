@@ -21,7 +21,7 @@ from tests.emulator.conftest import (
     app_body,
     client_kwargs,
     present,
-    sync_credential,
+    sync_client,
     tenant_of,
 )
 
@@ -30,9 +30,7 @@ KV = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 
 
 def _client(emu: EmulatorHandle, tenant: Tenant) -> ManagedApplicationsMgmtClient:
-    return ManagedApplicationsMgmtClient(
-        sync_credential(emu, tenant), tenant.subscriptions[0], **client_kwargs(emu)
-    )
+    return sync_client(ManagedApplicationsMgmtClient, emu, tenant, tenant.subscriptions[0])
 
 
 def _first_app(client: ManagedApplicationsMgmtClient, kind: str = "ServiceCatalog") -> Any:
@@ -59,9 +57,7 @@ def _v2_body(app: Any, fleet: dict[str, Any]) -> wire.Application:
 
 
 def _not_actions(emu: EmulatorHandle, tenant: Tenant, app: Any) -> list[str]:
-    client = AuthorizationManagementClient(
-        sync_credential(emu, tenant), tenant.subscriptions[0], **client_kwargs(emu)
-    )
+    client = sync_client(AuthorizationManagementClient, emu, tenant, tenant.subscriptions[0])
     mrg = app.managed_resource_group_id.split("/")[-1]
     deny = [d for d in client.deny_assignments.list_for_resource_group(mrg) if d.is_system_protected]
     return list(deny[0].permissions[0].not_actions)
@@ -176,9 +172,7 @@ def test_app_pattern_and_token_faults(emulator: EmulatorHandle, fleet: dict[str,
         client.applications.get("rg-managedapps", names[0])
     assert info.value.status_code == 500
     # A fresh credential meets the token fault once and retries through it.
-    fresh = ManagedApplicationsMgmtClient(
-        sync_credential(emulator, tenant), tenant.subscriptions[0], **client_kwargs(emulator)
-    )
+    fresh = sync_client(ManagedApplicationsMgmtClient, emulator, tenant, tenant.subscriptions[0])
     assert fresh.applications.get("rg-managedapps", names[1]) is not None
     assert emulator.stats()["requests"]["token 500"] == 1
 

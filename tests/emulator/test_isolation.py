@@ -10,7 +10,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
 
 from orchestrator.emulator.testing import EmulatorHandle, run_emulator
-from tests.emulator.conftest import client_kwargs, raw, sync_credential, tenant_of, token_for
+from tests.emulator.conftest import raw, sync_client, sync_credential, tenant_of, token_for
 
 pytestmark = pytest.mark.integration
 API = "api-version=2023-12-01-preview"
@@ -18,9 +18,7 @@ API = "api-version=2023-12-01-preview"
 
 def test_token_for_tenant_a_is_refused_on_tenant_b(emulator: EmulatorHandle, fleet: dict[str, Any]) -> None:
     a, b = tenant_of(emulator, fleet, 0), tenant_of(emulator, fleet, 1)
-    client = ManagedApplicationsMgmtClient(
-        sync_credential(emulator, a), b.subscriptions[0], **client_kwargs(emulator)
-    )
+    client = sync_client(ManagedApplicationsMgmtClient, emulator, a, b.subscriptions[0])
     with pytest.raises(ClientAuthenticationError) as info:
         list(client.applications.list_by_subscription())
     assert info.value.status_code == 401

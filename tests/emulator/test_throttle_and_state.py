@@ -15,12 +15,11 @@ from azure.mgmt.managedapplications import ManagedApplicationsMgmtClient
 from orchestrator.emulator.testing import EmulatorHandle, run_emulator
 from tests.emulator.conftest import (
     app_body,
-    client_kwargs,
     patch_body,
     present,
     raw,
     ssl_context,
-    sync_credential,
+    sync_client,
     tenant_of,
     token_for,
 )
@@ -69,7 +68,7 @@ async def test_throttling_then_success_through_sdk_retry() -> None:
         assert "retry-after-ms" in {k.lower() for k in throttled}
         assert throttled["x-ms-ratelimit-remaining-subscription-reads"] == "0"
         # The SDK's own retry policy waits out Retry-After and succeeds.
-        client = ManagedApplicationsMgmtClient(sync_credential(emu, tenant), sub, **client_kwargs(emu))
+        client = sync_client(ManagedApplicationsMgmtClient, emu, tenant, sub)
         assert len(list(client.applications.list_by_subscription())) == 2
         assert emu.stats()["throttled_429"] >= 1
 
@@ -83,7 +82,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         fleet = emu.fleet()
         tenant = tenant_of(emu, fleet)
         sub = tenant.subscriptions[0]
-        client = ManagedApplicationsMgmtClient(sync_credential(emu, tenant), sub, **client_kwargs(emu))
+        client = sync_client(ManagedApplicationsMgmtClient, emu, tenant, sub)
         app = next(a for a in client.applications.list_by_subscription() if a.kind == "ServiceCatalog")
         name = present(app.name)
         body = app_body(
@@ -110,7 +109,7 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert emu.ca_bundle.read_bytes() == ca_before  # the CA is made once per state dir
         assert emu.fleet()["tenants"][0]["id"] == tenant.id
         assert len(emu.fleet()["tenants"]) == 1  # loaded, not regenerated
-        client = ManagedApplicationsMgmtClient(sync_credential(emu, tenant), sub, **client_kwargs(emu))
+        client = sync_client(ManagedApplicationsMgmtClient, emu, tenant, sub)
         again = present(client.applications.get("rg-managedapps", name))
         assert present(again.application_definition_id).endswith("/app-v2")
         deadline = time.monotonic() + 10
