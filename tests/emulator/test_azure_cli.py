@@ -65,8 +65,29 @@ def test_stock_azure_cli_does_every_operator_step(
     az_python: Path, emulator: EmulatorHandle, fleet: dict[str, Any], tmp_path: Path
 ) -> None:
     az = Az(az_python, tmp_path / "azure", emulator.ca_bundle)
-    url = emulator.url
+    _register_cloud(az, emulator.url)
+    sub = _log_in(az, emulator, fleet)
+    app = _read_apps_and_definitions(az, fleet, sub)
 
+    # Deny assignments (2024-07-01-preview): the app's carries the app id in its name.
+    mrg = app["managedResourceGroupId"]
+    denies = az("role", "deny-assignment", "list", "--scope", mrg)
+    system = [d for d in denies if d.get("isSystemProtected")]
+    assert [d["denyAssignmentName"] for d in system] == [
+        f"System deny assignment created by managed application {app['id']}"
+    ]
+
+    _update_through_az_resource(az, app, fleet["publisher"]["definitions"]["app-v2"])
+    assert emulator.stats()["conflicting_writes"] == 0
+
+    group = az("group", "show", "-n", app["id"].split("/")[4])
+    assert group["id"].lower() == "/".join(app["id"].split("/")[:5]).lower()
+
+    raw = az("rest", "--method", "get", "--url", f"{emulator.url.rstrip('/')}{mrg}?api-version=2024-11-01")
+    assert raw["id"].lower() == mrg.lower() and raw["managedBy"].lower() == app["id"].lower()
+
+
+def _register_cloud(az: Az, url: str) -> None:
     # Verification is on: without the emulator's CA the CLI refuses the endpoint.
     untrusted = {k: v for k, v in az.env.items() if k != "REQUESTS_CA_BUNDLE"}
     refused = az.run(
@@ -81,7 +102,10 @@ def test_stock_azure_cli_does_every_operator_step(
     assert cloud["endpoints"]["activeDirectory"] == url
     assert cloud["endpoints"]["activeDirectoryResourceId"] == url
 
-    # The publisher first (definitions live in its subscription), then the customer as the default.
+
+def _log_in(az: Az, emulator: EmulatorHandle, fleet: dict[str, Any]) -> str:
+    """The publisher first (definitions live in its subscription), then the customer as the default;
+    returns the customer's subscription now selected."""
     publisher = publisher_of(emulator, fleet)
     customer = tenant_of(emulator, fleet)
     for who in (publisher, customer):
@@ -91,8 +115,11 @@ def test_stock_azure_cli_does_every_operator_step(
     assert all(a["cloudName"] == "Emulator" for a in accounts)
     sub = customer.subscriptions[0]
     az("account", "set", "-s", sub)
+    return sub
 
-    # Microsoft.Solutions 2019-07-01, hard-wired in `az managedapp`.
+
+def _read_apps_and_definitions(az: Az, fleet: dict[str, Any], sub: str) -> dict[str, Any]:
+    """Microsoft.Solutions 2019-07-01, hard-wired in `az managedapp`; returns a service-catalog app."""
     apps = az("managedapp", "list")
     assert apps and {a["id"].split("/")[2] for a in apps} == {sub}
     app = next(a for a in apps if a["kind"] == "ServiceCatalog" and a["provisioningState"] == "Succeeded")
@@ -102,28 +129,16 @@ def test_stock_azure_cli_does_every_operator_step(
     definitions = fleet["publisher"]["definitions"]
     v1, v2 = definitions["app-v1"], definitions["app-v2"]
     def_rg = v1.split("/")[4]
-    listed = az(
-        "managedapp",
-        "definition",
-        "list",
-        "-g",
-        def_rg,
-        "--subscription",
-        fleet["publisher"]["subscription_id"],
-    )
+    pub_sub = fleet["publisher"]["subscription_id"]
+    listed = az("managedapp", "definition", "list", "-g", def_rg, "--subscription", pub_sub)
     assert v2 in {d["id"] for d in listed}
     definition = az("managedapp", "definition", "show", "--ids", v2)
     assert definition["id"] == v2 and definition["lockLevel"] in ("ReadOnly", "CanNotDelete")
+    return dict(app)
 
-    # Deny assignments (2024-07-01-preview): the app's carries the app id in its name.
-    mrg = app["managedResourceGroupId"]
-    denies = az("role", "deny-assignment", "list", "--scope", mrg)
-    system = [d for d in denies if d.get("isSystemProtected")]
-    assert [d["denyAssignmentName"] for d in system] == [
-        f"System deny assignment created by managed application {app['id']}"
-    ]
 
-    # `az resource` picks the api-version from the provider (no --api-version) and follows the LRO.
+def _update_through_az_resource(az: Az, app: dict[str, Any], v2: str) -> None:
+    """`az resource` picks the api-version from the provider (no --api-version) and follows the LRO."""
     resource = az("resource", "show", "--ids", app["id"])
     assert resource["properties"]["applicationDefinitionId"].lower() == app["applicationDefinitionId"].lower()
     updated = az(
@@ -133,10 +148,3 @@ def test_stock_azure_cli_does_every_operator_step(
     assert updated["properties"]["applicationDefinitionId"] == v2
     after = az("managedapp", "show", "--ids", app["id"])
     assert after["applicationDefinitionId"] == v2 and after["provisioningState"] == "Succeeded"
-    assert emulator.stats()["conflicting_writes"] == 0
-
-    group = az("group", "show", "-n", app["id"].split("/")[4])
-    assert group["id"].lower() == "/".join(app["id"].split("/")[:5]).lower()
-
-    raw = az("rest", "--method", "get", "--url", f"{url.rstrip('/')}{mrg}?api-version=2024-11-01")
-    assert raw["id"].lower() == mrg.lower() and raw["managedBy"].lower() == app["id"].lower()

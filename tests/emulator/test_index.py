@@ -183,7 +183,26 @@ def test_listings_equal_a_filter_over_the_state(emulator: EmulatorHandle, fleet:
     subs = tenant.subscriptions
     _assert_listings_match_state(emulator, token, subs)
 
-    sub = subs[0]
+    after_writes, new_mrg = _write_some(emulator, token, fleet, subs[0])
+    _assert_listings_match_state(emulator, token, subs)
+
+    emulator.reset()
+    ids = {a["id"].lower() for a in after_writes["applications"]}
+    assert {a["id"].lower() for a in emulator.state()["applications"]} != ids
+    _assert_listings_match_state(emulator, token, subs)
+
+    status, _, body = raw(
+        emulator, "POST", "/_emulator/state", None, _moved_scopes(after_writes, subs[0], new_mrg)
+    )
+    assert status == 200, body
+    _assert_listings_match_state(emulator, token, subs)
+
+
+def _write_some(
+    emulator: EmulatorHandle, token: str, fleet: dict[str, Any], sub: str
+) -> tuple[dict[str, Any], str]:
+    """Updates, a create and a delete in one subscription, run to the end: the state after, and the
+    new app's MRG."""
     apps = [
         a
         for a in emulator.state()["applications"]
@@ -218,15 +237,13 @@ def test_listings_equal_a_filter_over_the_state(emulator: EmulatorHandle, fleet:
     ids = {a["id"].lower() for a in after_writes["applications"]}
     assert catalog[2]["id"].lower() not in ids and any(i.endswith("/indexed-new") for i in ids)
     assert any(d["properties"]["scope"].lower() == new_mrg.lower() for d in after_writes["deny_assignments"])
-    _assert_listings_match_state(emulator, token, subs)
+    return after_writes, new_mrg
 
-    emulator.reset()
-    assert {a["id"].lower() for a in emulator.state()["applications"]} != ids
-    _assert_listings_match_state(emulator, token, subs)
 
-    # A reloaded state whose deny assignments sit at other scopes: one moved from its MRG up to the
-    # subscription, one at the root, one at a resource below an MRG.
-    dump = copy.deepcopy(after_writes)
+def _moved_scopes(state: dict[str, Any], sub: str, new_mrg: str) -> dict[str, Any]:
+    """The state with deny assignments at other scopes: one moved from its MRG up to the
+    subscription, one at the root, one at a resource below an MRG."""
+    dump = copy.deepcopy(state)
     moved = next(d for d in dump["deny_assignments"] if d["id"].split("/")[2] == sub)
     moved["properties"]["scope"] = f"/subscriptions/{sub}"
     moved["id"] = f"/subscriptions/{sub}/providers/Microsoft.Authorization/denyAssignments/{moved['name']}"
@@ -237,9 +254,7 @@ def test_listings_equal_a_filter_over_the_state(emulator: EmulatorHandle, fleet:
     leaf["properties"]["scope"] = new_mrg + "/providers/Microsoft.Web/sites/func1"
     leaf["id"] = f"{leaf['properties']['scope']}/providers/Microsoft.Authorization/denyAssignments/leaf"
     dump["deny_assignments"] += [root, leaf]
-    status, _, body = raw(emulator, "POST", "/_emulator/state", None, dump)
-    assert status == 200, body
-    _assert_listings_match_state(emulator, token, subs)
+    return dump
 
 
 # ---- the operation timeline: advance() touches only what is due, and survives a reload ----------
