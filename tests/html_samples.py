@@ -25,6 +25,7 @@ EVIL_APP = "<script>alert('pwned')</script>"
 EVIL_TENANT = 'Contoso & "Partners" <b>'
 EVIL_MESSAGE = "deployment failed: <img src=x onerror=alert(1)>"
 START = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
+GENERATED = datetime(2026, 11, 29, 8, 30, tzinfo=UTC)  # when a page says it was made
 READ_METADATA = "Microsoft.KeyVault/vaults/secrets/readMetadata/action"
 
 TENANTS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
         elif fmt == "json":
             text = render_json(plan)
         else:
-            text = render_plan_html(plan)
+            text = render_plan_html(plan, generated_at=datetime.now(UTC))
         text = clean(text, json=fmt == "json")  # no control characters, in a file too
         if out is None:
             _common.emit(text if text.endswith("\n") else text + "\n")

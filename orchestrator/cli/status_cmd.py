@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -206,7 +207,7 @@ def register(app: typer.Typer) -> None:
         elif fmt == "html":
             from orchestrator.render.html import render_run_html
 
-            emit(render_run_html(view, wave_names=_wave_names(view)) + "\n")
+            emit(render_run_html(view, generated_at=datetime.now(UTC), wave_names=_wave_names(view)) + "\n")
         else:
             render_table(view, by=by, wave_names=_wave_names(view))
 

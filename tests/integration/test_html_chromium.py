@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.render.html import render_plan_html, render_run_html
-from tests.html_samples import EVIL_APP, EVIL_MESSAGE, EVIL_TENANT, sample_plan, sample_run
+from tests.html_samples import EVIL_APP, EVIL_MESSAGE, EVIL_TENANT, GENERATED, sample_plan, sample_run
 
 pytestmark = pytest.mark.chromium
 
@@ -102,7 +102,7 @@ def _assert_real_screenshot(path: Path) -> None:
 
 def test_plan_page_in_chromium(tmp_path: Path) -> None:
     plan = sample_plan()
-    serialized, shot = _render(tmp_path, "plan", render_plan_html(plan))
+    serialized, shot = _render(tmp_path, "plan", render_plan_html(plan, generated_at=GENERATED))
     dom = _dom(serialized)
     text = " ".join(" ".join(dom.text).split())
     assert "script" not in dom.tags  # the hostile app name stayed text
@@ -116,7 +116,9 @@ def test_plan_page_in_chromium(tmp_path: Path) -> None:
 
 def test_run_page_in_chromium(tmp_path: Path) -> None:
     run = sample_run()
-    serialized, shot = _render(tmp_path, "run", render_run_html(run, wave_names={0: "canary", 1: "wave-1"}))
+    serialized, shot = _render(
+        tmp_path, "run", render_run_html(run, generated_at=GENERATED, wave_names={0: "canary", 1: "wave-1"})
+    )
     dom = _dom(serialized)
     text = " ".join(" ".join(dom.text).split())
     assert "img" not in dom.tags and "script" not in dom.tags

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 from orchestrator.models import AppState, Decision
 from orchestrator.render.html import render_plan_html, render_run_html
-from tests.html_samples import EVIL_APP, EVIL_TENANT, START, sample_plan, sample_run
+from tests.html_samples import EVIL_APP, EVIL_TENANT, GENERATED, START, sample_plan, sample_run
 
 
 class _Collector(HTMLParser):
@@ -41,7 +41,7 @@ def _text(page: str) -> str:
 
 def test_plan_page_shows_the_counts() -> None:
     plan = sample_plan()
-    text = _text(render_plan_html(plan))
+    text = _text(render_plan_html(plan, generated_at=GENERATED))
     counts = {d: sum(1 for i in plan.items if i.decision == d) for d in Decision}
     assert counts[Decision.UPDATE] and counts[Decision.CURRENT] and counts[Decision.SKIP]
     assert f"{len(plan.items)} apps" in text
@@ -54,7 +54,7 @@ def test_plan_page_shows_the_counts() -> None:
 
 def test_plan_page_lists_every_risk_with_its_app_high_first() -> None:
     plan = sample_plan()
-    text = _text(render_plan_html(plan))
+    text = _text(render_plan_html(plan, generated_at=GENERATED))
     # One row per kind of risk, with how many apps and tenants carry it (not one row per app).
     assert "high widens-write 3 3" in text and "medium broad-wildcard 3 3" in text
     assert "low tightens 3 3" in text
@@ -67,7 +67,7 @@ def test_plan_page_lists_every_risk_with_its_app_high_first() -> None:
 
 def test_plan_page_leads_with_the_change_and_shows_the_whole_digest() -> None:
     plan = sample_plan()
-    text = _text(render_plan_html(plan))
+    text = _text(render_plan_html(plan, generated_at=GENERATED))
     first = text.index("What changes")
     assert first < text.index("Risks, by kind") < text.index("Not updated, by reason") < text.index("Summary")
     change = text[first : text.index("Risks, by kind")]
@@ -84,7 +84,7 @@ def test_plan_page_leads_with_the_change_and_shows_the_whole_digest() -> None:
 
 def test_plan_page_colours_each_app_by_decision_per_tenant() -> None:
     plan = sample_plan()
-    page = render_plan_html(plan)
+    page = render_plan_html(plan, generated_at=GENERATED)
     cells = re.findall(r'<span class="cell" style="background:(#[0-9a-f]{6})" title="([^"]*)"', page)
     assert len(cells) == len(plan.items)
     drifted = [title for colour, title in cells if colour == "#ea580c"]
@@ -92,22 +92,28 @@ def test_plan_page_colours_each_app_by_decision_per_tenant() -> None:
 
 
 def test_malicious_names_are_escaped_everywhere() -> None:
-    for page in (render_plan_html(sample_plan()), render_run_html(sample_run())):
+    for page in (
+        render_plan_html(sample_plan(), generated_at=GENERATED),
+        render_run_html(sample_run(), generated_at=GENERATED),
+    ):
         parsed = _parse(page)
         assert "script" not in parsed.tags and "img" not in parsed.tags
         assert not any(k.startswith("on") for k, _ in parsed.attrs)
         assert "<script>" not in page and "<img" not in page
         assert "&lt;script&gt;" in page or "&lt;img" in page
-        assert "Contoso &amp; &quot;Partners&quot; &lt;b&gt;" in page
+        assert "Contoso &amp; &#34;Partners&#34; &lt;b&gt;" in page
         text = " ".join(parsed.text)
         assert EVIL_TENANT in text
-    plan_page = render_plan_html(sample_plan())
+    plan_page = render_plan_html(sample_plan(), generated_at=GENERATED)
     assert EVIL_APP in " ".join(_parse(plan_page).text)
     assert "(AuthorizationFailed) &lt;i&gt;" in plan_page
 
 
 def test_pages_load_nothing_from_the_network() -> None:
-    for page in (render_plan_html(sample_plan()), render_run_html(sample_run())):
+    for page in (
+        render_plan_html(sample_plan(), generated_at=GENERATED),
+        render_run_html(sample_run(), generated_at=GENERATED),
+    ):
         assert "@import" not in page and "url(" not in page
         # The only URL is the SVG namespace, which is an identifier and never fetched.
         urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
@@ -120,7 +126,7 @@ def test_pages_load_nothing_from_the_network() -> None:
 
 def test_run_page_shows_states_problems_and_waves_over_time() -> None:
     run = sample_run()
-    page = render_run_html(run, wave_names={0: "canary", 1: "wave-1", 2: "wave-2"})
+    page = render_run_html(run, generated_at=GENERATED, wave_names={0: "canary", 1: "wave-1", 2: "wave-2"})
     text = _text(page)
     states = {s: sum(1 for a in run.apps if a.state == s) for s in AppState}
     for state, n in states.items():
@@ -138,7 +144,7 @@ def test_run_page_shows_states_problems_and_waves_over_time() -> None:
 
 def test_run_page_timeline_orders_bars_by_time() -> None:
     run = sample_run()
-    page = render_run_html(run)
+    page = render_run_html(run, generated_at=GENERATED)
     bars = re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="6"', page)
     timed = sorted(a.started_at for a in run.apps if a.started_at)
     assert len(bars) == len(timed)
@@ -154,7 +160,8 @@ def test_run_page_without_started_apps_says_so() -> None:
         for a in run.apps
     )
     page = render_run_html(
-        run.model_copy(update={"apps": pending, "updated_at": START + timedelta(seconds=1)})
+        run.model_copy(update={"apps": pending, "updated_at": START + timedelta(seconds=1)}),
+        generated_at=GENERATED,
     )
     assert "No app has started yet." in _text(page)
     assert "<svg" not in page
@@ -162,5 +169,33 @@ def test_run_page_without_started_apps_says_so() -> None:
 
 def test_empty_plan_renders() -> None:
     plan = sample_plan().model_copy(update={"items": (), "waves": (), "notes": ()})
-    text = _text(render_plan_html(plan))
+    text = _text(render_plan_html(plan, generated_at=GENERATED))
     assert "0 apps" in text and "No risks" in text and "No waves" in text
+
+
+def test_the_same_input_renders_the_same_bytes() -> None:
+    """The generation time is given, never read inside: a page can be diffed, hashed and reproduced."""
+    run = sample_run()
+    assert render_plan_html(sample_plan(), generated_at=GENERATED) == render_plan_html(
+        sample_plan(), generated_at=GENERATED
+    )
+    page = render_run_html(run, generated_at=GENERATED, wave_names={0: "canary"})
+    assert page == render_run_html(run, generated_at=GENERATED, wave_names={0: "canary"})
+    assert "Generated by managedapp-orchestrator at 2026-11-29 08:30:00 UTC." in _text(page)
+    later = render_run_html(run, generated_at=GENERATED + timedelta(hours=1), wave_names={0: "canary"})
+    assert later != page and later.replace("09:30:00", "08:30:00") == page
+
+
+def test_every_printed_value_is_cleaned_then_escaped() -> None:
+    """Controls and bidi overrides from outside become visible escapes before autoescape, in text and
+    in attributes (the grid's tooltips), with no renderer asking for it."""
+    plan = sample_plan()
+    hostile = "\x1b[2J\u202e<i>\x9b"
+    items = tuple(i.model_copy(update={"app_name": i.app_name + hostile}) for i in plan.items)
+    page = render_plan_html(
+        plan.model_copy(update={"items": items, "notes": (hostile,)}), generated_at=GENERATED
+    )
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", page)
+    assert "\\x1b[2J\\u202e&lt;i&gt;\\x9b" in page
+    titles = re.findall(r'<span class="cell" style="background:#[0-9a-f]{6}" title="([^"]*)"', page)
+    assert titles and all("\\x1b[2J\\u202e&lt;i&gt;" in t for t in titles)
