@@ -26,7 +26,7 @@ from datetime import datetime
 from importlib import resources
 
 from orchestrator.models import ActionChange, Decision, Plan, PlanItem
-from orchestrator.untrusted import clean, html_text
+from orchestrator.render.templating import MdSafe, template
 
 # What the kit's scripts send (Microsoft.Solutions applications, the last stable api-version).
 KIT_API_VERSION = "2021-07-01"
@@ -117,17 +117,6 @@ def _checked(item: PlanItem) -> tuple[str, str, str, str, str]:
     return item.app_id, item.subscription_id, kind, target, previous
 
 
-def _code(text: str) -> str:
-    """Untrusted text as a Markdown code span (safe in a table cell too)."""
-    flat = " ".join(clean(str(text)).split()).replace("|", "\\|")
-    fence = "`" * (max((len(m) for m in re.findall(r"`+", flat)), default=0) + 1)
-    return f"{fence} {flat} {fence}"
-
-
-def _e(text: object) -> str:
-    return html_text(text)
-
-
 def _describe_target(item: PlanItem) -> tuple[str, str]:
     kind, target, previous = _target(item)
     if kind == "definition":
@@ -148,14 +137,6 @@ def _changes(change: ActionChange) -> _Change:
     )
 
 
-def _summary(plan: Plan, items: Sequence[PlanItem]) -> dict[str, object]:
-    changes = [_changes(i.change) for i in items]
-    stop = sorted({a for c in changes for a in c.stop_denied})
-    become = sorted({a for c in changes for a in c.become_denied})
-    risks = sorted({(r.severity.value, r.code, r.message) for i in items for r in i.risks})
-    return {"stop": stop, "become": become, "risks": risks}
-
-
 # -- README ----------------------------------------------------------------------------------------
 
 _DURATION = (
@@ -165,127 +146,31 @@ _DURATION = (
 )
 
 
-def readme_markdown(plan: Plan, items: Sequence[PlanItem], *, made_at: datetime) -> str:
+def _readme(plan: Plan, items: Sequence[PlanItem], made_at: datetime) -> dict[str, object]:
+    """What both READMEs say: who, when, each application now and after, what changes, the risks."""
     first = items[0]
-    s = _summary(plan, items)
-    lines = [
-        f"# Managed application update for {_code(first.tenant_name or first.tenant_id)}",
-        "",
-        f"Prepared {made_at:%Y-%m-%d %H:%M} UTC by your application's publisher, from the reviewed rollout "
-        f"plan {_code(plan.digest[:19])} (target {_code(plan.target.name)}). Your tenant: "
-        f"{_code(first.tenant_id)}.",
-        "",
-        "## What changes and why",
-        "",
-        f"{len(items)} managed application(s) move to a new version of the publisher's application "
-        f"({_code(plan.target.moves_to)}). The new version changes which operations the application's "
-        "deny assignment lets people in your organisation perform on the resources it manages.",
-        "",
-        "| Application | Resource group | Subscription | Now | After |",
-        "|---|---|---|---|---|",
-    ]
-    for item in items:
-        before, after = _describe_target(item)
-        lines.append(
-            f"| {_code(item.app_name)} | {_code(item.resource_group)} | {_code(item.subscription_id)} | "
-            f"{_code(before)} | {_code(after)} |"
-        )
-    lines += ["", "### Operations that stop being denied", ""]
-    lines += [f"- {_code(a)}" for a in s["stop"]] or ["- none"]  # type: ignore[attr-defined]
-    lines += ["", "### Operations that become denied", ""]
-    lines += [f"- {_code(a)}" for a in s["become"]] or ["- none"]  # type: ignore[attr-defined]
-    lines += ["", "### Risk flags", ""]
-    risks = s["risks"]
-    lines += [f"- **{sev}** {_code(code)}: {_code(msg)}" for sev, code, msg in risks] or ["- none"]  # type: ignore[attr-defined]
-    lines += [
-        "",
-        "## How long it takes",
-        "",
-        _DURATION,
-        "",
-        "## How to run it",
-        "",
-        "Sign in with an account that may write these applications (for example the built-in *Managed "
-        "Application Contributor Role* on their resource groups), then either:",
-        "",
-        "- Azure CLI (bash): `./update.sh` (stock `az`; it only touches the applications listed in it and "
-        "refuses subscriptions outside your tenant; running it twice is harmless);",
-        "- Az PowerShell: `./update.ps1`;",
-        "- the Azure portal: *Deploy a custom template* with `templates/<application>.json` into the "
-        "application's resource group, giving `applicationParameters` the application's current "
-        "parameters (`az managedapp show --ids <id> --query properties.parameters`).",
-        "",
-        "Check the kit first: `sha256sum -c SHA256SUMS`.",
-        "",
-        "## How to check afterwards",
-        "",
-        "`./update.sh --check` (or `./update.ps1 -Check`) reports each application's version; the "
-        "publisher confirms from its side too.",
-        "",
-        "## How to roll back",
-        "",
-        "`./update.sh --rollback` (or `./update.ps1 -Rollback`) puts each application back on the version "
-        "it was on when this kit was made.",
-        "",
-    ]
-    return "\n".join(lines)
+    changes = [_changes(i.change) for i in items]
+    rows = [(i.app_name, i.resource_group, i.subscription_id, *_describe_target(i)) for i in items]
+    return {
+        "who": first.tenant_name or first.tenant_id,
+        "tenant_id": first.tenant_id,
+        "prepared": MdSafe(f"{made_at:%Y-%m-%d %H:%M}"),
+        "plan": plan,
+        "rows": rows,
+        "stop": sorted({a for c in changes for a in c.stop_denied}),
+        "become": sorted({a for c in changes for a in c.become_denied}),
+        "risks": sorted({(r.severity, r.code, r.message) for i in items for r in i.risks}),
+        "duration": MdSafe(_DURATION),
+    }
+
+
+def readme_markdown(plan: Plan, items: Sequence[PlanItem], *, made_at: datetime) -> str:
+    return template("kit_readme.md").render(_readme(plan, items, made_at))
 
 
 def readme_html(plan: Plan, items: Sequence[PlanItem], *, made_at: datetime) -> str:
     """The README as one self-contained page (inline CSS, no script, nothing fetched)."""
-    first = items[0]
-    s = _summary(plan, items)
-    who = first.tenant_name or first.tenant_id
-    rows = []
-    for item in items:
-        before, after = _describe_target(item)
-        cells = (item.app_name, item.resource_group, item.subscription_id, before, after)
-        rows.append("<tr>" + "".join(f"<td><code>{_e(c)}</code></td>" for c in cells) + "</tr>")
-
-    def bullets(values: Sequence[str]) -> str:
-        return (
-            "<ul>" + ("".join(f"<li><code>{_e(v)}</code></li>" for v in values) or "<li>none</li>") + "</ul>"
-        )
-
-    risks = "".join(
-        f"<li><b>{_e(sev)}</b> <code>{_e(code)}</code>: {_e(msg)}</li>"
-        for sev, code, msg in s["risks"]  # type: ignore[attr-defined]
-    )
-    css = (
-        "body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
-        "color:#1f2937}table{border-collapse:collapse;width:100%}td,th{border:1px solid #d1d5db;"
-        "padding:.3rem .5rem;text-align:left;vertical-align:top}code{font-size:13px;overflow-wrap:anywhere}"
-        "h1{font-size:1.5rem}"
-    )
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>Managed application update for {_e(who)}</title><style>{css}</style></head><body>"
-        f"<h1>Managed application update for {_e(who)}</h1>"
-        f"<p>Prepared {made_at:%Y-%m-%d %H:%M} UTC by your application's publisher, from the reviewed "
-        f"rollout plan <code>{_e(plan.digest[:19])}</code> (target <code>{_e(plan.target.name)}</code>). "
-        f"Your tenant: <code>{_e(first.tenant_id)}</code>.</p>"
-        "<h2>What changes and why</h2>"
-        f"<p>{len(items)} managed application(s) move to a new version of the publisher's application "
-        f"(<code>{_e(plan.target.moves_to)}</code>). The new version changes which operations the "
-        "application's deny assignment lets people in your organisation perform on the resources it "
-        "manages.</p>"
-        "<table><tr><th>Application</th><th>Resource group</th><th>Subscription</th><th>Now</th>"
-        f"<th>After</th></tr>{''.join(rows)}</table>"
-        f"<h3>Operations that stop being denied</h3>{bullets(s['stop'])}"  # type: ignore[arg-type]
-        f"<h3>Operations that become denied</h3>{bullets(s['become'])}"  # type: ignore[arg-type]
-        f"<h3>Risk flags</h3><ul>{risks or '<li>none</li>'}</ul>"
-        f"<h2>How long it takes</h2><p>{_e(_DURATION)}</p>"
-        "<h2>How to run it</h2><p>Sign in with an account that may write these applications (for example "
-        "the built-in <i>Managed Application Contributor Role</i> on their resource groups), then run "
-        "<code>./update.sh</code> (Azure CLI), <code>./update.ps1</code> (Az PowerShell), or use "
-        "<i>Deploy a custom template</i> in the portal with <code>templates/&lt;application&gt;.json</code>. "
-        "Check the kit first: <code>sha256sum -c SHA256SUMS</code>.</p>"
-        "<h2>How to check afterwards</h2><p><code>./update.sh --check</code> (or "
-        "<code>./update.ps1 -Check</code>) reports each application's version.</p>"
-        "<h2>How to roll back</h2><p><code>./update.sh --rollback</code> (or "
-        "<code>./update.ps1 -Rollback</code>) puts each application back on its earlier version.</p>"
-        "</body></html>\n"
-    )
+    return template("kit_readme.html").render(_readme(plan, items, made_at))
 
 
 # -- scripts ---------------------------------------------------------------------------------------
@@ -339,8 +224,47 @@ def arm_template(item: PlanItem) -> tuple[str, str]:
     (`applicationParameters`): the plan does not carry them."""
     _checked(item)
     kind, target, _ = _target(item)
+    parameters = _template_parameters(item)
+    properties: dict[str, object] = {
+        "managedResourceGroupId": "[parameters('managedResourceGroupId')]",
+        "parameters": "[parameters('applicationParameters')]",
+    }
+    resource: dict[str, object] = {
+        "type": "Microsoft.Solutions/applications",
+        "apiVersion": KIT_API_VERSION,
+        "name": "[parameters('applicationName')]",
+        "location": "[parameters('location')]",
+        "kind": item.kind,
+        "properties": properties,
+    }
+    if kind == "definition":
+        parameters["applicationDefinitionId"] = {"type": "string", "defaultValue": target}
+        properties["applicationDefinitionId"] = "[parameters('applicationDefinitionId')]"
+    else:
+        assert item.to_plan is not None
+        p = item.to_plan
+        plan = {"publisher": p.publisher, "product": p.product, "name": p.name, "version": p.version}
+        parameters["plan"] = {"type": "object", "defaultValue": plan}
+        resource["plan"] = "[parameters('plan')]"
+    template = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "metadata": {"description": f"Updates {item.app_name} in place ({item.app_id})"},
+        "parameters": parameters,
+        "resources": [resource],
+    }
+    values = {
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {"applicationParameters": {"value": {}}},
+    }
+    return json.dumps(template, indent=2) + "\n", json.dumps(values, indent=2) + "\n"
+
+
+def _template_parameters(item: PlanItem) -> dict[str, object]:
+    """The parameters every in-place template takes, with the application's values as defaults."""
     mrg = item.as_read.managed_resource_group_id if item.as_read else ""
-    parameters: dict[str, object] = {
+    return {
         "applicationName": {"type": "string", "defaultValue": item.app_name},
         "location": {
             "type": "string",
@@ -356,43 +280,3 @@ def arm_template(item: PlanItem) -> tuple[str, str]:
             },
         },
     }
-    resource: dict[str, object] = {
-        "type": "Microsoft.Solutions/applications",
-        "apiVersion": KIT_API_VERSION,
-        "name": "[parameters('applicationName')]",
-        "location": "[parameters('location')]",
-        "kind": item.kind,
-        "properties": {
-            "managedResourceGroupId": "[parameters('managedResourceGroupId')]",
-            "parameters": "[parameters('applicationParameters')]",
-        },
-    }
-    if kind == "definition":
-        parameters["applicationDefinitionId"] = {"type": "string", "defaultValue": target}
-        resource["properties"]["applicationDefinitionId"] = "[parameters('applicationDefinitionId')]"  # type: ignore[index]
-    else:
-        assert item.to_plan is not None
-        p = item.to_plan
-        parameters["plan"] = {
-            "type": "object",
-            "defaultValue": {
-                "publisher": p.publisher,
-                "product": p.product,
-                "name": p.name,
-                "version": p.version,
-            },
-        }
-        resource["plan"] = "[parameters('plan')]"
-    template = {
-        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
-        "contentVersion": "1.0.0.0",
-        "metadata": {"description": f"Updates {item.app_name} in place ({item.app_id})"},
-        "parameters": parameters,
-        "resources": [resource],
-    }
-    values = {
-        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#",
-        "contentVersion": "1.0.0.0",
-        "parameters": {"applicationParameters": {"value": {}}},
-    }
-    return json.dumps(template, indent=2) + "\n", json.dumps(values, indent=2) + "\n"

@@ -14,7 +14,6 @@ writer would otherwise block the open).
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import stat
@@ -48,11 +47,6 @@ def clean(text: str, *, single_line: bool = False, json: bool = False) -> str:
         return _UNSAFE.sub(lambda m: _json_escape(m.group()), text)
     pattern = _UNSAFE_LINE if single_line else _UNSAFE
     return pattern.sub(lambda m: _visible(m.group()), text)
-
-
-def html_text(text: object) -> str:
-    """Text from outside, safe inside an HTML element or attribute: controls cleaned, then escaped."""
-    return html.escape(clean(str(text)), quote=True)
 
 
 def is_clean(text: str) -> bool:
