@@ -44,54 +44,44 @@ def _risk(code: str, severity: Severity, message: str) -> Risk:
     return Risk(code=code, severity=severity, message=message)
 
 
+def _item(t: int, n: int) -> PlanItem:
+    """App n of tenant t: mostly updates, some current, skipped or drifted; a few with risks."""
+    decision = Decision.UPDATE
+    reason = "definition v1 → v2"
+    risks: tuple[Risk, ...] = ()
+    change = ActionChange(actions_added=(READ_METADATA,))
+    if n % 7 == 3:
+        decision, reason, change = Decision.CURRENT, "already on v2", ActionChange()
+    elif n % 11 == 5:
+        decision, reason, change = Decision.SKIP, "no write access", ActionChange()
+    elif t == 2 and n == 2:
+        decision, reason = Decision.DRIFTED, "provisioning state Updating since plan was read"
+    if decision == Decision.UPDATE and n == 1:
+        risks = (_risk("widens-write", Severity.HIGH, "adds Microsoft.Web/sites/write"),)
+    if decision == Decision.UPDATE and n == 4:
+        risks = (_risk("broad-wildcard", Severity.MEDIUM, "adds Microsoft.Storage/*"),)
+    if decision == Decision.UPDATE and n == 6:
+        change = ActionChange(actions_removed=("Microsoft.Web/sites/config/list/action",))
+        risks = (_risk("tightens", Severity.LOW, "removes config/list from exclusions"),)
+    tenant_id, tenant_name = TENANTS[t]
+    return PlanItem(
+        app_id=_app_id(t, n),
+        app_name=EVIL_APP if (t, n) == (0, 1) else f"app-{t}-{n}",
+        tenant_id=tenant_id,
+        tenant_name=tenant_name,
+        subscription_id=f"{t:08d}-0000-0000-0000-{n:012d}",
+        resource_group=f"rg-{n}",
+        kind="ServiceCatalog",
+        decision=decision,
+        reason=reason,
+        change=change,
+        risks=risks,
+        fingerprint=f"fp-{t}-{n}",
+    )
+
+
 def sample_plan() -> Plan:
-    items: list[PlanItem] = []
-    for t, (tenant_id, tenant_name) in enumerate(TENANTS):
-        for n in range(8 + 4 * t):
-            decision = Decision.UPDATE
-            reason = "definition v1 → v2"
-            risks: tuple[Risk, ...] = ()
-            change = ActionChange(actions_added=(READ_METADATA,))
-            if n % 7 == 3:
-                decision, reason, change = Decision.CURRENT, "already on v2", ActionChange()
-            elif n % 11 == 5:
-                decision, reason, change = Decision.SKIP, "no write access", ActionChange()
-            elif t == 2 and n == 2:
-                decision, reason = Decision.DRIFTED, "provisioning state Updating since plan was read"
-            if decision == Decision.UPDATE and n == 1:
-                risks = (
-                    Risk(
-                        code="widens-write", severity=Severity.HIGH, message="adds Microsoft.Web/sites/write"
-                    ),
-                )
-            if decision == Decision.UPDATE and n == 4:
-                risks = (
-                    Risk(code="broad-wildcard", severity=Severity.MEDIUM, message="adds Microsoft.Storage/*"),
-                )
-            if decision == Decision.UPDATE and n == 6:
-                change = ActionChange(actions_removed=("Microsoft.Web/sites/config/list/action",))
-                risks = (
-                    Risk(
-                        code="tightens", severity=Severity.LOW, message="removes config/list from exclusions"
-                    ),
-                )
-            name = EVIL_APP if (t, n) == (0, 1) else f"app-{t}-{n}"
-            items.append(
-                PlanItem(
-                    app_id=_app_id(t, n),
-                    app_name=name,
-                    tenant_id=tenant_id,
-                    tenant_name=tenant_name,
-                    subscription_id=f"{t:08d}-0000-0000-0000-{n:012d}",
-                    resource_group=f"rg-{n}",
-                    kind="ServiceCatalog",
-                    decision=decision,
-                    reason=reason,
-                    change=change,
-                    risks=risks,
-                    fingerprint=f"fp-{t}-{n}",
-                )
-            )
+    items = [_item(t, n) for t in range(len(TENANTS)) for n in range(8 + 4 * t)]
     updates = [i for i in items if i.decision == Decision.UPDATE]
     waves = (
         Wave(index=0, name="canary", app_ids=tuple(i.app_id for i in updates[:3])),

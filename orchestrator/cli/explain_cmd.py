@@ -17,7 +17,7 @@ from orchestrator.inventory import load_snapshot
 from orchestrator.models import Decision, Plan, PlanItem
 from orchestrator.planning.explain import WhoDenies, action_warning, who_denies
 from orchestrator.planning.planfile import read_plan
-from orchestrator.render.plan_review import reason_summary
+from orchestrator.render.plan_facts import reason_summary
 
 ExplainFormat = Literal["table", "json"]
 

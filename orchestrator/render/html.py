@@ -26,7 +26,7 @@ from orchestrator.models import (
     RunView,
     Severity,
 )
-from orchestrator.render.plan_review import (
+from orchestrator.render.plan_facts import (
     change_summary,
     examples,
     held_groups,

@@ -12,16 +12,23 @@ import html
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.models import Decision, Plan, PlanItem, Risk, Severity
+from orchestrator.models import Decision, Plan, PlanItem, Severity
+from orchestrator.render.plan_facts import (
+    DECISION_ORDER,
+    ActionRow,
+    change_summary,
+    examples,
+    held_groups,
+    lead_sentence,
+    plural,
+    risk_groups,
+)
 
-SEVERITY_ORDER = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
-DECISION_ORDER = (Decision.UPDATE, Decision.CURRENT, Decision.DRIFTED, Decision.SKIP)
 _DECISION_STYLE = {
     Decision.UPDATE: "bold cyan",
     Decision.CURRENT: "green",
@@ -35,34 +42,12 @@ _SEVERITY_STYLE = {Severity.HIGH: "bold red", Severity.MEDIUM: "yellow", Severit
 # --- shared views ------------------------------------------------------------------------------------
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _moves_to(plan: Plan) -> str:
-    return plan.target.moves_to
-
-
 def _target_text(plan: Plan) -> str:
-    return f"{_moves_to(plan)} (lock level {plan.target.definition.lock_level})"
+    return f"{plan.target.moves_to} (lock level {plan.target.definition.lock_level})"
 
 
 def _decision_counts(items: Iterable[PlanItem]) -> Counter[Decision]:
     return Counter(i.decision for i in items)
-
-
-def _review_risks(plan: Plan, severities: Sequence[Severity]) -> list[tuple[Risk, PlanItem]]:
-    """(risk, item) pairs of the given severities, most severe first, then by code, tenant and app."""
-    rows = [(r, i) for i in plan.items for r in i.risks if r.severity in severities]
-    rows.sort(
-        key=lambda ri: (
-            SEVERITY_ORDER[ri[0].severity],
-            ri[0].code,
-            ri[1].tenant_name.casefold(),
-            ri[1].app_name,
-        )
-    )
-    return rows
 
 
 def _by_tenant(items: Iterable[PlanItem]) -> dict[tuple[str, str], list[PlanItem]]:
@@ -79,163 +64,9 @@ def _wave_names(plan: Plan) -> dict[int, str]:
 
 def _tenant_summary(items: Sequence[PlanItem]) -> str:
     counts = _decision_counts(items)
-    parts = [_plural(counts[Decision.UPDATE], "update")]
+    parts = [plural(counts[Decision.UPDATE], "update")]
     parts += [f"{counts[d]} {d.value}" for d in DECISION_ORDER[1:] if counts[d]]
     return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class ActionRow:
-    """One action (or data action) the plan stops or starts denying, and where."""
-
-    action: str
-    data: bool
-    apps: int
-    tenants: tuple[str, ...]  # tenant names, sorted
-
-    @property
-    def label(self) -> str:
-        return f"{self.action} (data)" if self.data else self.action
-
-
-@dataclass(frozen=True)
-class RiskGroup:
-    severity: Severity
-    code: str
-    apps: int
-    tenants: int
-    message: str  # the wording the apps share, or the first one and how many others differ
-    examples: tuple[str, ...]  # app names
-
-
-@dataclass(frozen=True)
-class HeldGroup:
-    """Apps the plan does not update, grouped by decision and the shared part of the reason."""
-
-    decision: str  # a Decision value, or "unread" for a tenant that could not be read
-    reason: str
-    apps: int | None  # None: unknown (the tenant could not be read)
-    tenants: int
-    examples: tuple[str, ...]
-
-
-def _action_rows(updates: Sequence[PlanItem], pick: str) -> list[ActionRow]:
-    found: dict[tuple[str, bool], tuple[str, set[str], set[str]]] = {}
-    for item in updates:
-        change = item.change
-        pairs = (
-            (change.actions_added, change.data_actions_added)
-            if pick == "added"
-            else (change.actions_removed, change.data_actions_removed)
-        )
-        for data, actions in ((False, pairs[0]), (True, pairs[1])):
-            for action in actions:
-                key = (action.casefold(), data)
-                _, apps, tenants = found.setdefault(key, (action, set(), set()))
-                apps.add(item.app_id.casefold())
-                tenants.add(item.tenant_name or item.tenant_id)
-    rows = [
-        ActionRow(shown, data, len(apps), tuple(sorted(tenants, key=str.casefold)))
-        for (_, data), (shown, apps, tenants) in found.items()
-    ]
-    return sorted(rows, key=lambda r: (-r.apps, r.data, r.action.casefold()))
-
-
-def change_summary(plan: Plan) -> tuple[list[ActionRow], list[ActionRow]]:
-    """(no longer denied, denied from now on), over the apps the plan updates only.
-
-    An exclusion added to the deny assignment is an action no longer denied; one removed is denied
-    from now on.
-    """
-    updates = [i for i in plan.items if i.decision == Decision.UPDATE]
-    return _action_rows(updates, "added"), _action_rows(updates, "removed")
-
-
-def risk_groups(plan: Plan, severities: Sequence[Severity]) -> list[RiskGroup]:
-    """The risks of the updates, one row per (severity, kind), most severe and most apps first."""
-    groups: dict[tuple[Severity, str], list[tuple[Risk, PlanItem]]] = defaultdict(list)
-    for item in plan.items:
-        if item.decision != Decision.UPDATE:
-            continue
-        for risk in item.risks:
-            if risk.severity in severities:
-                groups[(risk.severity, risk.code)].append((risk, item))
-    out = []
-    for (severity, code), pairs in groups.items():
-        wordings = list(dict.fromkeys(r.message for r, _ in pairs))
-        message = wordings[0] + (
-            f" (and {len(wordings) - 1} other wording{'s' if len(wordings) > 2 else ''})"
-            if len(wordings) > 1
-            else ""
-        )
-        out.append(
-            RiskGroup(
-                severity=severity,
-                code=code,
-                apps=len({i.app_id.casefold() for _, i in pairs}),
-                tenants=len({i.tenant_id.casefold() for _, i in pairs}),
-                message=message,
-                examples=tuple(dict.fromkeys(i.app_name for _, i in pairs)),
-            )
-        )
-    return sorted(out, key=lambda g: (SEVERITY_ORDER[g.severity], -g.apps, g.code))
-
-
-def held_groups(plan: Plan) -> list[HeldGroup]:
-    """What is not updated and why: one row per decision and shared reason, then unread tenants."""
-    held: dict[tuple[Decision, str], list[PlanItem]] = defaultdict(list)
-    for item in plan.items:
-        if item.decision != Decision.UPDATE:
-            held[(item.decision, reason_summary(item.reason))].append(item)
-    rows = [
-        HeldGroup(
-            decision=decision.value,
-            reason=reason,
-            apps=len(items),
-            tenants=len({i.tenant_id.casefold() for i in items}),
-            examples=tuple(i.app_name for i in items),
-        )
-        for (decision, reason), items in sorted(
-            held.items(), key=lambda kv: (DECISION_ORDER.index(kv[0][0]), -len(kv[1]), kv[0][1])
-        )
-    ]
-    if plan.incomplete_tenants:
-        rows.append(
-            HeldGroup(
-                decision="unread",
-                reason="tenant could not be read: its apps are not in this plan",
-                apps=None,
-                tenants=len(plan.incomplete_tenants),
-                examples=plan.incomplete_tenants,
-            )
-        )
-    return rows
-
-
-def lead_sentence(plan: Plan) -> str:
-    """The one sentence a reviewer reads first: how many apps in how many tenants move to what."""
-    updates = [i for i in plan.items if i.decision == Decision.UPDATE]
-    tenants = len({i.tenant_id.casefold() for i in updates})
-    held = len(plan.items) - len(updates)
-    text = (
-        f"{_plural(len(updates), 'app')} in {_plural(tenants, 'tenant')} move to {_moves_to(plan)}"
-        if updates
-        else "Nothing is updated"
-    )
-    text += f"; {held} other app{'' if held == 1 else 's'} stay as they are." if held else "."
-    unchanged = sum(1 for i in updates if i.change.empty)
-    if unchanged:
-        text += f" {_plural(unchanged, 'update')} change no exclusion (the deny assignment is re-applied)."
-    if plan.incomplete_tenants:
-        text += (
-            f" Incomplete: {_plural(len(plan.incomplete_tenants), 'tenant')} could not be read "
-            f"({', '.join(plan.incomplete_tenants)}); apply refuses this plan without --allow-incomplete."
-        )
-    return text
-
-
-def examples(names: Sequence[str], limit: int = 3) -> str:
-    return ", ".join(names[:limit]) + (f", … {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _short_digest(plan: Plan) -> str:
@@ -248,11 +79,11 @@ def summary_line(plan: Plan) -> str:
     tenants = len({i.tenant_id.casefold() for i in plan.items})
     high = sum(1 for i in plan.items for r in i.risks if r.severity == Severity.HIGH)
     medium = sum(1 for i in plan.items for r in i.risks if r.severity == Severity.MEDIUM)
-    waves = f" in {_plural(len(plan.waves), 'wave')}" if plan.waves else ""
+    waves = f" in {plural(len(plan.waves), 'wave')}" if plan.waves else ""
     risks = f"; risks: {high} high, {medium} medium" if high or medium else "; no high or medium risks"
-    notes = f"; {_plural(len(plan.notes), 'note')}" if plan.notes else ""
+    notes = f"; {plural(len(plan.notes), 'note')}" if plan.notes else ""
     return (
-        f"plan {plan.target.name}: {_plural(len(plan.items), 'app')} in {_plural(tenants, 'tenant')}: "
+        f"plan {plan.target.name}: {plural(len(plan.items), 'app')} in {plural(tenants, 'tenant')}: "
         f"{counts[Decision.UPDATE]} update{waves}, {counts[Decision.CURRENT]} current, "
         f"{counts[Decision.DRIFTED]} drifted, {counts[Decision.SKIP]} skip{risks}{notes}; "
         f"digest {_short_digest(plan)}"
@@ -315,11 +146,13 @@ def markdown_change_summary(plan: Plan) -> list[str]:
 def render_markdown(plan: Plan) -> str:
     """Markdown for a pull request: the change first, risks by kind, what is not updated and why, the
     plan's facts, notes, then each tenant in a collapsible block."""
-    counts = _decision_counts(plan.items)
-    tenants = _by_tenant(plan.items)
-    waves = _wave_names(plan)
-    out: list[str] = [f"## Rollout plan: {_md(plan.target.name)}", "", *markdown_change_summary(plan)]
-    out += ["### Risks, by kind", ""]
+    out = [f"## Rollout plan: {_md(plan.target.name)}", "", *markdown_change_summary(plan)]
+    out += [*_md_risks(plan), *_md_held(plan), *_md_facts(plan), *_md_tenants(plan)]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _md_risks(plan: Plan) -> list[str]:
+    out = ["### Risks, by kind", ""]
     risks = risk_groups(plan, (Severity.HIGH, Severity.MEDIUM))
     if risks:
         out += [
@@ -336,24 +169,32 @@ def render_markdown(plan: Plan) -> str:
         out.append("wildcards or tightens an exclusion.")
     low = risk_groups(plan, (Severity.LOW,))
     if low:
-        described = ", ".join(f"`{g.code}` on {_plural(g.apps, 'app')}" for g in low)
+        described = ", ".join(f"`{g.code}` on {plural(g.apps, 'app')}" for g in low)
         out += ["", f"Also low-severity: {described} (see the tenants below)."]
-    out += ["", "### Not updated, by reason", ""]
+    return out
+
+
+def _md_held(plan: Plan) -> list[str]:
+    out = ["", "### Not updated, by reason", ""]
     held = held_groups(plan)
-    if held:
-        out += ["| Decision | Apps | Tenants | Reason | For example |", "| --- | ---: | ---: | --- | --- |"]
-        out += [
-            f"| {g.decision} | {'?' if g.apps is None else g.apps} | {g.tenants} | {_md(g.reason)} "
-            f"| {_md(examples(g.examples))} |"
-            for g in held
-        ]
-    else:
-        out.append("Every app in the plan is updated.")
-    out += [
+    if not held:
+        return [*out, "Every app in the plan is updated."]
+    out += ["| Decision | Apps | Tenants | Reason | For example |", "| --- | ---: | ---: | --- | --- |"]
+    return out + [
+        f"| {g.decision} | {'?' if g.apps is None else g.apps} | {g.tenants} | {_md(g.reason)} "
+        f"| {_md(examples(g.examples))} |"
+        for g in held
+    ]
+
+
+def _md_facts(plan: Plan) -> list[str]:
+    """The plan's target, digest, creation, waves and counts; then its notes."""
+    counts = _decision_counts(plan.items)
+    out = [
         "",
         "### The plan",
         "",
-        f"- **Target:** `{_moves_to(plan)}` (lock level {plan.target.definition.lock_level})",
+        f"- **Target:** `{plan.target.moves_to}` (lock level {plan.target.definition.lock_level})",
         f"- **Digest** (sign against this): `{plan.digest or 'unsealed'}`",
         f"- **Created:** {plan.created_at.isoformat()} by orchestrator {_md(plan.tool_version)}",
     ]
@@ -363,13 +204,20 @@ def render_markdown(plan: Plan) -> str:
         "",
         "| Apps | Tenants | Update | Current | Drifted | Skip |",
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {len(plan.items)} | {len(tenants)} | {counts[Decision.UPDATE]} | {counts[Decision.CURRENT]} "
-        f"| {counts[Decision.DRIFTED]} | {counts[Decision.SKIP]} |",
+        f"| {len(plan.items)} | {len(_by_tenant(plan.items))} | {counts[Decision.UPDATE]} "
+        f"| {counts[Decision.CURRENT]} | {counts[Decision.DRIFTED]} | {counts[Decision.SKIP]} |",
     ]
     if plan.notes:
         out += ["", "### Notes", ""]
         out += [f"- {_md(note)}" for note in plan.notes]
-    out += ["", "### Tenants", ""]
+    return out
+
+
+def _md_tenants(plan: Plan) -> list[str]:
+    """Each tenant in a collapsible block, one row per app; then the tenants that could not be read."""
+    tenants = _by_tenant(plan.items)
+    waves = _wave_names(plan)
+    out = ["", "### Tenants", ""]
     if not tenants and not plan.incomplete_tenants:
         out.append("The plan has no apps.")
     for (tenant_name, tenant_id), items in tenants.items():
@@ -394,9 +242,11 @@ def render_markdown(plan: Plan) -> str:
                 f"| {item_risks} | {_md(item.reason)} |"
             )
         out += ["", "</details>", ""]
-    for name in plan.incomplete_tenants:
-        out.append(f"- **{_md(name)}**: could not be read; its apps are not in this plan.")
-    return "\n".join(out).rstrip("\n") + "\n"
+    out += [
+        f"- **{_md(name)}**: could not be read; its apps are not in this plan."
+        for name in plan.incomplete_tenants
+    ]
+    return out
 
 
 # --- terminal table ------------------------------------------------------------------------------------
@@ -413,12 +263,6 @@ def _changes_text(item: PlanItem) -> tuple[Text, Text]:
     added.stylize("green")
     removed.stylize("red")
     return added, removed
-
-
-def reason_summary(reason: str) -> str:
-    """The part of a reason that many apps share: up to its first detail (':' or ' (')."""
-    cut = [i for i in (reason.find(":"), reason.find(" (")) if i > 0]
-    return reason[: min(cut)] if cut else reason
 
 
 def _actions_table(title: str, rows: Sequence[ActionRow], style: str) -> Table:
@@ -515,8 +359,6 @@ def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int 
     `limit` caps the per-app rows (the rest is summarised); risks are always printed in full.
     """
     counts = _decision_counts(plan.items)
-    tenants = _by_tenant(plan.items)
-    waves = _wave_names(plan)
     render_change(plan, console)
     header = [
         f"target  {_target_text(plan)}",
@@ -533,23 +375,28 @@ def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int 
         summary.add_column(column, justify="right")
     summary.add_row(
         str(len(plan.items)),
-        str(len(tenants)),
+        str(len(_by_tenant(plan.items))),
         *(Text(str(counts[d]), style=_DECISION_STYLE[d]) for d in DECISION_ORDER),
     )
     console.print(summary)
     for note in plan.notes:
         console.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
     _render_tenants(plan, console)
-    if not apps:
+    if apps:
+        _render_apps(plan, console, limit)
+    else:
         hint = "Every app with its reason: `orchestrator show PLAN` (or --format markdown|html)."
         console.print(Text(hint, style="dim"))
-        return
 
+
+def _render_apps(plan: Plan, console: Console, limit: int | None) -> None:
+    """One row per app, tenant by tenant, at most `limit` of them (then how many more there are)."""
+    waves = _wave_names(plan)
     table = Table(title="Apps by tenant", title_justify="left", show_lines=False)
     for column in ("tenant", "app", "decision", "wave", "no longer denied", "denied from now on", "reason"):
         table.add_column(column, overflow="fold")
     shown = 0
-    for (tenant_name, _), items in tenants.items():
+    for (tenant_name, _), items in _by_tenant(plan.items).items():
         for index, item in enumerate(items):
             if limit is not None and shown >= limit:
                 break
@@ -567,9 +414,5 @@ def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int 
             shown += 1
     console.print(table)
     if limit is not None and len(plan.items) > shown:
-        console.print(
-            Text(
-                f"… {len(plan.items) - shown} more apps: see `orchestrator show PLAN --format markdown`",
-                style="dim",
-            )
-        )
+        more = f"… {len(plan.items) - shown} more apps: see `orchestrator show PLAN --format markdown`"
+        console.print(Text(more, style="dim"))
