@@ -199,3 +199,17 @@ def test_every_printed_value_is_cleaned_then_escaped() -> None:
     assert "\\x1b[2J\\u202e&lt;i&gt;\\x9b" in page
     titles = re.findall(r'<span class="cell" style="background:#[0-9a-f]{6}" title="([^"]*)"', page)
     assert titles and all("\\x1b[2J\\u202e&lt;i&gt;" in t for t in titles)
+
+
+def test_every_template_ships_as_package_data() -> None:
+    """The container image installs the wheel: a template left out of package-data is a crash there."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"
+    ]["orchestrator"]
+    shipped = {p for pattern in patterns for p in (root / "orchestrator").glob(pattern)}
+    templates = [p for p in (root / "orchestrator" / "render" / "templates").iterdir() if p.is_file()]
+    assert templates and not [p.name for p in templates if p not in shipped]
