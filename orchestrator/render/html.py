@@ -238,11 +238,13 @@ def _by_tenant(
     tenants: Mapping[tuple[str, str], list[_Row]], label: Callable[[_Row], str]
 ) -> list[tuple[str, str, list[_Row]]]:
     """(tenant name, "n label, ..." counts, rows) per tenant, for the "Every app" blocks."""
-    out = []
-    for (_, tenant_name), rows in tenants.items():
-        counts = Counter(label(r) for r in rows)
-        out.append((tenant_name, ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), rows))
-    return out
+    return [(name, _counts(rows, label, ", "), rows) for (_, name), rows in tenants.items()]
+
+
+def _counts(rows: Iterable[_Row], label: Callable[[_Row], str], separator: str) -> str:
+    """ "3 failed, 5 succeeded": how many rows carry each label, labels in order."""
+    counts = Counter(label(r) for r in rows)
+    return separator.join(f"{n} {k}" for k, n in sorted(counts.items()))
 
 
 def _grid(
@@ -254,10 +256,8 @@ def _grid(
 ) -> list[_TenantRow]:
     rows = []
     for (tenant_id, tenant_name), items in tenants.items():
-        counts = Counter(label(i) for i in items)
         cells = tuple((colour(i), tip(i)) for i in sorted(items, key=lambda i: (label(i), i.app_name)))
-        summary = " · ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        rows.append(_TenantRow(tenant_id, tenant_name, summary, cells))
+        rows.append(_TenantRow(tenant_id, tenant_name, _counts(items, label, " · "), cells))
     return rows
 
 
