@@ -37,12 +37,16 @@ def code_span(text: str) -> str:
     return f"{fence} {flat} {fence}"
 
 
+_HTML_AS_IS = (Markup, int, float)  # a macro's output (already escaped), numbers
+_MD_AS_IS = (MdSafe, int, Enum)
+
+
 @pass_eval_context
 def _printed(context: EvalContext, value: object) -> object:
     """What `{{ value }}` prints, before autoescape: cleaned text (HTML) or a code span (Markdown)."""
     if context.autoescape:
-        return value if isinstance(value, Markup | int | float) else clean(str(value))
-    return value if isinstance(value, MdSafe | int | Enum) else code_span(str(value))
+        return value if isinstance(value, _HTML_AS_IS) else clean(str(value))
+    return value if isinstance(value, _MD_AS_IS) else code_span(str(value))
 
 
 def utc(moment: datetime) -> datetime:
