@@ -148,17 +148,18 @@ def test_retries_5xx_429_until_200_and_stops_on_other_answers(emulator: Emulator
 
 
 def test_gives_up_after_the_scaled_ten_hours(emulator: EmulatorHandle, stub: Stub) -> None:
-    scale = 0.00005  # 10 h → 1.8 s; the first backoff 5 s → 0.25 ms, doubling up to 600 s → 30 ms
+    scale = 0.0002  # 10 h → 7.2 s; the first backoff 5 s → 1 ms, doubling up to 600 s → 120 ms
     emulator.set_time_scale(scale)
     stub.always = 503
     started = time.monotonic()
     emulator.set_notification_endpoint(stub.url, announce=True)
-    # About 65 attempts per event (10 h of backoff doubling to 600 s): on a loaded machine they take
-    # far longer than the scaled 10 hours, so allow for it; the assertions are on behaviour, not speed.
+    # About 65 attempts per event (10 h of backoff doubling to 600 s) on an idle machine; on a loaded one
+    # each attempt's real time eats into the scaled 10 hours and far fewer fit, so the check is only that
+    # every event was retried, never a count that depends on the machine's speed.
     stats = _settled(emulator, timeout=120)
     elapsed = time.monotonic() - started
     assert stats["gave_up"] == stats["events"] > 0 and stats["delivered"] == 0
-    assert stats["attempts"] >= 5 * stats["events"]  # kept retrying
+    assert stats["attempts"] >= 2 * stats["events"]  # kept retrying
     assert elapsed >= 10 * 3600 * scale - 0.05  # not before the (scaled) 10 hours
 
 
