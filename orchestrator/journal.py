@@ -37,7 +37,6 @@ ENV_VAR = "ORCHESTRATOR_JOURNAL"
 
 # "MAOJ" (managed-app orchestrator journal): marks the file as ours.
 APPLICATION_ID = 0x4D414F4A
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 # Forward-only migrations: index i brings the schema from version i to i + 1.
 _MIGRATIONS: tuple[str, ...] = (
@@ -258,15 +257,10 @@ class Journal:
             raise self._fail(
                 f"no journal here yet (`orchestrator apply` creates one; give --journal or ${ENV_VAR})"
             )
-        if existing:
-            try:
-                with path.open("rb") as fh:
-                    header = fh.read(len(_SQLITE_HEADER))
-            except OSError as exc:
-                raise self._fail(f"cannot read: {exc.strerror or exc}") from None
-            if header != _SQLITE_HEADER:
-                raise self._fail("not a journal (not an SQLite database)")
-        else:
+        # No header read through a file of our own: closing any descriptor of the file drops every
+        # POSIX lock this process holds on it, the other connections' (the registry's) included, and
+        # another process could then delete the WAL under them. SQLite itself says SQLITE_NOTADB.
+        if not existing:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -282,6 +276,8 @@ class Journal:
             raise
         except sqlite3.Error as exc:
             conn.close()
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+                raise self._fail("not a journal (not an SQLite database)") from None
             raise self._fail(f"damaged or unreadable journal: {exc}") from None
         return conn
 
