@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from orchestrator.errors import ConfigError
-from orchestrator.fields import Guid, HttpsEndpoint, PemBundle, PrivateFile
+from orchestrator.fields import ConfigPath, Guid, HttpsEndpoint, PemBundle, PrivateFile
 from orchestrator.models import AccessPath
 from orchestrator.untrusted import UnreadableFile, read_regular_file
 
@@ -104,7 +104,7 @@ class ClientCertificateCredentialConfig(_Model):
 class WorkloadIdentityCredentialConfig(_Model):
     kind: Literal["workload_identity"]
     client_id: Guid
-    token_file: Path  # the federated token file (e.g. AZURE_FEDERATED_TOKEN_FILE)
+    token_file: ConfigPath  # the federated token file (e.g. AZURE_FEDERATED_TOKEN_FILE)
 
 
 class ManagedIdentityCredentialConfig(_Model):
@@ -212,7 +212,7 @@ class CustomerConfig(_Model):
     identity: str | None = None  # name of an [[identities]] entry; optional only for customer-run
     subscriptions: Literal["all"] | tuple[str, ...] = "all"
     # A text file of application ids, one a line ('#' comments): the apps of by-id paths.
-    apps: Path | None = None
+    apps: ConfigPath | None = None
     subscription_paths: tuple[SubscriptionPathConfig, ...] = ()
     # Filled by load_config from the `apps` file (lower-case-insensitive ids, as written).
     app_ids: tuple[str, ...] = ()
@@ -231,6 +231,13 @@ class CustomerConfig(_Model):
     @property
     def paths(self) -> frozenset[str]:
         return frozenset({self.path, *(s.path for s in self.subscription_paths)})
+
+    @property
+    def named_subscriptions(self) -> tuple[str, ...]:
+        """The subscriptions the config names for this customer: its list, its subscription paths
+        and those of the applications its `apps` file lists."""
+        listed = self.subscriptions if self.subscriptions != "all" else ()
+        return (*listed, *(s.id for s in self.subscription_paths), *(a.split("/")[2] for a in self.app_ids))
 
 
 class ConcurrencyConfig(_Model):
@@ -272,9 +279,7 @@ class FleetConfig(_Model):
             if customer.id.lower() in seen:
                 raise ValueError(f"{where}: customer {customer.id} is listed twice")
             seen.add(customer.id.lower())
-            named = [*(customer.subscriptions if customer.subscriptions != "all" else ())]
-            named += [s.id for s in customer.subscription_paths]
-            for sub in {s.lower() for s in named}:
+            for sub in {s.lower() for s in customer.named_subscriptions}:
                 other = owner.setdefault(sub, customer)
                 if other.id.lower() != customer.id.lower():
                     raise ValueError(
@@ -392,7 +397,7 @@ def load_config(path: Path) -> FleetConfig:
         config = FleetConfig.model_validate(raw, context={"base": path.parent})
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_first_error(exc)}") from None
-    return _load_app_lists(_resolve_paths(config, path.parent), path)
+    return _load_app_lists(config, path)
 
 
 def read_app_ids(path: Path) -> tuple[str, ...]:
@@ -424,14 +429,7 @@ def _load_app_lists(config: FleetConfig, config_path: Path) -> FleetConfig:
     """Read each customer's `apps` file; an app's subscription must not belong to another customer."""
     if not any(c.apps for c in config.customers):
         return config
-    owner = {
-        sub.lower(): c
-        for c in config.customer_list
-        for sub in [
-            *(c.subscriptions if c.subscriptions != "all" else ()),
-            *(s.id for s in c.subscription_paths),
-        ]
-    }
+    owner = {sub.lower(): c for c in config.customer_list for sub in c.named_subscriptions}
     customers = []
     for customer in config.customers:
         ids = read_app_ids(customer.apps) if customer.apps is not None else ()
@@ -444,35 +442,3 @@ def _load_app_lists(config: FleetConfig, config_path: Path) -> FleetConfig:
                 )
         customers.append(customer.model_copy(update={"app_ids": ids}))
     return config.model_copy(update={"customers": tuple(customers)})
-
-
-def _resolve_paths(config: FleetConfig, base: Path) -> FleetConfig:
-    def fix(p: Path | None) -> Path | None:
-        return p if p is None or p.is_absolute() else (base / p).resolve()
-
-    cloud = config.cloud.model_copy(update={"ca_bundle": fix(config.cloud.ca_bundle)})
-    tenants = []
-    for tenant in config.tenants:
-        cred = tenant.credential
-        updates: dict[str, Path | None] = {}
-        for field in ("secret_file", "certificate_path", "token_file"):
-            if getattr(cred, field, None) is not None:
-                updates[field] = fix(getattr(cred, field))
-        tenants.append(tenant.model_copy(update={"credential": cred.model_copy(update=updates)}))
-    identities = []
-    for identity in config.identities:
-        cred = identity.credential
-        updates = {}
-        for field in ("secret_file", "certificate_path", "token_file"):
-            if getattr(cred, field, None) is not None:
-                updates[field] = fix(getattr(cred, field))
-        identities.append(identity.model_copy(update={"credential": cred.model_copy(update=updates)}))
-    customers = tuple(c.model_copy(update={"apps": fix(c.apps)}) for c in config.customers)
-    return config.model_copy(
-        update={
-            "cloud": cloud,
-            "tenants": tuple(tenants),
-            "identities": tuple(identities),
-            "customers": customers,
-        }
-    )

@@ -2,7 +2,7 @@
 
 Checked when the config is loaded, so a bad value is one line naming the field there, not a failure
 against Azure later. Use them in any config model: `client_id: Guid`, `arm_endpoint: HttpsEndpoint`,
-`ca_bundle: PemBundle`, `secret_file: PrivateFile`.
+`ca_bundle: PemBundle`, `secret_file: PrivateFile`, `apps: ConfigPath`.
 
 A relative path is resolved against the config file's folder when the model is validated with
 `context={"base": folder}` (as `load_config` does), else against the working directory.
@@ -75,12 +75,9 @@ def _pem_bundle(value: Path, info: ValidationInfo) -> Path:
     return path
 
 
-def _private_file(value: Path, info: ValidationInfo) -> Path:
-    path = _resolved(value, info)
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return path  # missing or unreadable: reported where it is read, naming the tenant
+def check_private(path: Path, mode: int) -> None:
+    """ValueError unless `path` (whose `stat` gave `mode`) is a regular file only its owner can use:
+    the one rule for every file holding a secret (config credentials, the webhook secret)."""
     if not stat.S_ISREG(mode):
         raise ValueError(f"{path}: not a regular file")
     if mode & 0o077 and os.environ.get(OPT_OUT_ENV) != "1":
@@ -88,6 +85,15 @@ def _private_file(value: Path, info: ValidationInfo) -> Path:
             f"{path} is accessible by group or others (mode {stat.S_IMODE(mode):04o}): "
             f"run `chmod 600 {path}` (or set {OPT_OUT_ENV}=1 if it cannot be narrowed)"
         )
+
+
+def _private_file(value: Path, info: ValidationInfo) -> Path:
+    path = _resolved(value, info)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return path  # missing or unreadable: reported where it is read, naming the tenant
+    check_private(path, mode)
     return path
 
 
@@ -95,3 +101,4 @@ Guid = Annotated[str, AfterValidator(_guid)]
 HttpsEndpoint = Annotated[str, AfterValidator(_https_endpoint)]
 PemBundle = Annotated[Path, AfterValidator(_pem_bundle)]
 PrivateFile = Annotated[Path, AfterValidator(_private_file)]
+ConfigPath = Annotated[Path, AfterValidator(_resolved)]  # any other path the config names

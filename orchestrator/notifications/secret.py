@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from orchestrator.errors import InputError
+from orchestrator.fields import check_private
 
 DEFAULT_ENV = "ORCHESTRATOR_NOTIFY_SECRET"
 
@@ -15,13 +15,11 @@ def load_secret(*, env: str | None, file: Path | None, environ: dict[str, str] |
     source = os.environ if environ is None else environ
     if file is not None:
         try:
-            mode = file.stat().st_mode
+            check_private(file, file.stat().st_mode)  # the config's rule for secret files
         except OSError as exc:
             raise InputError(f"--secret-file {file}: cannot read: {exc.strerror or exc}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise InputError(
-                f"--secret-file {file}: readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
-            )
+        except ValueError as exc:
+            raise InputError(f"--secret-file {exc}") from None
         try:
             value = file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:

@@ -37,7 +37,7 @@ def test_serve_refuses_a_secret_file_others_can_read(tmp_path: Path) -> None:
     secret.chmod(0o644)
     result = run_cli("notifications", "serve", "--plain-http", "--secret-file", str(secret))
     assert result.code == 2
-    _one_line_error(result.stderr, "readable by others (mode 644)")
+    _one_line_error(result.stderr, "accessible by group or others (mode 0644)")
 
 
 def test_list_without_a_registry_and_inventory_source_registry(tmp_path: Path) -> None:
