@@ -96,16 +96,22 @@ def _reply(status: int, reason: str) -> web.Response:
     return web.json_response({"status": status, "reason": reason}, status=status)
 
 
-def build_app(
-    settings: ReceiverSettings, registry: Registry, *, confirm: Confirm | None = None
-) -> web.Application:
-    store = GroupCommit(registry)
-    secret = settings.secret.encode()
-    confirmations: set[asyncio.Task[None]] = set()
+class _Handlers:
+    """The receiver's routes, sharing its settings, store and confirmation tasks."""
 
-    async def resource(request: web.Request) -> web.Response:
+    def __init__(self, settings: ReceiverSettings, registry: Registry, confirm: Confirm | None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = GroupCommit(registry)
+        self.confirm = confirm
+        self.confirmations: set[asyncio.Task[None]] = set()
+        self._secret = settings.secret.encode()
+
+    async def _event(self, request: web.Request) -> Notification | web.Response:
+        """The request's event, or the refusal to send (401, 413, 400); nothing is stored."""
+        settings = self.settings
         given = request.query.get(settings.param, "")
-        if not hmac.compare_digest(given.encode(), secret):
+        if not hmac.compare_digest(given.encode(), self._secret):
             log.warning("notification refused", status=401, reason="wrong or missing secret")
             return _reply(401, f"missing or wrong {settings.param} parameter")
         if request.content_length is not None and request.content_length > settings.max_body:
@@ -117,10 +123,15 @@ def build_app(
             log.warning("notification refused", status=413)
             return _reply(413, f"body larger than {settings.max_body} bytes")
         try:
-            event = parse_event(raw)
+            return parse_event(raw)
         except InvalidEvent as exc:
             log.warning("notification refused", status=400, reason=str(exc))
             return _reply(400, str(exc))
+
+    async def resource(self, request: web.Request) -> web.Response:
+        event = await self._event(request)
+        if isinstance(event, web.Response):
+            return event
         fields = {
             "app": event.application_id,
             "event_type": event.event_type,
@@ -128,37 +139,42 @@ def build_app(
             "event_time": event.event_time.isoformat(),
         }
         try:
-            new = await store.store(event)
+            new = await self.store.store(event)
         except StorageFailed as exc:
             log.error("notification not stored", status=503, cause=str(exc), **fields)
             return _reply(503, "cannot store the event now; retry")
         log.info("notification stored" if new else "notification duplicate", status=200, **fields)
-        if new and confirm is not None:
-            task = asyncio.create_task(confirm(event))
-            confirmations.add(task)
-            task.add_done_callback(confirmations.discard)
+        if new and self.confirm is not None:
+            task = asyncio.create_task(self.confirm(event))
+            self.confirmations.add(task)
+            task.add_done_callback(self.confirmations.discard)
         return _reply(200, "stored" if new else "duplicate")
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def healthz(self, _: web.Request) -> web.Response:
         try:
-            await asyncio.to_thread(registry.last_seq)
+            await asyncio.to_thread(self.registry.last_seq)
         except Exception as exc:
             return _reply(503, f"registry unavailable: {exc}")
         return _reply(200, "ok")
 
-    async def on_startup(_: web.Application) -> None:
-        store.start()
+    async def on_startup(self, _: web.Application) -> None:
+        self.store.start()
 
-    async def on_shutdown(_: web.Application) -> None:
-        await store.stop()
-        if confirmations:
-            await asyncio.wait(set(confirmations), timeout=settings.shutdown_timeout)
+    async def on_shutdown(self, _: web.Application) -> None:
+        await self.store.stop()
+        if self.confirmations:
+            await asyncio.wait(set(self.confirmations), timeout=self.settings.shutdown_timeout)
 
+
+def build_app(
+    settings: ReceiverSettings, registry: Registry, *, confirm: Confirm | None = None
+) -> web.Application:
+    handlers = _Handlers(settings, registry, confirm)
     app = web.Application(client_max_size=settings.max_body)
-    app.router.add_post("/resource", resource)
-    app.router.add_get("/healthz", healthz)
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_shutdown)
+    app.router.add_post("/resource", handlers.resource)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.on_startup.append(handlers.on_startup)
+    app.on_cleanup.append(handlers.on_shutdown)
     return app
 
 
