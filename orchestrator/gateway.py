@@ -7,7 +7,7 @@ value object from `orchestrator.models`, never an SDK type.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,6 +96,11 @@ class ArmGateway(Protocol):
 
     async def get_application(self, tenant_id: str, app_id: str) -> App | None:
         """The application as it is now, or None when it no longer exists."""
+        ...
+
+    def allow_app_reads(self, tenant_id: str, app_ids: Iterable[str]) -> None:
+        """Ids the notification registry learned for this customer: readable by id on its by-id paths,
+        like the ids its application list names. Reads only: writes there stay refused."""
         ...
 
     async def submit_upgrade(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from orchestrator.gateway import ArmError, CallInfo, OperationResult, ResponseObserver, Submitted
@@ -251,6 +251,9 @@ class FakeArm:
             self._pending_da[op.app_id] = (self.converge_after_reads, new)
         else:
             self.apps[op.app_id] = self.apps[op.app_id].model_copy(update={"deny_assignment": new})
+
+    def allow_app_reads(self, tenant_id: str, app_ids: Iterable[str]) -> None:
+        pass  # the fake has no token guard
 
     def observe_responses(self, observer: ResponseObserver | None) -> None:
         self.observer = observer

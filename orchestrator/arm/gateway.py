@@ -26,7 +26,7 @@ import json
 import re
 import ssl
 import urllib.request
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -225,6 +225,8 @@ class AzureGateway:
         self._approved: dict[tuple[str, str], str] = {}
         # Publisher reads (no listing, no write): MRG -> identity, for apps read by id that name it.
         self._publisher_mrgs: dict[str, str] = {}
+        # Customer -> app ids the notification registry learned (by-id paths read them like `app_ids`).
+        self._registry_apps: dict[str, set[str]] = {}
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
         self._observer: ResponseObserver | None = None
@@ -412,7 +414,8 @@ class AzureGateway:
 
     async def _claim_app_read(self, tenant_id: str, app_id: str) -> str:
         """Reading one application: a confirmed subscription, or (publisher path) an app id the
-        customer's list names, read with the publisher identity."""
+        customer's list names or the notification registry learned for it, read with the publisher
+        identity."""
         sub, _, _ = _split_id(app_id)
         name, path = self._route(tenant_id, sub)
         try:
@@ -421,9 +424,13 @@ class AzureGateway:
             if exc.code != "WrongTenant" or path not in BY_ID_PATHS:
                 raise
             customer = self._customers[tenant_id.lower()]
-            if app_id.lower() not in {a.lower() for a in customer.app_ids}:
+            known = self._registry_apps.get(tenant_id.lower(), set())
+            if app_id.lower() not in {a.lower() for a in customer.app_ids} | known:
                 raise
         return name
+
+    def allow_app_reads(self, tenant_id: str, app_ids: Iterable[str]) -> None:
+        self._registry_apps.setdefault(tenant_id.lower(), set()).update(a.lower() for a in app_ids)
 
     def _claim_mrg_read(self, tenant_id: str, scope: str) -> str | None:
         """The identity that read the app managing this MRG by id and found itself its publisher."""

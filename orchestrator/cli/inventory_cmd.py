@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -23,12 +23,12 @@ from orchestrator.inventory import (
     InventoryProgress,
     ProgressCallback,
     Source,
+    choose_source,
     collect_snapshot,
     save_snapshot,
 )
 from orchestrator.journal import resolve_path
 from orchestrator.models import App, Snapshot
-from orchestrator.notifications.registry import Instance, Registry
 from orchestrator.planning.derive import implied_lock_level
 
 if TYPE_CHECKING:
@@ -87,8 +87,9 @@ def register(app: typer.Typer) -> None:
         """List every managed application: kind, definition or plan, lock level and excluded actions."""
         options.setup_logging(log_format, log_level)
         fleet = options.load_fleet(config)
-        source, instances = _registry_source(source, journal_path)
-        snapshot = read_fleet(fleet, config, concurrency=concurrency, source=source, registry=instances)
+        snapshot = read_fleet(
+            fleet, config, concurrency=concurrency, source=source, journal_path=journal_path
+        )
         if snapshot_out is not None:
             save_snapshot(snapshot, snapshot_out)
         text = render(snapshot, fmt)
@@ -101,20 +102,6 @@ def register(app: typer.Typer) -> None:
             _common.emit(text, json=fmt == "json")
         report_sources(snapshot)
         exit_for_failures(snapshot)
-
-
-def _registry_source(source: Source | None, journal_path: Path | None) -> tuple[Source, list[Instance]]:
-    """The source to use (default: both when the journal holds a registry) and the registry's apps."""
-    if source == "arm":
-        return source, []
-    path = resolve_path(journal_path)
-    registry = Registry.existing(path)
-    if registry is None:
-        if source is None:
-            return "arm", []
-        raise InputError(f"--source {source}: {path} holds no notification registry")
-    with registry:
-        return source or "both", registry.instances()
 
 
 def report_sources(snapshot: Snapshot) -> None:
@@ -134,14 +121,16 @@ def read_fleet(
     *,
     concurrency: int | None,
     then: Callable[[Snapshot, AzureGateway], Awaitable[Snapshot]] | None = None,
-    source: Source = "arm",
-    registry: Sequence[Instance] = (),
+    source: Source | None = None,
+    journal_path: Path | None = None,
 ) -> Snapshot:
     """Inventory the fleet with the real SDK, showing a progress bar when stderr is a terminal.
 
     `then` runs on the snapshot with the same gateway (same tokens and connections) before it closes.
+    `source`/`journal_path`: the one choice of sources (`choose_source`) for every command.
     """
     limit = concurrency or fleet.concurrency.global_limit
+    chosen, registry = choose_source(source, resolve_path(journal_path))
 
     async def run(progress: ProgressCallback | None) -> Snapshot:
         async with options.open_gateway(fleet, config_path) as gateway:
@@ -151,7 +140,7 @@ def read_fleet(
                 concurrency=limit,
                 per_tenant=max(2, limit // 2) if limit else None,
                 progress=progress,
-                source=source,
+                source=chosen,
                 registry=registry,
             )
             return await then(snapshot, gateway) if then is not None else snapshot

@@ -1,18 +1,21 @@
 """Confirm an event by reading the application by id, as the notification docs advise.
 
-The identity: the configured tenant that owns the app's subscription (explicit `subscriptions`, or
-found by listing each tenant's subscriptions once); when none does, the publisher identity (the tenant
-with `ring = "publisher"`), which in Azure may read its instances by id. The gateway's tenant guard
-still refuses anything it knows belongs to another tenant before a request is sent.
+The identity: the configured customer that owns the app's subscription (named in its `subscriptions`,
+its subscription paths or its application list, or found by listing each customer's subscriptions
+once); when none does, the publisher identity (the tenant with `ring = "publisher"`), which in Azure
+may read its instances by id. The gateway's tenant guard still refuses anything it knows belongs to
+another tenant before a request is sent; an id the registry holds is readable like the customer's
+application list (reads only).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import structlog
 
-from orchestrator.config import FleetConfig
+from orchestrator.config import WRITING_PATHS, FleetConfig
 from orchestrator.gateway import ArmError, ArmGateway
 from orchestrator.notifications.registry import Registry
 from orchestrator.notifications.schema import Notification
@@ -36,30 +39,38 @@ def judge(event: Notification, provisioning_state: str | None) -> tuple[str, str
 
 class Confirmer:
     def __init__(
-        self, fleet: FleetConfig, gateway: ArmGateway, registry: Registry, *, concurrency: int = 8
+        self,
+        fleet: FleetConfig,
+        gateway: ArmGateway,
+        registry: Registry,
+        *,
+        concurrency: int = 8,
+        then: Callable[[Notification], Awaitable[None]] | None = None,
     ) -> None:
+        """`then`: called after each confirmation (the receiver's verification of awaiting apps)."""
         self._fleet = fleet
         self._gateway = gateway
         self._registry = registry
+        self._then = then
         self._limit = asyncio.Semaphore(concurrency)
         self._owners: dict[str, str] = {
-            sub.lower(): t.id for t in fleet.tenants if t.subscriptions != "all" for sub in t.subscriptions
+            sub.lower(): c.id for c in fleet.customer_list for sub in c.named_subscriptions
         }
         self._listed: asyncio.Task[None] | None = None
         publishers = [t.id for t in fleet.tenants if t.ring == "publisher"]
         self._publisher = publishers[0] if publishers else None
 
     async def _list_owners(self) -> None:
-        for tenant in self._fleet.tenants:
-            if tenant.subscriptions != "all":
-                continue
+        for customer in self._fleet.customer_list:
+            if customer.subscriptions != "all" or not customer.paths & WRITING_PATHS:
+                continue  # named, or not listable (by-id paths)
             try:
-                subs = await self._gateway.list_subscriptions(tenant.id)
+                subs = await self._gateway.list_subscriptions(customer.id)
             except ArmError as exc:
-                log.warning("cannot list subscriptions for confirmations", tenant=tenant.id, cause=str(exc))
+                log.warning("cannot list subscriptions for confirmations", tenant=customer.id, cause=str(exc))
                 continue
             for sub in subs:
-                self._owners.setdefault(sub.id.lower(), tenant.id)
+                self._owners.setdefault(sub.id.lower(), customer.id)
 
     async def owner_of(self, subscription_id: str) -> str | None:
         if subscription_id.lower() not in self._owners:
@@ -69,11 +80,18 @@ class Confirmer:
         return self._owners.get(subscription_id.lower(), self._publisher)
 
     async def __call__(self, event: Notification) -> None:
+        await self._confirm(event)
+        if self._then is not None:
+            await self._then(event)
+
+    async def _confirm(self, event: Notification) -> None:
         async with self._limit:
             tenant = await self.owner_of(event.subscription_id)
             if tenant is None:
                 outcome, detail = "unconfirmed", f"no configured identity can read {event.subscription_id}"
             else:
+                # The registry holds the event: its id is readable by id like the customer's list.
+                self._gateway.allow_app_reads(tenant, [event.application_id])
                 try:
                     app = await self._gateway.get_application(tenant, event.application_id)
                 except ArmError as exc:

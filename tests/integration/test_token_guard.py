@@ -7,6 +7,7 @@ names this publisher. Every refusal happens before a request: the emulator count
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ import pytest
 from orchestrator.arm import AzureGateway, RetrySettings
 from orchestrator.config import load_config
 from orchestrator.gateway import ArmError
+from orchestrator.inventory import collect_snapshot
+from orchestrator.notifications.registry import Registry
+from orchestrator.notifications.schema import parse_event
 from tests.integration.conftest import Fleet, make_fleet
+from tests.integration.notify import customer_config
+from tests.notifications.events import body
 
 pytestmark = pytest.mark.integration
 
@@ -72,30 +78,13 @@ async def test_each_path_reads_what_it_may_and_nothing_crosses(mixed: Fleet) -> 
     assert crossings(mixed) == before
 
 
-def _legacy_config(fleet: Fleet, tmp: Path, tenant_id: str, subscriptions: list[str]) -> Path:
-    """A [[tenants]] config for one customer, naming the given subscriptions (maybe not its own)."""
-    text = fleet.config_path.read_text(encoding="utf-8")
-    head = text.split("[[identities]]", 1)[0]
-    secret = (fleet.config_path.parent / "secrets" / f"{tenant_id}.secret").resolve()
-    cred = fleet.emulator.customer_credential(tenant_id)
-    listed = ", ".join(f'"{s}"' for s in subscriptions)
-    credential = f'kind = "client_secret", client_id = "{cred["client_id"]}", secret_file = "{secret}"'
-    path = tmp / "legacy.toml"
-    path.write_text(
-        f'{head}[[tenants]]\nid = "{tenant_id}"\nsubscriptions = [{listed}]\n'
-        f"credential = {{ {credential} }}\n",
-        encoding="utf-8",
-    )
-    return path
-
-
 async def test_a_subscription_of_another_tenant_is_refused_before_any_request(
     mixed: Fleet, tmp_path: Path
 ) -> None:
     before = crossings(mixed)
     t = tenants_by_access(mixed)
     other = t["publisher"]["subscriptions"][0]
-    config = load_config(_legacy_config(mixed, tmp_path, t["direct"]["id"], [other]))
+    config = load_config(customer_config(mixed, tmp_path, t["direct"]["id"], [other]))
     async with AzureGateway(config, retry=FAST) as gw:
         for call in (
             gw.list_applications(t["direct"]["id"], other),
@@ -121,3 +110,42 @@ async def test_a_delegated_subscription_claimed_by_the_wrong_customer_is_refused
             await gw.list_deny_assignments_at(t["publisher"]["id"], apps_in(mixed, t["publisher"])[1]["mrg"])
         assert err.value.code == "WrongTenant"
     assert crossings(mixed) == before
+
+
+async def test_a_publisher_path_app_known_only_from_the_registry_is_read_never_written(
+    mixed: Fleet, tmp_path: Path
+) -> None:
+    """The customer's list names one app; the notification registry learned another in the same
+    subscription: inventory reads it by id with the publisher identity; nothing is written or crossed."""
+    t = tenants_by_access(mixed)
+    customer = t["publisher"]
+    sub = customer["subscriptions"][0]
+    listed, learned = sorted(a["id"] for a in apps_in(mixed, customer) if a["id"].split("/")[2] == sub)[:2]
+    folder = mixed.config_path.parent
+    (folder / "customers" / "one-app.txt").write_text(listed + "\n", encoding="utf-8")
+    text = mixed.config_path.read_text(encoding="utf-8")
+    text = text.replace(f'apps = "customers/{customer["id"]}.txt"', 'apps = "customers/one-app.txt"')
+    config = load_config(_write(folder / "registry-only.toml", text))
+    with Registry(tmp_path / "journal.db") as registry:
+        registry.record(parse_event(json.dumps(body(app=learned, state="Succeeded")).encode()))
+        instances = registry.instances()
+    before, writes = crossings(mixed), mixed.emulator.stats()["writes"]
+    async with AzureGateway(config, retry=FAST) as gw:
+        with pytest.raises(ArmError) as err:  # not in the list, not (yet) vouched for by the registry
+            await gw.get_application(customer["id"], learned)
+        assert err.value.code == "WrongTenant"
+        snapshot = await collect_snapshot(config, gw, source="both", registry=instances)
+        with pytest.raises(ArmError) as err:
+            await gw.submit_upgrade(customer["id"], learned, definition_id=learned, plan=None)
+        assert err.value.code == "NotWritable"
+    found = {a.id.lower(): a for a in snapshot.apps}
+    assert {listed.lower(), learned.lower()} <= set(found) and snapshot.registry_misses == ()
+    app = found[learned.lower()]
+    assert app.tenant_id == customer["id"] and app.path == "publisher" and app.deny_assignment is not None
+    assert snapshot.sources["registry"] == 1
+    assert crossings(mixed) == before and mixed.emulator.stats()["writes"] == writes
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

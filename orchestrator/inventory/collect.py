@@ -1,4 +1,4 @@
-"""Inventory: read the fleet through an `ArmGateway` into a `Snapshot`.
+"""Collect the inventory: read the fleet through an `ArmGateway` into a `Snapshot`.
 
 Cost is per subscription, not per app: one (paged) application listing and one deny-assignment listing
 per subscription, each distinct definition read once, joined locally. All calls run concurrently; a
@@ -10,18 +10,13 @@ cause on `TenantInventory.error`; the others continue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, TypeVar
-
-from pydantic import ValidationError
 
 from orchestrator.config import WRITING_PATHS, CustomerConfig, FleetConfig
-from orchestrator.errors import InputError
 from orchestrator.gateway import ArmError, ArmGateway
+from orchestrator.inventory.by_id import Limits, Source, read_apps_by_id, registry_app_ids
 from orchestrator.models import (
     App,
     Definition,
@@ -33,20 +28,11 @@ from orchestrator.models import (
 )
 from orchestrator.notifications.registry import Instance
 from orchestrator.planning.derive import match_system_deny_assignment
-from orchestrator.untrusted import UnreadableFile, clean, read_regular_file
-
-T = TypeVar("T")
-# Where app ids come from: ARM listings per subscription, the notification registry (read by id), or both.
-Source = Literal["arm", "registry", "both"]
 
 # Subscription states in which ARM serves reads (Disabled/Deleted subscriptions refuse them).
 _READABLE_STATES = frozenset({"enabled", "warned", "pastdue"})
 # Errors after which further calls with the same tenant credential are pointless.
 _FATAL_CODES = frozenset({"authenticationfailed", "wrongtenant", "unknowntenant"})
-
-
-class SnapshotFileError(InputError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -83,25 +69,6 @@ class _TenantRun:
         return self.errors[0] + more
 
 
-class _Limits:
-    def __init__(self, concurrency: int | None, per_tenant: int | None) -> None:
-        self._global = asyncio.Semaphore(concurrency) if concurrency else None
-        self._per_tenant_limit = per_tenant
-        self._tenant: dict[str, asyncio.Semaphore] = {}
-
-    async def run(self, tenant_id: str, call: Callable[[], Awaitable[T]]) -> T:
-        if self._per_tenant_limit is None and self._global is None:
-            return await call()
-        async with contextlib.AsyncExitStack() as stack:
-            if self._per_tenant_limit is not None:
-                key = tenant_id.lower()
-                sem = self._tenant.setdefault(key, asyncio.Semaphore(self._per_tenant_limit))
-                await stack.enter_async_context(sem)
-            if self._global is not None:
-                await stack.enter_async_context(self._global)
-            return await call()
-
-
 class _Counter:
     def __init__(self, tenants: int, progress: ProgressCallback | None) -> None:
         self.tenants_total = tenants
@@ -118,6 +85,30 @@ class _Counter:
                     self.tenants_done, self.tenants_total, self.subs_done, self.subs_total, self.apps
                 )
             )
+
+
+class _Definitions:
+    """Each distinct definition read once, with the credential of the tenant owning its subscription
+    (the publisher's, when it is configured), started as soon as an app names it."""
+
+    def __init__(self, gateway: ArmGateway, limits: Limits, owner: Mapping[str, str]) -> None:
+        self._gateway = gateway
+        self._limits = limits
+        self._owner = owner
+        self._tasks: dict[str, asyncio.Task[Definition | None]] = {}
+        self.errors: dict[str, str] = {}
+
+    def of(self, app: App) -> None:
+        if not app.definition_id or app.definition_id.lower() in self._tasks:
+            return
+        def_sub = _subscription_of(app.definition_id)
+        reader = self._owner.get(def_sub.lower(), app.tenant_id) if def_sub else app.tenant_id
+        self._tasks[app.definition_id.lower()] = asyncio.create_task(
+            _read_definition(self._gateway, self._limits, reader, app.definition_id, self.errors)
+        )
+
+    async def resolved(self) -> dict[str, Definition]:
+        return {key: found for key, task in self._tasks.items() if (found := await task) is not None}
 
 
 async def collect_snapshot(
@@ -137,7 +128,7 @@ async def collect_snapshot(
     `concurrency` / `per_tenant`: optional limits on calls at once (None: no limit of our own).
     """
     taken_at = datetime.now(UTC)
-    limits = _Limits(max(1, concurrency) if concurrency else None, max(1, per_tenant) if per_tenant else None)
+    limits = Limits(max(1, concurrency) if concurrency else None, max(1, per_tenant) if per_tenant else None)
     customers = config.customer_list
     counter = _Counter(len(customers), progress)
     runs = [_TenantRun(customer) for customer in customers]
@@ -146,49 +137,62 @@ async def collect_snapshot(
     # tenant's subscription (the publisher's) is read with that tenant's credential.
     await asyncio.gather(*(_list_subscriptions(run, gateway, limits, counter) for run in runs))
     owner = {sub.id.lower(): run.config.id for run in runs for sub in run.subscriptions}
-
-    definitions: dict[str, asyncio.Task[Definition | None]] = {}
-    definition_errors: dict[str, str] = {}
-
-    def definition_of(app: App) -> asyncio.Task[Definition | None] | None:
-        if not app.definition_id:
-            return None
-        key = app.definition_id.lower()
-        task = definitions.get(key)
-        if task is None:
-            def_sub = _subscription_of(app.definition_id)
-            reader = owner.get(def_sub.lower(), app.tenant_id) if def_sub else app.tenant_id
-            task = asyncio.create_task(
-                _read_definition(gateway, limits, reader, app.definition_id, definition_errors)
-            )
-            definitions[key] = task
-        return task
+    definitions = _Definitions(gateway, limits, owner)
 
     # Phase 2: per subscription, apps and deny assignments side by side; definitions start as apps arrive.
     # The customers' own application lists (publisher, customer-run) are read by id in every mode.
     listings = source != "registry"
     await asyncio.gather(
-        *(_read_tenant(run, gateway, limits, counter, definition_of, listings) for run in runs)
+        *(_read_tenant(run, gateway, limits, counter, definitions.of, listings) for run in runs)
     )
     listed = sum(len(run.apps) for run in runs)
     # Phase 3: what the registry knows and no listing found, by id.
     misses: list[RegistryMiss] = []
     if source != "arm":
-        found = {app.id.lower() for run in runs for app in run.apps}
-        by_tenant, misses = registry_app_ids((i for i in registry if i.app_id.lower() not in found), owner)
-        by_id = {run.config.id: run for run in runs}
-        results = await asyncio.gather(
-            *(read_apps_by_id(gateway, limits, tenant_id, ids) for tenant_id, ids in by_tenant.items())
-        )
-        for (tenant_id, _), (apps_read, missed) in zip(by_tenant.items(), results, strict=True):
-            for app in apps_read:
-                definition_of(app)
-            by_id[tenant_id].apps.extend(apps_read)
-            misses.extend(missed)
-    resolved = {
-        key: definition for key, task in definitions.items() if (definition := await task) is not None
-    }
+        misses = await _read_registry_apps(runs, registry, owner, gateway, limits, definitions.of)
+    resolved = await definitions.resolved()
+    tenants, apps = _join(runs, resolved, definitions.errors)
+    sources = {"arm": listed} if source == "arm" else {"arm": listed, "registry": len(apps) - listed}
+    return Snapshot(
+        taken_at=taken_at,
+        tenants=tuple(tenants),
+        apps=tuple(apps),
+        definitions=resolved,
+        sources=sources,
+        registry_misses=tuple(sorted(misses, key=lambda m: m.app_id.lower())),
+    )
 
+
+async def _read_registry_apps(
+    runs: list[_TenantRun],
+    registry: Iterable[Instance],
+    owner: Mapping[str, str],
+    gateway: ArmGateway,
+    limits: Limits,
+    definition_of: Callable[[App], object],
+) -> list[RegistryMiss]:
+    """Read by id the registry's apps that no listing found, each with its owning tenant's credential
+    (the registry vouches for the id, as a customer's application list does); the entries not read."""
+    found = {app.id.lower() for run in runs for app in run.apps}
+    by_tenant, misses = registry_app_ids((i for i in registry if i.app_id.lower() not in found), owner)
+    by_id = {run.config.id: run for run in runs}
+    for tenant_id, ids in by_tenant.items():
+        gateway.allow_app_reads(tenant_id, ids)
+    results = await asyncio.gather(
+        *(read_apps_by_id(gateway, limits, tenant_id, ids) for tenant_id, ids in by_tenant.items())
+    )
+    for tenant_id, (apps_read, missed) in zip(by_tenant, results, strict=True):
+        for app in apps_read:
+            definition_of(app)
+        by_id[tenant_id].apps.extend(apps_read)
+        misses.extend(missed)
+    return misses
+
+
+def _join(
+    runs: list[_TenantRun], resolved: Mapping[str, Definition], definition_errors: Mapping[str, str]
+) -> tuple[list[TenantInventory], list[App]]:
+    """Each tenant's inventory and every app with its path and its definition's lock level."""
     tenants: list[TenantInventory] = []
     apps: list[App] = []
     for run in runs:
@@ -214,73 +218,7 @@ async def collect_snapshot(
             )
         )
     apps.sort(key=lambda a: (a.tenant_id.lower(), a.subscription_id.lower(), a.id.lower()))
-    sources = {"arm": listed} if source == "arm" else {"arm": listed, "registry": len(apps) - listed}
-    return Snapshot(
-        taken_at=taken_at,
-        tenants=tuple(tenants),
-        apps=tuple(apps),
-        definitions=resolved,
-        sources=sources,
-        registry_misses=tuple(sorted(misses, key=lambda m: m.app_id.lower())),
-    )
-
-
-def registry_app_ids(
-    instances: Iterable[Instance], owner: Mapping[str, str]
-) -> tuple[dict[str, list[str]], list[RegistryMiss]]:
-    """The registry's live apps grouped by the configured tenant that owns their subscription (`owner`:
-    lower-cased subscription id → tenant id), and the entries no tenant can read. Deleted apps drop out.
-
-    Join point with the by-id reading of per-customer app lists: this is the registry's list of ids.
-    """
-    by_tenant: dict[str, list[str]] = {}
-    misses: list[RegistryMiss] = []
-    for inst in instances:
-        if inst.deleted:
-            continue
-        tenant = owner.get(inst.subscription_id.lower())
-        if tenant is None:
-            misses.append(
-                RegistryMiss(
-                    app_id=inst.app_id,
-                    cause=f"no configured tenant owns subscription {inst.subscription_id} "
-                    "(list it under its tenant's subscriptions)",
-                )
-            )
-            continue
-        by_tenant.setdefault(tenant, []).append(inst.app_id)
-    return by_tenant, misses
-
-
-async def read_apps_by_id(
-    gateway: ArmGateway, limits: _Limits | None, tenant_id: str, app_ids: Iterable[str]
-) -> tuple[list[App], list[RegistryMiss]]:
-    """Each app by id, joined with the system deny assignment read at its managed resource group.
-
-    The one by-id reader: the notification registry's ids, the publisher and customer-run customers'
-    application lists (read with the publisher identity: its MRG through the app's authorizations),
-    `verify` and `doctor`. `limits`: the inventory's concurrency bounds, or None (unbounded)."""
-    limits = limits or _Limits(None, None)
-
-    async def one(app_id: str) -> App | RegistryMiss:
-        try:
-            app = await limits.run(tenant_id, lambda: gateway.get_application(tenant_id, app_id))
-            if app is None:
-                return RegistryMiss(app_id=app_id, cause="not found (deleted since its last event?)")
-            mrg = app.managed_resource_group_id
-            deny = await limits.run(tenant_id, lambda: gateway.list_deny_assignments_at(tenant_id, mrg))
-        except ArmError as exc:
-            return RegistryMiss(app_id=app_id, cause=str(exc))
-        chosen = match_system_deny_assignment(app.id, mrg, deny)
-        return app.model_copy(
-            update={"deny_assignment": chosen.found, "deny_assignment_problem": chosen.problem}
-        )
-
-    results = await asyncio.gather(*(one(app_id) for app_id in app_ids))
-    return (
-        [r for r in results if isinstance(r, App)],
-        [r for r in results if isinstance(r, RegistryMiss)],
-    )
+    return tenants, apps
 
 
 def _listed(customer: CustomerConfig, subscription_id: str) -> bool:
@@ -289,7 +227,7 @@ def _listed(customer: CustomerConfig, subscription_id: str) -> bool:
 
 
 async def _list_subscriptions(
-    run: _TenantRun, gateway: ArmGateway, limits: _Limits, counter: _Counter
+    run: _TenantRun, gateway: ArmGateway, limits: Limits, counter: _Counter
 ) -> None:
     tenant = run.config
     if tenant.subscriptions != "all":
@@ -314,7 +252,7 @@ async def _list_subscriptions(
 async def _read_tenant(
     run: _TenantRun,
     gateway: ArmGateway,
-    limits: _Limits,
+    limits: Limits,
     counter: _Counter,
     definition_of: Callable[[App], object],
     listings: bool = True,
@@ -334,7 +272,7 @@ async def _read_listed_apps(
     run: _TenantRun,
     app_ids: list[str],
     gateway: ArmGateway,
-    limits: _Limits,
+    limits: Limits,
     counter: _Counter,
     definition_of: Callable[[App], object],
 ) -> None:
@@ -355,7 +293,7 @@ async def _read_subscription(
     run: _TenantRun,
     sub: Subscription,
     gateway: ArmGateway,
-    limits: _Limits,
+    limits: Limits,
     counter: _Counter,
     definition_of: Callable[[App], object],
 ) -> None:
@@ -402,7 +340,7 @@ async def _read_subscription(
 
 
 async def _read_definition(
-    gateway: ArmGateway, limits: _Limits, tenant_id: str, definition_id: str, errors: dict[str, str]
+    gateway: ArmGateway, limits: Limits, tenant_id: str, definition_id: str, errors: dict[str, str]
 ) -> Definition | None:
     try:
         return await limits.run(tenant_id, lambda: gateway.get_definition(tenant_id, definition_id))
@@ -425,33 +363,3 @@ def _subscription_of(resource_id: str) -> str | None:
         if part.lower() == "subscriptions":
             return parts[i + 1]
     return None
-
-
-# -- snapshot files ----------------------------------------------------------------------------
-
-
-MAX_SNAPSHOT_BYTES = 1024 * 1024 * 1024
-
-
-def save_snapshot(snapshot: Snapshot, path: Path) -> None:
-    try:
-        path.write_text(clean(snapshot.model_dump_json(indent=2), json=True) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise SnapshotFileError(f"{path}: cannot write: {exc.strerror or exc}") from None
-
-
-def load_snapshot(path: Path) -> Snapshot:
-    try:
-        text = read_regular_file(path, limit=MAX_SNAPSHOT_BYTES).decode("utf-8")
-    except UnreadableFile as exc:
-        raise SnapshotFileError(f"{path}: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SnapshotFileError(f"{path}: cannot read: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return Snapshot.model_validate_json(text)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise SnapshotFileError(
-            f"{path}: not a snapshot: {where + ': ' if where else ''}{err['msg']}"
-        ) from None
