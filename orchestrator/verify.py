@@ -4,18 +4,38 @@ An app waiting for its customer becomes `succeeded` once ARM shows it on the pla
 or plan version, provisioned, with its deny assignment carrying the planned exclusions; `failed` (with
 the cause) when it is gone, failed to provision on the target, or its deny assignment does not match.
 Not updated yet: it keeps waiting (and keeps the date its kit was made). `judge` is pure.
+
+Azure's PUT notification for such an app (the receiver, `notifications serve --confirm`) verifies it at
+once (`verify_notified`); the event alone decides nothing: ARM is read as `verify` reads it, and a PUT
+Failed event only supplies the cause when ARM shows the app Failed.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
+from orchestrator.errors import InputError
 from orchestrator.executor.engine import convergence_gap, on_target, work_item
 from orchestrator.gateway import ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.journal import Journal, Transition
-from orchestrator.models import TERMINAL_APP_STATES, TERMINAL_SUCCESS, App, AppState, Plan, PlanItem, RunState
+from orchestrator.models import (
+    TERMINAL_APP_STATES,
+    TERMINAL_SUCCESS,
+    App,
+    AppState,
+    AppStatusView,
+    Plan,
+    PlanItem,
+    RunState,
+    RunView,
+)
+from orchestrator.notifications.registry import Registry
+from orchestrator.notifications.signals import Signal
+from orchestrator.planning.planfile import read_plan
 
 KIT_MADE = "KitMade"  # error_code of an app whose customer has a kit (error_message: when and where)
 _VERIFY_CODES = frozenset({"VerifyProvisioningFailed", "VerifyDenyMismatch", "VerifyAppGone"})
@@ -28,13 +48,24 @@ class Verdict:
     message: str | None = None
 
 
-def judge(item: PlanItem, app: App | None, *, lock_level: str, read_error: str | None = None) -> Verdict:
-    """What ARM's current view of a customer-run app says about its update."""
+def judge(
+    item: PlanItem,
+    app: App | None,
+    *,
+    lock_level: str,
+    read_error: str | None = None,
+    notified: Signal | None = None,
+) -> Verdict:
+    """What ARM's current view of a customer-run app says about its update. `notified`: Azure's PUT
+    event that prompted this read; a Failed one is the cause when ARM shows the app Failed too."""
     if read_error is not None:
         if "not found" in read_error:
             return Verdict(AppState.FAILED, "VerifyAppGone", "the application no longer exists")
         return Verdict(None, None, read_error)
     assert app is not None
+    if notified is not None and notified.failed and app.provisioning_state.lower() == "failed":
+        cause = f"Azure notified PUT Failed: {notified.error_message or 'no message'}"
+        return Verdict(AppState.FAILED, notified.error_code or "Failed", cause)
     work = work_item(item, wave=-1, lock_level=lock_level)
     if not on_target(app, work):
         return Verdict(None)  # the customer has not run its kit yet (or rolled back)
@@ -63,54 +94,88 @@ class VerifyResult:
     run_state: RunState
 
 
-async def verify_run(journal: Journal, run_id: str, plan: Plan, gateway: ArmGateway) -> VerifyResult:
-    """Re-read every app of the run that waits for its customer (or failed an earlier verify)."""
-    view = journal.run_view(run_id)
-    items = {i.app_id.lower(): i for i in plan.items}
+def _waits(app: AppStatusView) -> bool:
+    """Whether `verify` re-reads the app: it waits for its customer, or failed an earlier verify."""
+    return app.state == AppState.AWAITING_CUSTOMER or (
+        app.state == AppState.FAILED and app.error_code in _VERIFY_CODES
+    )
+
+
+def plan_of(view: RunView) -> Plan:
+    """The plan file the run was made from (its digest checked), or InputError naming the problem."""
+    if not view.plan_path:
+        raise InputError(f"run {view.run_id}: no plan file recorded; cannot verify")
+    plan = read_plan(Path(view.plan_path))
+    if plan.digest != view.plan_digest:
+        raise InputError(f"{view.plan_path}: not the plan run {view.run_id} was made from (digest differs)")
+    return plan
+
+
+async def verify_run(
+    journal: Journal,
+    run_id: str,
+    plan: Plan,
+    gateway: ArmGateway,
+    *,
+    only: Collection[str] | None = None,
+    notified: Signal | None = None,
+) -> VerifyResult:
+    """Re-read every app of the run that waits for its customer (or failed an earlier verify).
+
+    `only`: just these app ids (lower case); `notified`: the PUT event that prompted the read."""
     waiting = [
-        a
-        for a in view.apps
-        if a.state == AppState.AWAITING_CUSTOMER
-        or (a.state == AppState.FAILED and a.error_code in _VERIFY_CODES)
+        a for a in journal.run_view(run_id).apps if _waits(a) and (only is None or a.app_id.lower() in only)
     ]
     by_tenant: dict[str, list[str]] = {}
     for a in waiting:
         by_tenant.setdefault(a.tenant_id, []).append(a.app_id)
+    items = {i.app_id.lower(): i for i in plan.items}
     lock_level = plan.target.definition.lock_level
-    changed: dict[str, AppState] = {}
-    unreadable: dict[str, str] = {}
-    transitions: list[Transition] = []
+    known = _registry_ids(journal.path) if waiting else set()
+    verdicts: dict[str, Verdict] = {}
     for tenant_id, app_ids in by_tenant.items():
+        gateway.allow_app_reads(tenant_id, [a for a in app_ids if a.lower() in known])
         apps, misses = await read_apps_by_id(gateway, None, tenant_id, app_ids)
         found = {a.id.lower(): a for a in apps}
         error_of = {m.app_id.lower(): m.cause for m in misses}
         for app_id in app_ids:
-            item = items.get(app_id.lower())
-            if item is None:
-                continue
-            verdict = judge(
-                item,
-                found.get(app_id.lower()),
-                lock_level=lock_level,
-                read_error=error_of.get(app_id.lower()),
-            )
-            if verdict.state is None:
-                if verdict.message:
-                    unreadable[app_id] = verdict.message
-                continue
-            changed[app_id] = verdict.state
-            transitions.append(
-                Transition(
-                    run_id=run_id,
-                    app_id=app_id,
-                    state=verdict.state,
-                    error_code=verdict.code,
-                    error_message=verdict.message,
-                    message="verified: the customer's update"
-                    if verdict.state == AppState.SUCCEEDED
-                    else "verify",
+            if (item := items.get(app_id.lower())) is not None:
+                verdicts[app_id] = judge(
+                    item,
+                    found.get(app_id.lower()),
+                    lock_level=lock_level,
+                    read_error=error_of.get(app_id.lower()),
+                    notified=notified,
                 )
-            )
+    return _record(journal, run_id, len(waiting), verdicts)
+
+
+def _registry_ids(journal: Path) -> set[str]:
+    """The app ids (lower case) the notification registry in the journal's file learned: the guard
+    reads them by id like a customer's application list (a registry-only app may be in the plan)."""
+    registry = Registry.existing(journal)
+    if registry is None:
+        return set()
+    with registry:
+        return {i.app_id.lower() for i in registry.instances()}
+
+
+def _record(journal: Journal, run_id: str, checked: int, verdicts: dict[str, Verdict]) -> VerifyResult:
+    """Journal the verdicts that changed an app; the run completes once every app is terminal."""
+    changed = {app_id: v.state for app_id, v in verdicts.items() if v.state is not None}
+    unreadable = {app_id: v.message for app_id, v in verdicts.items() if v.state is None and v.message}
+    transitions = [
+        Transition(
+            run_id=run_id,
+            app_id=app_id,
+            state=v.state,
+            error_code=v.code,
+            error_message=v.message,
+            message="verified: the customer's update" if v.state == AppState.SUCCEEDED else "verify",
+        )
+        for app_id, v in verdicts.items()
+        if v.state is not None
+    ]
     if transitions:
         journal.record_many(transitions)
     after = journal.run_view(run_id)
@@ -119,4 +184,23 @@ async def verify_run(journal: Journal, run_id: str, plan: Plan, gateway: ArmGate
         state = RunState.COMPLETED
         journal.set_run_state(run_id, state, "verified: every customer-run update is done")
     counts: Counter[str] = Counter(a.state.value for a in after.apps)
-    return VerifyResult(len(waiting), changed, unreadable, counts, state)
+    return VerifyResult(checked, changed, unreadable, counts, state)
+
+
+async def verify_notified(journal: Journal, gateway: ArmGateway, signal: Signal) -> dict[str, VerifyResult]:
+    """Azure notified a PUT Succeeded/Failed for `signal.app_id`: verify it now in every run that waits
+    for it (run id -> result; empty when none does). The caller holds the journal's writer lock."""
+    key = signal.app_id.lower()
+    results: dict[str, VerifyResult] = {}
+    for summary in journal.runs():
+        if not (
+            summary.counts.get(AppState.AWAITING_CUSTOMER.value) or summary.counts.get(AppState.FAILED.value)
+        ):
+            continue
+        view = journal.run_view(summary.run_id)
+        if any(a.app_id.lower() == key and _waits(a) for a in view.apps):
+            plan = plan_of(view)
+            results[view.run_id] = await verify_run(
+                journal, view.run_id, plan, gateway, only={key}, notified=signal
+            )
+    return results

@@ -60,7 +60,10 @@ def serve(
     max_body: int = typer.Option(receiver.DEFAULT_MAX_BODY, min=1024, help="Largest body accepted (bytes)."),
     journal_path: Path | None = journal_option(),
     confirm: bool = typer.Option(
-        False, "--confirm/--no-confirm", help="Read each app back by id (needs --config) and record it."
+        False,
+        "--confirm/--no-confirm",
+        help="Read each app back by id (needs --config) and record it; a PUT event for an app awaiting "
+        "its customer verifies it at once (as `orchestrator verify`).",
     ),
     config: Path = options.config_option(),
     ready_file: Path | None = typer.Option(None, help="Write one JSON line {url} once listening."),
@@ -111,10 +114,11 @@ async def _serve(
     async with contextlib.AsyncExitStack() as stack:
         confirm = None
         if fleet is not None:
+            from orchestrator.notifications.awaiting import AwaitingVerifier
             from orchestrator.notifications.confirm import Confirmer
 
             gateway = await stack.enter_async_context(options.open_gateway(fleet, config))
-            confirm = Confirmer(fleet, gateway, registry)
+            confirm = Confirmer(fleet, gateway, registry, then=AwaitingVerifier(registry.path, gateway))
         app = receiver.build_app(settings, registry, confirm=confirm)
         listening = await receiver.start(app, host, port, tls=tls)
         receiver.log.info("notification receiver listening", url=listening.url, journal=str(registry.path))

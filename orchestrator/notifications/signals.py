@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.notifications.registry import Registry
+from orchestrator.notifications.schema import Notification
 
 POLL_SECONDS = 0.25
 
@@ -29,6 +30,13 @@ class Signal:
     @property
     def failed(self) -> bool:
         return self.provisioning_state == "Failed"
+
+    @classmethod
+    def of(cls, event: Notification) -> Signal | None:
+        """The signal a PUT Succeeded/Failed event gives; None for every other event."""
+        if event.event_type != "PUT" or event.provisioning_state not in ("Succeeded", "Failed"):
+            return None
+        return cls(event.application_id, event.provisioning_state, event.error_code, event.error_message)
 
 
 class NotifiedFailure(Exception):
@@ -88,13 +96,10 @@ class RegistryWatch:
             events = await asyncio.to_thread(self._registry.events, after_seq=self._seq)
             for stored in events:
                 self._seq = max(self._seq, stored.seq)
-                event = stored.event
-                if event.event_type != "PUT" or event.provisioning_state not in ("Succeeded", "Failed"):
+                signal = Signal.of(stored.event)
+                if signal is None:
                     continue
-                signal = Signal(
-                    event.application_id, event.provisioning_state, event.error_code, event.error_message
-                )
-                for after, future in self._waiters.get(event.app_key, []):
+                for after, future in self._waiters.get(stored.event.app_key, []):
                     if stored.seq > after and not future.done():
                         future.set_result(signal)
             await asyncio.sleep(self._poll)
