@@ -5,21 +5,26 @@ or plan version, provisioned, with its deny assignment carrying the planned excl
 the cause) when it is gone, failed to provision on the target, or its deny assignment does not match.
 Not updated yet: it keeps waiting (and keeps the date its kit was made). `judge` is pure.
 
-Azure's PUT notification for such an app (the receiver, `notifications serve --confirm`) verifies it at
-once (`verify_notified`); the event alone decides nothing: ARM is read as `verify` reads it, and a PUT
-Failed event only supplies the cause when ARM shows the app Failed.
+Azure's PUT notification for such an app verifies it at once: the receiver (`notifications serve
+--confirm`, which has the identities) hands each new event to `AwaitingVerifier`, which runs this same
+check for that app (`verify_notified`). The event alone decides nothing: ARM is read and the deny
+assignment decides success; a PUT Failed event only supplies the cause when ARM shows the app Failed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import InputError
+import structlog
+
+from orchestrator.errors import InputError, OrchestratorError
 from orchestrator.executor.engine import convergence_gap, on_target, work_item
-from orchestrator.gateway import ArmGateway
+from orchestrator.gateway import ArmError, ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.journal import Journal, Transition
 from orchestrator.models import (
@@ -34,8 +39,11 @@ from orchestrator.models import (
     RunView,
 )
 from orchestrator.notifications.registry import Registry
+from orchestrator.notifications.schema import Notification
 from orchestrator.notifications.signals import Signal
 from orchestrator.planning.planfile import read_plan
+
+log = structlog.get_logger("orchestrator.notifications")
 
 KIT_MADE = "KitMade"  # error_code of an app whose customer has a kit (error_message: when and where)
 _VERIFY_CODES = frozenset({"VerifyProvisioningFailed", "VerifyDenyMismatch", "VerifyAppGone"})
@@ -204,3 +212,61 @@ async def verify_notified(journal: Journal, gateway: ArmGateway, signal: Signal)
                 journal, view.run_id, plan, gateway, only={key}, notified=signal
             )
     return results
+
+
+class AwaitingVerifier:
+    """Called with each newly stored event; verifies the apps that wait for their customers.
+
+    It takes the journal's writer lock as `verify` does; while an apply, resume or rollback holds it,
+    it waits (polling every `busy_poll` seconds, at most `busy_limit`), then says to run `verify`.
+    """
+
+    def __init__(
+        self, journal: Path, gateway: ArmGateway, *, busy_poll: float = 1.0, busy_limit: float = 600.0
+    ) -> None:
+        self._path = journal
+        self._gateway = gateway
+        self._busy_poll = busy_poll
+        self._busy_limit = busy_limit
+        self._one = asyncio.Lock()  # one verification at a time in this process
+
+    async def __call__(self, event: Notification) -> None:
+        signal = Signal.of(event)
+        if signal is None:
+            return
+        async with self._one:
+            try:
+                results = await self._verify(signal)
+            except (OrchestratorError, ArmError) as exc:
+                log.error("cannot verify a notified app", app=signal.app_id, cause=str(exc))
+                return
+        if results is None:
+            log.warning(
+                "journal busy: the notified app was not verified; run `orchestrator verify`",
+                app=signal.app_id,
+            )
+        for run_id, result in (results or {}).items():
+            for app_id, state in result.changed.items():
+                log.info("verified on notification", run=run_id, app=app_id, state=state.value)
+            for app_id, why in result.unreadable.items():
+                log.warning("notified app not verified", run=run_id, app=app_id, cause=why)
+
+    async def _verify(self, signal: Signal) -> dict[str, VerifyResult] | None:
+        """The results per run, or None when the writer lock stayed busy past `busy_limit`."""
+        if not self._path.exists():
+            return {}  # no journal: nothing waits
+        with Journal(self._path, create=False) as journal:
+            waited = 0.0
+            while True:
+                with contextlib.ExitStack() as held:
+                    try:
+                        held.enter_context(journal.exclusive())
+                    except OrchestratorError:
+                        if not journal.writer_active():
+                            raise  # not busy: the lock file itself is the problem
+                    else:
+                        return await verify_notified(journal, self._gateway, signal)
+                if waited >= self._busy_limit:
+                    return None
+                await asyncio.sleep(self._busy_poll)
+                waited += self._busy_poll

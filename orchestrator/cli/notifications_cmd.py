@@ -114,8 +114,8 @@ async def _serve(
     async with contextlib.AsyncExitStack() as stack:
         confirm = None
         if fleet is not None:
-            from orchestrator.notifications.awaiting import AwaitingVerifier
             from orchestrator.notifications.confirm import Confirmer
+            from orchestrator.verify import AwaitingVerifier
 
             gateway = await stack.enter_async_context(options.open_gateway(fleet, config))
             confirm = Confirmer(fleet, gateway, registry, then=AwaitingVerifier(registry.path, gateway))

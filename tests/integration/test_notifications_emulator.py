@@ -17,6 +17,7 @@ import pytest
 
 from orchestrator.emulator.fleet import generate
 from orchestrator.notifications.registry import Registry
+from orchestrator.planning.planfile import read_plan
 from tests.integration.conftest import REPO, Fleet, make_fleet, run_cli
 from tests.integration.notify import SECRET, Receiver, settled
 
@@ -102,7 +103,7 @@ def test_inventory_from_the_registry_finds_apps_no_identity_can_list(tmp_path: P
             tenant.publisher_access = "by-id"  # roles on resource groups only: no subscription listing
     fleet_file = tmp_path / "fleet.json"
     state.save(fleet_file)
-    journal = tmp_path / "journal.db"
+    journal = tmp_path / ".state" / "journal.db"  # the default journal of a command run in tmp_path
     for fleet in make_fleet(tmp_path, fleet=fleet_file, time_scale=0.01):
         receiver = Receiver(tmp_path, journal)
         receiver.start()
@@ -130,3 +131,10 @@ def test_inventory_from_the_registry_finds_apps_no_identity_can_list(tmp_path: P
         both = run_cli(*inventory)  # default: both, since the journal holds a registry
         assert both.code == 3  # the listings still fail, and say so
         assert {a["id"].lower() for a in json.loads(both.stdout)["apps"]} == every
+
+        # plan makes the same choice of sources: it plans every app the registry knows.
+        v2 = fleet.emulator.fleet()["publisher"]["definitions"]["app-v2"]
+        plan = tmp_path / "plan.json"
+        planned = run_cli("plan", "-c", config, "--target-definition", v2, "-o", str(plan), cwd=tmp_path)
+        assert planned.code == 3, planned.stderr  # the listings fail, as for inventory
+        assert {i.app_id.lower() for i in read_plan(plan).items} == every
