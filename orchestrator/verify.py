@@ -229,6 +229,12 @@ class AwaitingVerifier:
         self._busy_poll = busy_poll
         self._busy_limit = busy_limit
         self._one = asyncio.Lock()  # one verification at a time in this process
+        self._journal: Journal | None = None  # opened at the first PUT event, kept (one check of the file)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     async def __call__(self, event: Notification) -> None:
         signal = Signal.of(event)
@@ -253,20 +259,19 @@ class AwaitingVerifier:
 
     async def _verify(self, signal: Signal) -> dict[str, VerifyResult] | None:
         """The results per run, or None when the writer lock stayed busy past `busy_limit`."""
-        if not self._path.exists():
-            return {}  # no journal: nothing waits
-        with Journal(self._path, create=False) as journal:
-            waited = 0.0
-            while True:
-                with contextlib.ExitStack() as held:
-                    try:
-                        held.enter_context(journal.exclusive())
-                    except OrchestratorError:
-                        if not journal.writer_active():
-                            raise  # not busy: the lock file itself is the problem
-                    else:
-                        return await verify_notified(journal, self._gateway, signal)
-                if waited >= self._busy_limit:
-                    return None
-                await asyncio.sleep(self._busy_poll)
-                waited += self._busy_poll
+        if self._journal is None:
+            self._journal = await asyncio.to_thread(Journal, self._path, create=False)
+        journal, waited = self._journal, 0.0
+        while True:
+            with contextlib.ExitStack() as held:
+                try:
+                    held.enter_context(journal.exclusive())
+                except OrchestratorError:
+                    if not journal.writer_active():
+                        raise  # not busy: the lock file itself is the problem
+                else:
+                    return await verify_notified(journal, self._gateway, signal)
+            if waited >= self._busy_limit:
+                return None
+            await asyncio.sleep(self._busy_poll)
+            waited += self._busy_poll

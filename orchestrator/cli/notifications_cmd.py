@@ -118,7 +118,9 @@ async def _serve(
             from orchestrator.verify import AwaitingVerifier
 
             gateway = await stack.enter_async_context(options.open_gateway(fleet, config))
-            confirm = Confirmer(fleet, gateway, registry, then=AwaitingVerifier(registry.path, gateway))
+            verifier = AwaitingVerifier(registry.path, gateway)
+            stack.callback(verifier.close)
+            confirm = Confirmer(fleet, gateway, registry, then=verifier)
         app = receiver.build_app(settings, registry, confirm=confirm)
         listening = await receiver.start(app, host, port, tls=tls)
         receiver.log.info("notification receiver listening", url=listening.url, journal=str(registry.path))
