@@ -13,7 +13,6 @@ import pytest
 from orchestrator.handoff import KitError, build_kits, kit_items
 from orchestrator.models import Decision, Plan
 from orchestrator.planning.planfile import read_plan
-from orchestrator.verify import judge
 
 ROOT = Path(__file__).resolve().parents[2]
 MADE = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -73,42 +72,6 @@ def test_an_id_with_shell_metacharacters_is_refused(plan: Plan) -> None:
     )
     with pytest.raises(KitError, match="characters a kit script will not carry"):
         build_kits(plan.model_copy(update={"items": bad}), made_at=MADE, tool_version="0.1.0")
-
-
-def test_judge_a_customer_run_app(plan: Plan) -> None:
-    from orchestrator.models import App, DenyAssignment
-
-    item = next(i for i in plan.items if i.path == "customer-run")
-    assert item.to_definition_id is not None and item.as_read is not None
-    base = App(
-        id=item.app_id,
-        name=item.app_name,
-        tenant_id=item.tenant_id,
-        subscription_id=item.subscription_id,
-        resource_group=item.resource_group,
-        location="eastus",
-        kind=item.kind,
-        managed_resource_group_id=item.as_read.managed_resource_group_id,
-        definition_id=item.from_definition_id,
-        provisioning_state="Succeeded",
-    )
-    lock = plan.target.definition.lock_level
-    assert judge(item, base, lock_level=lock).state is None  # not run yet: keeps waiting
-    deny = DenyAssignment(
-        id="d",
-        name="d",
-        scope=base.managed_resource_group_id,
-        not_actions=item.expected_not_actions,
-        not_data_actions=item.expected_not_data_actions,
-    )
-    done = base.model_copy(update={"definition_id": item.to_definition_id, "deny_assignment": deny})
-    assert judge(item, done, lock_level=lock).state == "succeeded"
-    wrong = done.model_copy(update={"deny_assignment": deny.model_copy(update={"not_actions": ()})})
-    verdict = judge(item, wrong, lock_level=lock)
-    assert verdict.state == "failed" and verdict.code == "VerifyDenyMismatch"
-    failed = done.model_copy(update={"provisioning_state": "Failed"})
-    assert judge(item, failed, lock_level=lock).code == "VerifyProvisioningFailed"
-    assert judge(item, None, lock_level=lock, read_error="application x: not found").code == "VerifyAppGone"
 
 
 def test_control_characters_from_outside_never_reach_the_kit_readmes(plan: Plan) -> None:

@@ -1,4 +1,5 @@
-"""verify.judge with Azure's PUT event: the event gives a cause, never the verdict (pure)."""
+"""verify.judge (pure): what ARM shows decides a customer-run update; Azure's PUT event gives a cause,
+never the verdict."""
 
 from __future__ import annotations
 
@@ -41,6 +42,24 @@ def _app(item: PlanItem, *, on_target: bool, state: str, deny: bool) -> App:
         provisioning_state=state,
         deny_assignment=assignment if deny else None,
     )
+
+
+def test_judge_a_customer_run_app() -> None:
+    item = _item()
+    assert (
+        judge(item, _app(item, on_target=False, state="Succeeded", deny=True), lock_level=LOCK).state is None
+    )
+    done = _app(item, on_target=True, state="Succeeded", deny=True)
+    assert judge(item, done, lock_level=LOCK).state == AppState.SUCCEEDED
+    assert done.deny_assignment is not None
+    wrong = done.model_copy(
+        update={"deny_assignment": done.deny_assignment.model_copy(update={"not_actions": ()})}
+    )
+    verdict = judge(item, wrong, lock_level=LOCK)
+    assert verdict.state == AppState.FAILED and verdict.code == "VerifyDenyMismatch"
+    failed = done.model_copy(update={"provisioning_state": "Failed"})
+    assert judge(item, failed, lock_level=LOCK).code == "VerifyProvisioningFailed"
+    assert judge(item, None, lock_level=LOCK, read_error="application x: not found").code == "VerifyAppGone"
 
 
 FAILED = Signal("x", "Failed", "ApplicationDefinitionInvalid", "the main template is invalid")
