@@ -14,8 +14,8 @@ holding an application (ARM's permissions listing). The verdict is the worst fin
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
@@ -24,12 +24,11 @@ from orchestrator.arm.permissions import (
     APPLICATIONS_WRITE,
     DENY_ASSIGNMENTS_READ,
     ResourceGroupAccess,
-    probe_token,
     writable_resource_groups,
 )
 from orchestrator.config import WRITING_PATHS, CustomerConfig, FleetConfig
 from orchestrator.errors import ConfigError
-from orchestrator.gateway import ArmError
+from orchestrator.gateway import ArmError, ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.models import App
 
@@ -146,138 +145,165 @@ async def diagnose_fleet(fleet: FleetConfig, *, concurrency: int = 8) -> list[Te
         ),
         credentials=credentials,
     )
-    gate = asyncio.Semaphore(concurrency)
     try:
-
-        async def one(customer: CustomerConfig) -> TenantDiagnosis:
-            for name in _identities_of(customer):
-                if name in broken:
-                    check = Check("credential", "failed", broken[name], FIX_CREDENTIAL, Verdict.UNREACHABLE)
-                    return TenantDiagnosis(
-                        customer.id, customer.display_name, (check,), path=customer.path, identity=name
-                    )
-            if customer.identity is None:
-                detail = "no identity: the customer runs every update from its kit (orchestrator handoff)"
-                return TenantDiagnosis(
-                    customer.id,
-                    customer.display_name,
-                    (Check("write access", "skipped", detail),),
-                    path=customer.path,
-                    proposed_path="customer-run",
-                )
-            return await _diagnose_tenant(gateway, credentials[customer.identity], fleet, customer, gate)
-
-        return list(await asyncio.gather(*(one(c) for c in fleet.customer_list)))
+        return await diagnose(gateway, fleet, broken=broken, concurrency=concurrency)
     finally:
         await gateway.close()  # closes the credentials it was given too
+
+
+async def diagnose(
+    gateway: ArmGateway, fleet: FleetConfig, *, broken: Mapping[str, str], concurrency: int = 8
+) -> list[TenantDiagnosis]:
+    """`diagnose_fleet` through any gateway; `broken`: identity name -> why its credential could not
+    be built (those customers are diagnosed without a call)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(customer: CustomerConfig) -> TenantDiagnosis:
+        for name in _identities_of(customer):
+            if name in broken:
+                check = Check("credential", "failed", broken[name], FIX_CREDENTIAL, Verdict.UNREACHABLE)
+                return TenantDiagnosis(
+                    customer.id, customer.display_name, (check,), path=customer.path, identity=name
+                )
+        if customer.identity is None:
+            detail = "no identity: the customer runs every update from its kit (orchestrator handoff)"
+            return TenantDiagnosis(
+                customer.id,
+                customer.display_name,
+                (Check("write access", "skipped", detail),),
+                path=customer.path,
+                proposed_path="customer-run",
+            )
+        return await _Diagnosis(gateway, fleet, customer, gate).run()
+
+    return list(await asyncio.gather(*(one(c) for c in fleet.customer_list)))
 
 
 def _identities_of(customer: CustomerConfig) -> list[str]:
     return [n for n in (customer.identity, *(s.identity for s in customer.subscription_paths)) if n]
 
 
-async def _diagnose_tenant(
-    gateway: AzureGateway,
-    credential: TenantCredential,
-    fleet: FleetConfig,
-    tenant: CustomerConfig,
-    gate: asyncio.Semaphore,
-) -> TenantDiagnosis:
-    name = tenant.display_name
-    identity = fleet.identity(tenant.identity or "")
-    home = identity.tenant_id.lower() == tenant.id.lower()
-    checks: list[Check] = []
+class _Diagnosis:
+    """One customer's checks, in order; each step returns False when the ones after it cannot run."""
 
-    def done(**extra: object) -> TenantDiagnosis:
+    def __init__(
+        self, gateway: ArmGateway, fleet: FleetConfig, tenant: CustomerConfig, gate: asyncio.Semaphore
+    ) -> None:
+        self.gateway = gateway
+        self.tenant = tenant
+        self.identity = fleet.identity(tenant.identity or "")
+        self.home = self.identity.tenant_id.lower() == tenant.id.lower()
+        self.gate = gate
+        self.checks: list[Check] = []
+
+    def done(self, **extra: object) -> TenantDiagnosis:
         return TenantDiagnosis(
-            tenant.id,
-            name,
-            tuple(checks),
-            path=tenant.path,
-            identity=identity.name,
+            self.tenant.id,
+            self.tenant.display_name,
+            tuple(self.checks),
+            path=self.tenant.path,
+            identity=self.identity.name,
             **extra,  # type: ignore[arg-type]
         )
 
-    try:
-        await probe_token(credential, fleet.cloud.scope)
-    except ArmError as exc:
-        checks.append(Check("token", "failed", str(exc), FIX_CREDENTIAL, Verdict.UNREACHABLE))
-        return done()
-    checks.append(Check("token", "ok", f"{credential.kind} credential issued an ARM token"))
-    if tenant.path not in WRITING_PATHS:
-        return await _diagnose_by_id(gateway, tenant, checks, done, gate)
-
-    try:
-        async with gate:
-            visible = await gateway.list_subscriptions(tenant.id)
-    except ArmError as exc:
-        checks.append(Check("subscriptions", "failed", str(exc), FIX_NO_SUBSCRIPTION, Verdict.UNREACHABLE))
-        return done()
-    seen = {s.id.lower(): s for s in visible}
-    if tenant.subscriptions == "all":
-        chosen = [s.id for s in visible]
-        missing: list[str] = []
-    else:
-        chosen = [s for s in tenant.subscriptions if s.lower() in seen]
-        missing = [s for s in tenant.subscriptions if s.lower() not in seen]
-    if not chosen:
-        detail = "none visible" + (f" (configured: {', '.join(missing)})" if missing else "")
-        checks.append(Check("subscriptions", "failed", detail, FIX_NO_SUBSCRIPTION, Verdict.UNREACHABLE))
-        return done()
-    labels = [seen[s.lower()].display_name or s for s in chosen]
-    if missing:
-        checks.append(
-            Check(
-                "subscriptions",
-                "failed",
-                f"{len(chosen)} visible ({', '.join(labels)}); not visible: {', '.join(missing)}",
-                FIX_NO_SUBSCRIPTION,
-                Verdict.CANNOT_READ,
+    async def run(self) -> TenantDiagnosis:
+        try:
+            kind = await self.gateway.probe_token(self.tenant.id)
+        except ArmError as exc:
+            self.checks.append(Check("token", "failed", str(exc), FIX_CREDENTIAL, Verdict.UNREACHABLE))
+            return self.done()
+        self.checks.append(Check("token", "ok", f"{kind} credential issued an ARM token"))
+        if self.tenant.path not in WRITING_PATHS:
+            return await _diagnose_by_id(self.gateway, self.tenant, self.checks, self.done, self.gate)
+        chosen = await self._subscriptions()
+        if not chosen:
+            return self.done()
+        apps, app_errors = await self._reads(chosen)
+        if not apps:
+            detail = (
+                "no applications found: nothing to write" if not app_errors else "not checked: no app read"
             )
-        )
-    else:
-        checks.append(Check("subscriptions", "ok", f"{len(chosen)} visible: {', '.join(labels)}"))
+            self.checks.append(Check("write access", "skipped", detail))
+            return self.done(subscriptions=tuple(chosen))
+        return await self._write_access(chosen, apps)
 
-    apps, app_errors, deny_errors = await _read_subscriptions(gateway, tenant.id, chosen, gate)
-    if app_errors:
-        checks.append(
-            Check("applications", "failed", "; ".join(app_errors), FIX_READ_APPS, Verdict.CANNOT_READ)
-        )
-    else:
-        checks.append(Check("applications", "ok", f"{len(apps)} readable"))
-    if deny_errors:
-        detail = "; ".join(deny_errors)
-        checks.append(Check("deny assignments", "failed", detail, FIX_READ_DENY, Verdict.CANNOT_READ))
-    else:
-        checks.append(Check("deny assignments", "ok", "readable"))
+    async def _subscriptions(self) -> list[str]:
+        """The configured subscriptions the identity sees (a check either way); [] stops the diagnosis."""
+        tenant = self.tenant
+        try:
+            async with self.gate:
+                visible = await self.gateway.list_subscriptions(tenant.id)
+        except ArmError as exc:
+            self.checks.append(
+                Check("subscriptions", "failed", str(exc), FIX_NO_SUBSCRIPTION, Verdict.UNREACHABLE)
+            )
+            return []
+        seen = {s.id.lower(): s for s in visible}
+        if tenant.subscriptions == "all":
+            chosen = [s.id for s in visible]
+            missing: list[str] = []
+        else:
+            chosen = [s for s in tenant.subscriptions if s.lower() in seen]
+            missing = [s for s in tenant.subscriptions if s.lower() not in seen]
+        if not chosen:
+            detail = "none visible" + (f" (configured: {', '.join(missing)})" if missing else "")
+            self.checks.append(
+                Check("subscriptions", "failed", detail, FIX_NO_SUBSCRIPTION, Verdict.UNREACHABLE)
+            )
+            return []
+        labels = ", ".join(seen[s.lower()].display_name or s for s in chosen)
+        if missing:
+            detail = f"{len(chosen)} visible ({labels}); not visible: {', '.join(missing)}"
+            self.checks.append(
+                Check("subscriptions", "failed", detail, FIX_NO_SUBSCRIPTION, Verdict.CANNOT_READ)
+            )
+        else:
+            self.checks.append(Check("subscriptions", "ok", f"{len(chosen)} visible: {labels}"))
+        return chosen
 
-    if not apps:
-        detail = "no applications found: nothing to write" if not app_errors else "not checked: no app read"
-        checks.append(Check("write access", "skipped", detail))
-        return done(subscriptions=tuple(chosen))
-    access = await writable_resource_groups(
-        gateway, tenant.id, [(a.subscription_id, a.resource_group) for a in apps]
-    )
-    write_check, not_writable, not_checked = _write_check(apps, access)
-    if write_check.status == "failed" and not home:
-        write_check = Check(
-            write_check.name, write_check.status, write_check.detail, FIX_DELEGATE, write_check.verdict
+    async def _reads(self, chosen: Sequence[str]) -> tuple[list[App], list[str]]:
+        """The applications and deny assignments checks; the apps read and the listing errors."""
+        apps, app_errors, deny_errors = await _read_subscriptions(
+            self.gateway, self.tenant.id, chosen, self.gate
         )
-    checks.append(write_check)
-    writes = write_check.status == "ok"
-    proposed = ("direct" if home else "delegated") if writes else ("customer-run" if home else "publisher")
-    return done(
-        proposed_path=proposed,
-        subscriptions=tuple(chosen),
-        apps=len(apps),
-        not_writable=not_writable,
-        not_checked=not_checked,
-        access=tuple(access.values()),
-    )
+        if app_errors:
+            detail = "; ".join(app_errors)
+            self.checks.append(Check("applications", "failed", detail, FIX_READ_APPS, Verdict.CANNOT_READ))
+        else:
+            self.checks.append(Check("applications", "ok", f"{len(apps)} readable"))
+        if deny_errors:
+            detail = "; ".join(deny_errors)
+            self.checks.append(
+                Check("deny assignments", "failed", detail, FIX_READ_DENY, Verdict.CANNOT_READ)
+            )
+        else:
+            self.checks.append(Check("deny assignments", "ok", "readable"))
+        return apps, app_errors
+
+    async def _write_access(self, chosen: Sequence[str], apps: Sequence[App]) -> TenantDiagnosis:
+        groups = [(a.subscription_id, a.resource_group) for a in apps]
+        access = await writable_resource_groups(self.gateway, self.tenant.id, groups)
+        write_check, not_writable, not_checked = _write_check(apps, access)
+        if write_check.status == "failed" and not self.home:
+            write_check = replace(write_check, fix=FIX_DELEGATE)
+        self.checks.append(write_check)
+        writes = write_check.status == "ok"
+        home = self.home
+        proposed = (
+            ("direct" if home else "delegated") if writes else ("customer-run" if home else "publisher")
+        )
+        return self.done(
+            proposed_path=proposed,
+            subscriptions=tuple(chosen),
+            apps=len(apps),
+            not_writable=not_writable,
+            not_checked=not_checked,
+            access=tuple(access.values()),
+        )
 
 
 async def _diagnose_by_id(
-    gateway: AzureGateway,
+    gateway: ArmGateway,
     tenant: CustomerConfig,
     checks: list[Check],
     done: Callable[..., TenantDiagnosis],
@@ -309,7 +335,7 @@ async def _diagnose_by_id(
 
 
 async def _read_subscriptions(
-    gateway: AzureGateway, tenant_id: str, subscriptions: Sequence[str], gate: asyncio.Semaphore
+    gateway: ArmGateway, tenant_id: str, subscriptions: Sequence[str], gate: asyncio.Semaphore
 ) -> tuple[list[App], list[str], list[str]]:
     apps: list[App] = []
     app_errors: list[str] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
@@ -38,7 +38,7 @@ class Submitted:
     """A write ARM accepted. `resume_token` re-attaches to the operation after a crash."""
 
     operation_url: str | None  # Azure-AsyncOperation (or Location) URL
-    resume_token: str  # the SDK poller's continuation token (JSON; carries no credentials)
+    resume_token: str  # opaque to all but the gateway that made it (carries no credentials)
     info: CallInfo
 
 
@@ -50,25 +50,12 @@ class OperationResult:
     info: CallInfo = CallInfo()
 
 
-class ArmError(Exception):
-    """A failed ARM call, classified for the operation-level retry layer."""
+@dataclass(frozen=True)
+class PermissionSet:
+    """One entry of ARM's permissions listing: what a role assignment grants (actions minus notActions)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        transient: bool = False,
-        info: CallInfo | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.transient = transient
-        self.info = info or CallInfo()
-        self.retry_after = retry_after  # seconds ARM asked to wait (Retry-After / retry-after-ms)
+    actions: tuple[str, ...] = ()
+    not_actions: tuple[str, ...] = ()
 
 
 class ArmGateway(Protocol):
@@ -114,8 +101,22 @@ class ArmGateway(Protocol):
         """Re-read the full resource and PUT it back pointing at the new definition or plan version."""
         ...
 
-    async def wait_operation(self, tenant_id: str, resume_token: str) -> OperationResult:
-        """Follow a submitted operation to its end (honouring Retry-After)."""
+    async def wait_operation(self, tenant_id: str, app_id: str, resume_token: str) -> OperationResult:
+        """Follow the operation `submit_upgrade` started on `app_id` to its end (honouring Retry-After).
+
+        `resume_token` is `Submitted.resume_token`, handed back as is: only the implementation that
+        made it reads it."""
+        ...
+
+    async def probe_token(self, tenant_id: str) -> str:
+        """Get an ARM token with the identity the tenant is read with; the credential's kind (e.g.
+        "secret") when one came, else `ArmError` (code AuthenticationFailed or a transport error)."""
+        ...
+
+    async def list_permissions(
+        self, tenant_id: str, subscription_id: str, resource_group: str
+    ) -> list[PermissionSet]:
+        """The identity's effective permissions on a resource group, as ARM reports them (paged)."""
         ...
 
     def observe_responses(self, observer: ResponseObserver | None) -> None:
@@ -123,3 +124,15 @@ class ArmGateway(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+if TYPE_CHECKING:  # until every import names orchestrator.errors
+    from orchestrator.errors import ArmError as ArmError
+
+
+def __getattr__(name: str) -> object:
+    if name == "ArmError":
+        from orchestrator.errors import ArmError
+
+        return ArmError
+    raise AttributeError(name)

@@ -13,7 +13,14 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from orchestrator.gateway import ArmError, CallInfo, OperationResult, ResponseObserver, Submitted
+from orchestrator.gateway import (
+    ArmError,
+    CallInfo,
+    OperationResult,
+    PermissionSet,
+    ResponseObserver,
+    Submitted,
+)
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 
@@ -49,6 +56,11 @@ class FakeArm:
     before_call: Callable[[str, str], None] | None = None
     remaining_writes: int | None = None
     observer: ResponseObserver | None = None  # the engine's pacer, told about writes' answers
+    # ARM's permissions listing per (subscription, resource group), lower-cased; a group not named
+    # holds everything ("*"). An ArmError stands for the listing being refused.
+    permissions: dict[tuple[str, str], list[PermissionSet] | ArmError] = field(default_factory=dict)
+    # Tenants whose identity gets no token: the error probe_token raises.
+    token_errors: dict[str, ArmError] = field(default_factory=dict)
 
     ops: dict[str, Op] = field(default_factory=dict)
     writes: Counter[str] = field(default_factory=Counter)
@@ -198,10 +210,12 @@ class FakeArm:
         finally:
             self._leave(app.subscription_id)
 
-    async def wait_operation(self, tenant_id: str, resume_token: str) -> OperationResult:
+    async def wait_operation(self, tenant_id: str, app_id: str, resume_token: str) -> OperationResult:
         op = self.ops.get(resume_token)
         if op is None:
             raise ArmError("no such operation", status=404, code="NotFound")
+        if op.app_id != app_id.lower():
+            self.violations.append(f"followed {resume_token} (on {op.app_id}) as an operation on {app_id}")
         app = self.apps[op.app_id]
         await self._enter("wait_operation", op.app_id, app.subscription_id)
         try:
@@ -219,6 +233,20 @@ class FakeArm:
             )
         finally:
             self._leave(app.subscription_id)
+
+    async def probe_token(self, tenant_id: str) -> str:
+        if tenant_id in self.token_errors:
+            raise self.token_errors[tenant_id]
+        return "secret"
+
+    async def list_permissions(
+        self, tenant_id: str, subscription_id: str, resource_group: str
+    ) -> list[PermissionSet]:
+        self.reads[f"permissions:{subscription_id}/{resource_group}".lower()] += 1
+        found = self.permissions.get((subscription_id.lower(), resource_group.lower()))
+        if isinstance(found, ArmError):
+            raise found
+        return [PermissionSet(actions=("*",))] if found is None else found
 
     def finish(self, op_id: str) -> None:
         """Complete an operation (as ARM would on its own, even while nobody follows it)."""

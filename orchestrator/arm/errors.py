@@ -7,8 +7,9 @@ By the time an exception reaches here azure-core's transport retries are spent, 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -19,6 +20,8 @@ from azure.core.exceptions import (
 
 from orchestrator.gateway import ArmError, CallInfo
 from orchestrator.logs import redact_text
+
+T = TypeVar("T")
 
 # 409 codes ARM returns while another operation holds the resource: retrying later succeeds.
 _BUSY_CODES = frozenset(
@@ -37,22 +40,30 @@ def call_info(headers: Mapping[str, str] | None) -> CallInfo:
     if not headers:
         return CallInfo()
     lower = {k.lower(): v for k, v in headers.items()}
+    return replace(
+        rate_info(lower),
+        request_id=lower.get("x-ms-request-id"),
+        correlation_id=lower.get("x-ms-correlation-request-id"),
+    )
+
+
+def rate_info(headers: Mapping[str, str]) -> CallInfo:
+    """The rate-limit part of `call_info`. `headers` must look names up case-insensitively: the
+    transport's own headers (this runs for every response: no copy of the whole set) or lower-cased."""
 
     def as_int(name: str) -> int | None:
-        value = lower.get(name)
+        value = headers.get(name)
         try:
             return int(value) if value is not None else None
         except ValueError:
             return None
 
     return CallInfo(
-        request_id=lower.get("x-ms-request-id"),
-        correlation_id=lower.get("x-ms-correlation-request-id"),
         remaining_reads=as_int("x-ms-ratelimit-remaining-subscription-reads"),
         remaining_writes=as_int("x-ms-ratelimit-remaining-subscription-writes"),
         tenant_remaining_reads=as_int("x-ms-ratelimit-remaining-tenant-reads"),
         tenant_remaining_writes=as_int("x-ms-ratelimit-remaining-tenant-writes"),
-        retry_after=retry_after(lower),
+        retry_after=_wait(headers),
     )
 
 
@@ -126,9 +137,13 @@ def to_arm_error(exc: BaseException, what: str) -> ArmError:
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asked to wait: `retry-after-ms`, else `Retry-After` in seconds (ARM does not
     send the HTTP-date form)."""
-    lower = {k.lower(): v for k, v in headers.items()}
+    return _wait({k.lower(): v for k, v in headers.items()})
+
+
+def _wait(headers: Mapping[str, str]) -> float | None:
+    """`retry_after` over headers that look names up case-insensitively."""
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = lower.get(name)
+        value = headers.get(name)
         if value is None:
             continue
         try:
@@ -138,6 +153,16 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         if seconds >= 0:
             return seconds
     return None
+
+
+async def arm_call(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`await call()`, its failures as `ArmError` (`what` says what was attempted)."""
+    try:
+        return await call()
+    except ArmError:
+        raise
+    except Exception as exc:
+        raise to_arm_error(exc, what) from None
 
 
 def _from_arm(exc: HttpResponseError) -> bool:

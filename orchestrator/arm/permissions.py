@@ -1,12 +1,9 @@
 """What the orchestrator's identity may do on a resource group, as ARM itself reports it.
 
-`GET .../resourceGroups/{rg}/providers/Microsoft.Authorization/permissions` (api 2022-04-01) returns the
-caller's effective role permissions there. `doctor` uses it to tell an operator which tenants are
-writable, and `plan` (through `writable_resource_groups`) to mark apps it could never update, before
-`apply` runs into AuthorizationFailed.
-
-The clients are the gateway's own (tenant-bound credential, shared transport, retry settings), so a
-credential is never used outside its tenant here either.
+`ArmGateway.list_permissions` reads the caller's effective role permissions there (ARM's permissions
+listing); this module judges them. `doctor` uses it to tell an operator which tenants are writable,
+and `plan` (through `writable_resource_groups`) to mark apps it could never update, before `apply`
+runs into AuthorizationFailed. Pure over the gateway protocol, so both are tested with the fakes too.
 """
 
 from __future__ import annotations
@@ -14,27 +11,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from orchestrator.arm.credentials import TenantCredential
-from orchestrator.arm.errors import to_arm_error
-from orchestrator.arm.gateway import AzureGateway
-from orchestrator.gateway import ArmError
+from orchestrator.gateway import ArmError, ArmGateway, PermissionSet
 from orchestrator.planning.actions import matches
+
+__all__ = [
+    "APPLICATIONS_READ",
+    "APPLICATIONS_WRITE",
+    "APPLY_ACTIONS",
+    "DENY_ASSIGNMENTS_READ",
+    "PermissionSet",
+    "ResourceGroupAccess",
+    "holds",
+    "resource_group_access",
+    "writable_resource_groups",
+]
 
 APPLICATIONS_WRITE = "Microsoft.Solutions/applications/write"
 APPLICATIONS_READ = "Microsoft.Solutions/applications/read"
 DENY_ASSIGNMENTS_READ = "Microsoft.Authorization/denyAssignments/read"
 # What `apply` needs on the resource group that holds an application.
 APPLY_ACTIONS = (APPLICATIONS_WRITE, APPLICATIONS_READ, DENY_ASSIGNMENTS_READ)
-
-
-@dataclass(frozen=True)
-class PermissionSet:
-    """One entry of the permissions listing: what a role assignment grants (actions minus notActions)."""
-
-    actions: tuple[str, ...] = ()
-    not_actions: tuple[str, ...] = ()
 
 
 def holds(permissions: Iterable[PermissionSet], action: str) -> bool:
@@ -62,26 +59,11 @@ class ResourceGroupAccess:
         return tuple(action for action, ok in zip(APPLY_ACTIONS, flags, strict=True) if ok is False)
 
 
-async def list_permissions_for_resource_group(
-    gateway: AzureGateway, tenant_id: str, subscription_id: str, resource_group: str
-) -> list[PermissionSet]:
-    """The caller's permissions on a resource group (paged); `ArmError` when ARM refuses or fails."""
-    # The gateway's cached per-subscription Authorization client: same credential, transport, retries,
-    # once its token guard confirmed the subscription.
-    await gateway.claim(tenant_id, subscription_id)
-    client = gateway.authz_client(tenant_id, subscription_id)
-    return await gateway.collect(
-        f"list permissions on resource group {resource_group} in subscription {subscription_id}",
-        lambda: client.permissions.list_for_resource_group(resource_group),
-        _to_permission_set,
-    )
-
-
 async def resource_group_access(
-    gateway: AzureGateway, tenant_id: str, subscription_id: str, resource_group: str
+    gateway: ArmGateway, tenant_id: str, subscription_id: str, resource_group: str
 ) -> ResourceGroupAccess:
     try:
-        perms = await list_permissions_for_resource_group(gateway, tenant_id, subscription_id, resource_group)
+        perms = await gateway.list_permissions(tenant_id, subscription_id, resource_group)
     except ArmError as exc:
         return ResourceGroupAccess(subscription_id, resource_group, None, None, None, error=str(exc))
     return ResourceGroupAccess(
@@ -94,7 +76,7 @@ async def resource_group_access(
 
 
 async def writable_resource_groups(
-    gateway: AzureGateway,
+    gateway: ArmGateway,
     tenant_id: str,
     resource_groups: Iterable[tuple[str, str]],
     *,
@@ -114,18 +96,3 @@ async def writable_resource_groups(
 
     results = await asyncio.gather(*(one(sub, rg) for sub, rg in keys))
     return dict(zip(keys, results, strict=True))
-
-
-async def probe_token(credential: TenantCredential, scope: str) -> None:
-    """Ask for an ARM token; `ArmError` (code AuthenticationFailed or a transport error) when none comes."""
-    try:
-        await credential.get_token(scope)
-    except Exception as exc:
-        raise to_arm_error(exc, f"get a token for tenant {credential.tenant_id}") from None
-
-
-def _to_permission_set(model: Any) -> PermissionSet:
-    return PermissionSet(
-        actions=tuple(model.actions or ()),
-        not_actions=tuple(model.not_actions or ()),
-    )

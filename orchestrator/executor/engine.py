@@ -696,7 +696,7 @@ class Engine:
         """Wait for the operation. OperationFailed: it ended badly; _Reconcile: it cannot be followed;
         a transient ArmError: following failed for now (retry follows the same operation again)."""
         try:
-            result = await self.gateway.wait_operation(item.tenant_id, token)
+            result = await self.gateway.wait_operation(item.tenant_id, item.app_id, token)
         except ArmError as exc:
             self._note_throttle(item, exc)
             if not exc.transient and (exc.status in (404, 410) or exc.code == "InvalidResumeToken"):

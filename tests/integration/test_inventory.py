@@ -172,9 +172,9 @@ async def test_upgrade_resume_token_and_verification(fleet: Fleet) -> None:
             assert "bearer" not in text.lower()
             assert not re.search(r"eyJ[\w-]+\.eyJ[\w-]+\.", text), "a JWT in the resume token"
             assert not any(secret in text for secret in fleet.secrets())
-    # A new process (a fresh gateway) re-attaches with the token alone.
+    # A new process (a fresh gateway) re-attaches with the app id and the token alone.
     async with AzureGateway(config, retry=FAST) as gateway:
-        result = await gateway.wait_operation(app.tenant_id, submitted.resume_token)
+        result = await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)
         assert result.status == "Succeeded"
         now = await gateway.get_application(app.tenant_id, app.id)
         assert now is not None and now.definition_id is not None and now.definition_id.lower() == v2.lower()
@@ -201,7 +201,7 @@ async def test_marketplace_upgrade_changes_only_the_plan_version(fleet: Fleet) -
     target = app.plan.model_copy(update={"version": "2.0.0"})
     async with AzureGateway(config, retry=FAST) as gateway:
         submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=None, plan=target)
-        result = await gateway.wait_operation(app.tenant_id, submitted.resume_token)
+        result = await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)
         assert result.status == "Succeeded"
         now = await gateway.get_application(app.tenant_id, app.id)
     assert now is not None and now.plan == target and now.kind == "MarketPlace"
@@ -218,7 +218,7 @@ async def test_a_failed_operation_is_a_result_not_an_exception(tmp_path: Path) -
         v2 = fleet.emulator.fleet()["publisher"]["definitions"]["app-v2"]
         async with AzureGateway(config, retry=FAST) as gateway:
             submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
-            result = await gateway.wait_operation(app.tenant_id, submitted.resume_token)
+            result = await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)
         assert result.status == "Failed"
         assert result.error_code == "ApplicationDefinitionInvalid"
         assert result.error_message and "cannot succeed" in result.error_message
@@ -245,7 +245,7 @@ async def test_the_put_is_not_retried_by_the_transport_once_it_may_have_reached_
             assert stats["writes_per_app"].get(app.id.lower(), 0) <= 1
             # The next PUT (the executor's, after it re-read the app) goes through.
             submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
-            assert (await gateway.wait_operation(app.tenant_id, submitted.resume_token)).status == "Succeeded"
+            assert (await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)).status == "Succeeded"
 
 
 async def test_a_missing_application_reads_as_none_and_a_write_to_it_is_not_transient(fleet: Fleet) -> None:
