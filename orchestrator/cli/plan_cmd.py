@@ -25,8 +25,8 @@ from orchestrator.planning.target import load_target, target_from_definition
 from orchestrator.render.plan_review import render_table, summary_line
 
 if TYPE_CHECKING:
-    from orchestrator.arm import AzureGateway
     from orchestrator.arm.permissions import ResourceGroupAccess
+    from orchestrator.gateway import ArmGateway
 
 
 class FlagError(InputError):
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         exit_for_failures(snapshot)
 
 
-async def mark_write_access(snapshot: Snapshot, gateway: AzureGateway) -> Snapshot:
+async def mark_write_access(snapshot: Snapshot, gateway: ArmGateway) -> Snapshot:
     """Record on each app whether apply could write it (one permissions listing per resource group).
 
     The application resource lives in the customer's resource group, where a publisher has no rights

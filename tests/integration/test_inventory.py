@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator.arm import AzureGateway, RetrySettings
+from orchestrator.errors import ArmError
 from orchestrator.inventory import collect_snapshot, load_snapshot, save_snapshot
 from orchestrator.models import Snapshot
 from tests.integration.conftest import Fleet, make_fleet, run_cli
@@ -178,6 +179,10 @@ async def test_upgrade_resume_token_and_verification(fleet: Fleet) -> None:
         assert result.status == "Succeeded"
         now = await gateway.get_application(app.tenant_id, app.id)
         assert now is not None and now.definition_id is not None and now.definition_id.lower() == v2.lower()
+        # A token azure-core did not make is refused as such (the engine then reconciles the app).
+        with pytest.raises(ArmError) as refused:
+            await gateway.wait_operation(app.tenant_id, app.id, "bm90IGEgdG9rZW4=")
+        assert refused.value.code == "InvalidResumeToken" and not refused.value.transient
         denies = await gateway.list_deny_assignments_at(app.tenant_id, app.managed_resource_group_id)
     system = [
         d
@@ -245,7 +250,8 @@ async def test_the_put_is_not_retried_by_the_transport_once_it_may_have_reached_
             assert stats["writes_per_app"].get(app.id.lower(), 0) <= 1
             # The next PUT (the executor's, after it re-read the app) goes through.
             submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
-            assert (await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)).status == "Succeeded"
+            result = await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)
+            assert result.status == "Succeeded"
 
 
 async def test_a_missing_application_reads_as_none_and_a_write_to_it_is_not_transient(fleet: Fleet) -> None:
