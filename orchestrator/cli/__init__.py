@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from orchestrator.cli import _common
-from orchestrator.errors import Interrupted, OrchestratorError
+from orchestrator.errors import InputError, Interrupted, OrchestratorError
 
 
 class _Group(TyperGroup):
@@ -57,7 +57,7 @@ def _register() -> None:
 try:
     _register()  # imports every command and the Azure SDK: seconds on a busy machine
 except KeyboardInterrupt:
-    _common.fail(str(Interrupted()), 130)
+    _common.fail(str(Interrupted()), Interrupted.exit_code)
 
 
 def main() -> None:
@@ -71,11 +71,11 @@ def main() -> None:
     except _common.ClickExit as exc:
         sys.exit(exc.exit_code)
     except _common.ClickAbort:
-        _common.fail("aborted", 130)
+        _common.fail("aborted", Interrupted.exit_code)
     except _common.ClickError as exc:
         if getattr(exc, "message", "") == "" and type(exc).__name__ == "NoArgsIsHelpError":
             sys.exit(0)  # help was printed
         # Bad flags and arguments: one line naming the flag, exit 2 (click's own convention).
-        _common.fail(exc.format_message(), 2)
+        _common.fail(exc.format_message(), InputError.exit_code)
     except KeyboardInterrupt:  # before or after a command runs (e.g. while importing)
-        _common.fail(str(Interrupted()), 130)
+        _common.fail(str(Interrupted()), Interrupted.exit_code)

@@ -647,18 +647,20 @@ async def test_closed_maintenance_window_leaves_apps_pending_and_later_waves_wai
     assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
 
 
+@pytest.mark.parametrize("error", ["JournalError", "JournalUnavailable"])
 async def test_a_journal_that_cannot_be_written_stops_the_run_with_its_one_line_error(
-    journal: Journal, monkeypatch: pytest.MonkeyPatch
+    journal: Journal, monkeypatch: pytest.MonkeyPatch, error: str
 ) -> None:
-    from orchestrator.errors import JournalError
+    from orchestrator import errors
 
     arm, apps = fleet(3)
+    failure: type[errors.OrchestratorError] = getattr(errors, error)
 
     def broken(transitions: object) -> None:
-        raise JournalError(f"{journal.path}: cannot write: disk I/O error")
+        raise failure(f"{journal.path}: cannot write: disk I/O error")
 
     monkeypatch.setattr(journal, "record_many", broken)
-    with pytest.raises(JournalError, match="disk I/O error"):
+    with pytest.raises(failure, match="disk I/O error"):
         await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
     monkeypatch.undo()  # the journal writes again
     assert sum(arm.writes.values()) == 0  # nothing written that could not be journaled first
