@@ -23,7 +23,7 @@ end in the journal as an app's state and never reach the CLI.
 
 from __future__ import annotations
 
-from orchestrator.gateway import CallInfo
+from orchestrator.models import CallInfo
 
 
 class OrchestratorError(Exception):

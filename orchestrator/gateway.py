@@ -8,24 +8,10 @@ value object from `orchestrator.models`, never an SDK type.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
-
-
-@dataclass(frozen=True)
-class CallInfo:
-    """What ARM said about a call, for the journal and logs."""
-
-    request_id: str | None = None  # x-ms-request-id
-    correlation_id: str | None = None
-    remaining_reads: int | None = None  # x-ms-ratelimit-remaining-subscription-reads
-    remaining_writes: int | None = None  # x-ms-ratelimit-remaining-subscription-writes
-    tenant_remaining_reads: int | None = None  # x-ms-ratelimit-remaining-tenant-reads
-    tenant_remaining_writes: int | None = None  # x-ms-ratelimit-remaining-tenant-writes
-    retry_after: float | None = None  # Retry-After / retry-after-ms, in seconds
-
+from orchestrator.models import App, CallInfo, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 # Told about every HTTP response ARM sends (transport retries and operation polls included):
 # (tenant id, subscription id or None, HTTP method, status, what the headers said). The executor's
@@ -47,7 +33,7 @@ class OperationResult:
     status: str  # "Succeeded" | "Failed" | "Canceled"
     error_code: str | None = None
     error_message: str | None = None
-    info: CallInfo = CallInfo()
+    info: CallInfo = field(default_factory=CallInfo)
 
 
 @dataclass(frozen=True)
@@ -125,6 +111,16 @@ class ArmGateway(Protocol):
 
     async def close(self) -> None: ...
 
+
+__all__ = [
+    "ArmError",
+    "ArmGateway",
+    "CallInfo",
+    "OperationResult",
+    "PermissionSet",
+    "ResponseObserver",
+    "Submitted",
+]
 
 if TYPE_CHECKING:  # until every import names orchestrator.errors
     from orchestrator.errors import ArmError as ArmError

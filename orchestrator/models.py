@@ -6,6 +6,7 @@ Everything here is pure data (pydantic, frozen). No I/O, no Azure SDK types: the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -368,3 +369,17 @@ class RunView(Frozen):
     started_at: datetime
     updated_at: datetime
     apps: tuple[AppStatusView, ...]
+
+
+# A plain frozen dataclass, not pydantic: one is made for every ARM response (the pacer reads each).
+@dataclass(frozen=True)
+class CallInfo:
+    """What ARM said about a call, for the journal and logs."""
+
+    request_id: str | None = None  # x-ms-request-id
+    correlation_id: str | None = None
+    remaining_reads: int | None = None  # x-ms-ratelimit-remaining-subscription-reads
+    remaining_writes: int | None = None  # x-ms-ratelimit-remaining-subscription-writes
+    tenant_remaining_reads: int | None = None  # x-ms-ratelimit-remaining-tenant-reads
+    tenant_remaining_writes: int | None = None  # x-ms-ratelimit-remaining-tenant-writes
+    retry_after: float | None = None  # Retry-After / retry-after-ms, in seconds
