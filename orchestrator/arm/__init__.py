@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
+from orchestrator.arm.clients import RetrySettings
 from orchestrator.arm.credentials import TenantCredential, build_credential
-from orchestrator.arm.gateway import AzureGateway, RetrySettings
+from orchestrator.arm.gateway import AzureGateway
 
 __all__ = ["AzureGateway", "RetrySettings", "TenantCredential", "build_credential"]

@@ -39,8 +39,6 @@ from orchestrator.gateway import (
 )
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
-__all__ = ["APPLICATIONS_API_VERSION", "AzureGateway", "RetrySettings"]
-
 DENY_ASSIGNMENTS_API_VERSION = "2022-04-01"
 # What a subscription-wide listing reads: noun -> (provider/type, api-version).
 _LISTINGS = {
