@@ -27,8 +27,8 @@ from orchestrator.arm.permissions import (
     writable_resource_groups,
 )
 from orchestrator.config import WRITING_PATHS, CustomerConfig, FleetConfig
-from orchestrator.errors import ConfigError
-from orchestrator.gateway import ArmError, ArmGateway
+from orchestrator.errors import ArmError, ConfigError
+from orchestrator.gateway import ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.models import App
 

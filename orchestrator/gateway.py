@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from orchestrator.models import App, CallInfo, Definition, DenyAssignment, MarketplacePlan, Subscription
 
@@ -113,7 +113,6 @@ class ArmGateway(Protocol):
 
 
 __all__ = [
-    "ArmError",
     "ArmGateway",
     "CallInfo",
     "OperationResult",
@@ -121,14 +120,3 @@ __all__ = [
     "ResponseObserver",
     "Submitted",
 ]
-
-if TYPE_CHECKING:  # until every import names orchestrator.errors
-    from orchestrator.errors import ArmError as ArmError
-
-
-def __getattr__(name: str) -> object:
-    if name == "ArmError":
-        from orchestrator.errors import ArmError
-
-        return ArmError
-    raise AttributeError(name)

@@ -13,14 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from orchestrator.gateway import (
-    ArmError,
-    CallInfo,
-    OperationResult,
-    PermissionSet,
-    ResponseObserver,
-    Submitted,
-)
+from orchestrator.errors import ArmError
+from orchestrator.gateway import CallInfo, OperationResult, PermissionSet, ResponseObserver, Submitted
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 

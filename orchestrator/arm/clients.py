@@ -32,7 +32,8 @@ from azure.mgmt.resource.subscriptions.aio import SubscriptionClient
 from orchestrator.arm.credentials import TenantCredential
 from orchestrator.arm.errors import rate_info
 from orchestrator.config import CloudConfig
-from orchestrator.gateway import ArmError, ResponseObserver
+from orchestrator.errors import ArmError
+from orchestrator.gateway import ResponseObserver
 
 APPLICATIONS_API_VERSION = "2023-12-01-preview"
 _APPS_SDK = importlib.metadata.version("azure-mgmt-managedapplications")

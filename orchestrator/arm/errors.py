@@ -18,7 +18,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from orchestrator.gateway import ArmError, CallInfo
+from orchestrator.errors import ArmError
+from orchestrator.gateway import CallInfo
 from orchestrator.logs import redact_text
 
 T = TypeVar("T")

@@ -29,14 +29,8 @@ from orchestrator.arm.credentials import TenantCredential, build_credential
 from orchestrator.arm.errors import arm_call, call_info, envelope, to_arm_error
 from orchestrator.arm.guard import TokenGuard, split_id
 from orchestrator.config import FleetConfig
-from orchestrator.gateway import (
-    ArmError,
-    CallInfo,
-    OperationResult,
-    PermissionSet,
-    ResponseObserver,
-    Submitted,
-)
+from orchestrator.errors import ArmError
+from orchestrator.gateway import CallInfo, OperationResult, PermissionSet, ResponseObserver, Submitted
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 DENY_ASSIGNMENTS_API_VERSION = "2022-04-01"

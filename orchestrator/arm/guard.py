@@ -18,7 +18,7 @@ from orchestrator.arm.clients import ClientPool
 from orchestrator.arm.convert import to_subscription
 from orchestrator.arm.errors import arm_call
 from orchestrator.config import BY_ID_PATHS, WRITING_PATHS, FleetConfig
-from orchestrator.gateway import ArmError
+from orchestrator.errors import ArmError
 from orchestrator.models import App, Subscription
 
 

@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from orchestrator.gateway import ArmError, ArmGateway, PermissionSet
+from orchestrator.errors import ArmError
+from orchestrator.gateway import ArmGateway, PermissionSet
 from orchestrator.planning.actions import matches
 
 __all__ = [

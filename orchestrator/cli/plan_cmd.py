@@ -14,8 +14,7 @@ from orchestrator import __version__
 from orchestrator.cli import _common, options
 from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
 from orchestrator.config import FleetConfig
-from orchestrator.errors import InputError, TargetError
-from orchestrator.gateway import ArmError
+from orchestrator.errors import ArmError, InputError, TargetError
 from orchestrator.inventory import load_snapshot
 from orchestrator.models import App, Definition, Plan, PlanOptions, Snapshot, Target, WaveSpec
 from orchestrator.planning.actions import diff

@@ -27,12 +27,12 @@ from typing import Literal
 
 import structlog
 
-from orchestrator.errors import JournalError, JournalUnavailable
+from orchestrator.errors import ArmError, JournalError, JournalUnavailable
 from orchestrator.executor.journal_writer import JournalWriter
 from orchestrator.executor.pacing import Pacer
 from orchestrator.executor.retrying import NotConverged, OperationFailed, is_retryable, retrying
 from orchestrator.executor.settings import ExecutorSettings
-from orchestrator.gateway import ArmError, ArmGateway, CallInfo
+from orchestrator.gateway import ArmGateway, CallInfo
 from orchestrator.journal import AppRecord, BeforeState, Journal, NewApp, Transition
 from orchestrator.models import (
     TERMINAL_APP_STATES,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_base
 
-from orchestrator.gateway import ArmError, CallInfo
+from orchestrator.errors import ArmError
+from orchestrator.gateway import CallInfo
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from orchestrator.errors import InputError
-from orchestrator.gateway import ArmError, ArmGateway
+from orchestrator.errors import ArmError, InputError
+from orchestrator.gateway import ArmGateway
 from orchestrator.models import App, RegistryMiss
 from orchestrator.notifications.registry import Instance, Registry
 from orchestrator.planning.derive import match_system_deny_assignment

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from orchestrator.config import WRITING_PATHS, CustomerConfig, FleetConfig
-from orchestrator.gateway import ArmError, ArmGateway
+from orchestrator.errors import ArmError
+from orchestrator.gateway import ArmGateway
 from orchestrator.inventory.by_id import Limits, Source, read_apps_by_id, registry_app_ids
 from orchestrator.models import (
     App,

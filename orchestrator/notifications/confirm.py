@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from orchestrator.config import WRITING_PATHS, FleetConfig
-from orchestrator.gateway import ArmError, ArmGateway
+from orchestrator.errors import ArmError
+from orchestrator.gateway import ArmGateway
 from orchestrator.notifications.registry import Registry
 from orchestrator.notifications.schema import Notification
 

@@ -232,7 +232,7 @@ async def test_a_failed_operation_is_a_result_not_an_exception(tmp_path: Path) -
 async def test_the_put_is_not_retried_by_the_transport_once_it_may_have_reached_arm(tmp_path: Path) -> None:
     """A 5xx (or lost answer) on the PUT surfaces to the executor, which re-reads before any second
     write; reads keep their transport retries."""
-    from orchestrator.gateway import ArmError
+    from orchestrator.errors import ArmError
 
     for fleet in make_fleet(tmp_path):
         config = fleet.config
@@ -255,7 +255,7 @@ async def test_the_put_is_not_retried_by_the_transport_once_it_may_have_reached_
 
 
 async def test_a_missing_application_reads_as_none_and_a_write_to_it_is_not_transient(fleet: Fleet) -> None:
-    from orchestrator.gateway import ArmError
+    from orchestrator.errors import ArmError
 
     config = fleet.config
     tenant = fleet.customer_tenants()[0]

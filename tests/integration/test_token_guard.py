@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator.arm import AzureGateway, RetrySettings
 from orchestrator.config import load_config
-from orchestrator.gateway import ArmError
+from orchestrator.errors import ArmError
 from orchestrator.inventory import collect_snapshot
 from orchestrator.notifications.registry import Registry
 from orchestrator.notifications.schema import parse_event

@@ -20,8 +20,7 @@ import pytest
 from orchestrator.arm import AzureGateway
 from orchestrator.config import load_config
 from orchestrator.emulator.fleet import V1_ALLOWED_ACTIONS, V1_ALLOWED_DATA_ACTIONS, V2_EXTRA_ACTION
-from orchestrator.errors import EXIT_PARTIAL
-from orchestrator.gateway import ArmError
+from orchestrator.errors import EXIT_PARTIAL, ArmError
 from orchestrator.inventory import collect_snapshot
 from orchestrator.models import AppState, Decision, Plan, PlanOptions, WaveSpec
 from orchestrator.planning.planfile import seal, write_plan

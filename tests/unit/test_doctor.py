@@ -28,7 +28,7 @@ from orchestrator.doctor import (
     diagnose,
     worst,
 )
-from orchestrator.gateway import ArmError
+from orchestrator.errors import ArmError
 from orchestrator.models import App, Snapshot
 from tests.fakes import FakeArm
 

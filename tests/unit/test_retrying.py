@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from orchestrator.errors import ArmError
 from orchestrator.executor.retrying import (
     NotConverged,
     OperationFailed,
@@ -14,7 +15,7 @@ from orchestrator.executor.retrying import (
     is_retryable,
     retrying,
 )
-from orchestrator.gateway import ArmError, CallInfo
+from orchestrator.gateway import CallInfo
 
 POLICY = RetryPolicy(attempts=4, deadline_seconds=3600, initial_seconds=1, max_seconds=4, jitter_seconds=0.5)
 
