@@ -22,7 +22,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import structlog
@@ -964,12 +964,13 @@ class Engine:
             ),
         )
         record = self.records[item.app_id]
-        self.records[item.app_id] = replace(
-            record,
-            state=state,
-            attempts=attempts if attempts is not None else record.attempts,
-            error_code=error_code,
-            error_message=error_message,
+        self.records[item.app_id] = record.model_copy(
+            update={
+                "state": state,
+                "attempts": attempts if attempts is not None else record.attempts,
+                "error_code": error_code,
+                "error_message": error_message,
+            }
         )
         if self.progress is not None:
             self.progress(
@@ -1120,7 +1121,8 @@ async def run_rollback(
         mine = {r.app_id for r in journal.apps(run_id)}
         rolled = [r for r in parent_apps if r.app_id in mine]
         rolled = [
-            replace(r, state=AppState.SUCCEEDED) if r.state == AppState.ROLLED_BACK else r for r in rolled
+            r.model_copy(update={"state": AppState.SUCCEEDED}) if r.state == AppState.ROLLED_BACK else r
+            for r in rolled
         ]
         _, wave = rollback_work(rolled, None)
     engine = Engine(

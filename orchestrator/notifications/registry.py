@@ -21,50 +21,12 @@ from pathlib import Path
 
 from orchestrator.errors import JournalError
 from orchestrator.journal import Journal
+from orchestrator.journal.migrate import connect, load_migrations, migrate
 from orchestrator.models import MarketplacePlan
 from orchestrator.notifications.schema import Notification, event_body, iso
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS notification_meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS notification_events (
-    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
-    app_key            TEXT NOT NULL,
-    app_id             TEXT NOT NULL,
-    event_type         TEXT NOT NULL,
-    provisioning_state TEXT NOT NULL,
-    event_time         TEXT NOT NULL,
-    received_at        TEXT NOT NULL,
-    body               TEXT NOT NULL,
-    confirm_outcome    TEXT,
-    confirm_detail     TEXT,
-    confirmed_at       TEXT,
-    UNIQUE (app_key, event_type, provisioning_state, event_time)
-);
-CREATE INDEX IF NOT EXISTS notification_events_by_app ON notification_events (app_key, event_time);
-CREATE TABLE IF NOT EXISTS notification_instances (
-    app_key          TEXT PRIMARY KEY,
-    app_id           TEXT NOT NULL,
-    kind             TEXT NOT NULL,
-    subscription_id  TEXT NOT NULL,
-    definition_id    TEXT,
-    plan             TEXT,
-    version_time     TEXT,
-    tenant_id        TEXT,
-    last_event_type  TEXT NOT NULL,
-    last_state       TEXT NOT NULL,
-    last_event_time  TEXT NOT NULL,
-    first_seen       TEXT NOT NULL,
-    last_seen        TEXT NOT NULL,
-    deleted          INTEGER NOT NULL,
-    error_code       TEXT,
-    error_message    TEXT,
-    events           INTEGER NOT NULL
-)
-"""
+MIGRATIONS = load_migrations("orchestrator.notifications", "registry.sql")
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class RegistryError(JournalError):
@@ -199,6 +161,20 @@ def _event_of(body: str) -> Notification:
     return parse_event(body.encode())
 
 
+def _version(conn: sqlite3.Connection) -> int:
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'notification_meta'").fetchone():
+        return 0
+    row = conn.execute("SELECT value FROM notification_meta WHERE key = 'schema'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _mark_version(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO notification_meta (key, value) VALUES ('schema', :version)",
+        {"version": str(version)},
+    )
+
+
 class Registry:
     """The notification tables of one journal file. Thread-safe (one connection behind a lock)."""
 
@@ -208,11 +184,17 @@ class Registry:
         self._lock = threading.Lock()
         Journal(path).close()  # creates the journal or refuses a file that is not one
         try:
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._conn = connect(path)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
-            self._migrate()
+            migrate(
+                self._conn,
+                MIGRATIONS,
+                read_version=_version,
+                write_version=_mark_version,
+                too_new=self._too_new,
+            )
         except sqlite3.Error as exc:
             raise self._fail(f"cannot open the notification registry: {exc}") from None
 
@@ -236,36 +218,11 @@ class Registry:
     def _fail(self, problem: str) -> RegistryError:
         return RegistryError(f"{self.path}: {problem}")
 
-    def _version(self) -> int:
-        conn = self._conn
-        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'notification_meta'").fetchone():
-            return 0
-        row = conn.execute("SELECT value FROM notification_meta WHERE key = 'schema'").fetchone()
-        return int(row[0]) if row else 0
-
-    def _migrate(self) -> None:
-        if self._version() == SCHEMA_VERSION:
-            return  # readers (inventory, apply's watch) open it without writing
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = self._version()
-            if version > SCHEMA_VERSION:
-                raise self._fail(
-                    f"notification registry written by a newer orchestrator (schema {version}, this "
-                    f"version knows up to {SCHEMA_VERSION}); upgrade the orchestrator"
-                )
-            for statement in (s.strip() for s in _SCHEMA.split(";")):
-                if statement:
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT OR REPLACE INTO notification_meta (key, value) VALUES ('schema', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _too_new(self, version: int) -> RegistryError:
+        return self._fail(
+            f"notification registry written by a newer orchestrator (schema {version}, this "
+            f"version knows up to {SCHEMA_VERSION}); upgrade the orchestrator"
+        )
 
     def close(self) -> None:
         with self._lock:
