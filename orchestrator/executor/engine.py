@@ -490,7 +490,7 @@ class Engine:
         except ExceptionGroup as group_error:
             # The journal failing stops the run (nothing may be written that cannot be recorded);
             # surface its one-line error rather than a group. Anything else is a bug: re-raise as is.
-            journal_errors = group_error.subgroup((JournalError, JournalUnavailable))
+            journal_errors = group_error.subgroup(JournalError)
             if journal_errors is not None:
                 raise journal_errors.exceptions[0] from None
             raise
@@ -509,7 +509,7 @@ class Engine:
         record = self.records[item.app_id]
         try:
             return await self._drive(item, record, stop)
-        except (JournalError, JournalUnavailable):
+        except JournalError:
             raise
         except Exception as exc:  # the last resort: an app's failure never takes the run down
             return await self._fail(item, exc, "app failed")

@@ -39,12 +39,17 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def load_migrations(package: str, name: str) -> tuple[str, ...]:
-    """The migrations of a packaged SQL file: the text under `-- migration N` for N = 1, 2, ..."""
+    """The migrations of an SQL file shipped in `package` (see `parse_migrations`)."""
     text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
-    parts = _MARK.split(text)[1:]  # [number, body, number, body, ...]; what precedes the first is prose
+    return parse_migrations(text, f"{package}/{name}")
+
+
+def parse_migrations(text: str, where: str) -> tuple[str, ...]:
+    """The text under each `-- migration N` line, for N = 1, 2, ... (what precedes the first is prose)."""
+    parts = _MARK.split(text)[1:]  # [number, body, number, body, ...]
     numbers = [int(n) for n in parts[0::2]]
-    if numbers != list(range(1, len(numbers) + 1)):
-        raise ValueError(f"{package}/{name}: migrations must be numbered 1, 2, ... in order, not {numbers}")
+    if not numbers or numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(f"{where}: migrations must be numbered 1, 2, ... in order, not {numbers}")
     return tuple(parts[1::2])
 
 
