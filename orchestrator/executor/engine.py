@@ -227,7 +227,16 @@ def rollback_work(
         if rec.state != AppState.SUCCEEDED or rec.before is None or rec.after_fingerprint is None:
             continue
         before = rec.before
-        rows.append(NewApp(rec.app_id, rec.app_name, rec.tenant_id, rec.tenant_name, rec.subscription_id, 0))
+        rows.append(
+            NewApp(
+                app_id=rec.app_id,
+                app_name=rec.app_name,
+                tenant_id=rec.tenant_id,
+                tenant_name=rec.tenant_name,
+                subscription_id=rec.subscription_id,
+                wave=0,
+            )
+        )
         items.append(
             WorkItem(
                 app_id=rec.app_id,
@@ -490,7 +499,7 @@ class Engine:
         except ExceptionGroup as group_error:
             # The journal failing stops the run (nothing may be written that cannot be recorded);
             # surface its one-line error rather than a group. Anything else is a bug: re-raise as is.
-            journal_errors = group_error.subgroup(JournalError)
+            journal_errors = group_error.subgroup((JournalError, JournalUnavailable))
             if journal_errors is not None:
                 raise journal_errors.exceptions[0] from None
             raise
@@ -509,7 +518,7 @@ class Engine:
         record = self.records[item.app_id]
         try:
             return await self._drive(item, record, stop)
-        except JournalError:
+        except (JournalError, JournalUnavailable):
             raise
         except Exception as exc:  # the last resort: an app's failure never takes the run down
             return await self._fail(item, exc, "app failed")

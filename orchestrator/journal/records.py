@@ -39,18 +39,10 @@ class BeforeState:
     had_deny_assignment: bool
 
 
-@dataclass(frozen=True)
-class NewApp:
-    """One app as it enters a run."""
+class NewApp(AppStatusView):
+    """One app as it enters a run (its status row, before anything happened, and what it was on)."""
 
-    app_id: str
-    app_name: str
-    tenant_id: str
-    tenant_name: str
-    subscription_id: str
-    wave: int | None
     state: AppState = AppState.PENDING
-    error_message: str | None = None  # e.g. the plan's reason for a skipped app
     before: BeforeState | None = None
 
 

@@ -21,11 +21,18 @@ from orchestrator.models import AppState, MarketplacePlan, RunState
 
 
 def _apps() -> list[NewApp]:
+    one = {"tenant_id": "t1", "tenant_name": "Tenant One", "subscription_id": "s1"}
+    two = {"tenant_id": "t2", "tenant_name": "Tenant Two", "subscription_id": "s2"}
     return [
-        NewApp("/subscriptions/s1/a1", "a1", "t1", "Tenant One", "s1", 0),
-        NewApp("/subscriptions/s2/a2", "a2", "t2", "Tenant Two", "s2", 1),
+        NewApp(app_id="/subscriptions/s1/a1", app_name="a1", wave=0, **one),
+        NewApp(app_id="/subscriptions/s2/a2", app_name="a2", wave=1, **two),
         NewApp(
-            "/subscriptions/s2/a3", "a3", "t2", "Tenant Two", "s2", None, AppState.SKIPPED, "already current"
+            app_id="/subscriptions/s2/a3",
+            app_name="a3",
+            wave=None,
+            state=AppState.SKIPPED,
+            error_message="already current",
+            **two,
         ),
     ]
 

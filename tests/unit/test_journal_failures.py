@@ -41,7 +41,17 @@ def journal(tmp_path: Path) -> Iterator[tuple[Journal, FailingDisk, str]]:
         plan_digest="sha256:abc",
         plan_path="plan.json",
         target_name="v2",
-        apps=[NewApp(A1, "a1", "t1", "T1", "s1", 0), NewApp(A2, "a2", "t1", "T1", "s1", 0)],
+        apps=[
+            NewApp(
+                app_id=app_id,
+                app_name=app_id[-2:],
+                tenant_id="t1",
+                tenant_name="T1",
+                subscription_id="s1",
+                wave=0,
+            )
+            for app_id in (A1, A2)
+        ],
     )
     journal.record(Transition(run_id, A1, AppState.SUBMITTED, attempts=1, operation_url="https://arm/op/1"))
     disk = FailingDisk(journal._conn)
