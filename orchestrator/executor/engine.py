@@ -227,16 +227,7 @@ def rollback_work(
         if rec.state != AppState.SUCCEEDED or rec.before is None or rec.after_fingerprint is None:
             continue
         before = rec.before
-        rows.append(
-            NewApp(
-                app_id=rec.app_id,
-                app_name=rec.app_name,
-                tenant_id=rec.tenant_id,
-                tenant_name=rec.tenant_name,
-                subscription_id=rec.subscription_id,
-                wave=0,
-            )
-        )
+        rows.append(NewApp.entering(rec, wave=0))
         items.append(
             WorkItem(
                 app_id=rec.app_id,

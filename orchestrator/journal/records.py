@@ -45,6 +45,15 @@ class NewApp(AppStatusView):
     state: AppState = AppState.PENDING
     before: BeforeState | None = None
 
+    @classmethod
+    def entering(cls, app: AppStatusView, *, wave: int | None) -> NewApp:
+        """An app of another run (e.g. the one a rollback undoes) entering a new one: who and where
+        it is, none of its progress."""
+        return cls(**{name: getattr(app, name) for name in _IDENTITY}, wave=wave)
+
+
+_IDENTITY = ("app_id", "app_name", "tenant_id", "tenant_name", "subscription_id")
+
 
 class AppRecord(AppStatusView):
     """An app's row in a run: what the status report shows, and what the executor needs to continue."""
