@@ -64,12 +64,6 @@ class AppRecord(AppStatusView):
     before: BeforeState | None = None
     after_fingerprint: str | None = None
 
-    def view(self) -> AppStatusView:
-        """The row as the status report renders it (exactly that type: no executor fields in JSON)."""
-        return AppStatusView.model_construct(
-            **{name: getattr(self, name) for name in AppStatusView.model_fields}
-        )
-
 
 @dataclass(frozen=True)
 class Transition:
@@ -133,25 +127,31 @@ class Event:
 
 
 def run_summary(row: sqlite3.Row, counts: dict[str, int]) -> RunSummary:
-    values = {f.name: row[f.name] for f in fields(RunSummary) if f.name != "counts"}
-    values = _times(values, "created_at", "updated_at")
+    values = _times({name: row[name] for name in _RUN_COLUMNS}, "created_at", "updated_at")
     return RunSummary(**values | {"state": RunState(row["state"]), "counts": dict(counts)})
 
 
 def app_record(row: sqlite3.Row) -> AppRecord:
     """The app row as a record (pydantic turns the stored state into an `AppState`)."""
-    values = {name: row[name] for name in AppRecord.model_fields if name != "before"}
-    values = _times(values, "updated_at", "started_at", "finished_at")
+    values = _times({name: row[name] for name in _APP_COLUMNS}, "updated_at", "started_at", "finished_at")
     return AppRecord.model_validate(values | {"before": _before(row)})
 
 
 def event(row: sqlite3.Row) -> Event:
-    return Event(**_times({f.name: row[f.name] for f in fields(Event)}, "at"))
+    return Event(**_times({name: row[name] for name in _EVENT_COLUMNS}, "at"))
 
 
 def _times(values: dict[str, Any], *names: str) -> dict[str, Any]:
     """`values` with the named columns read back as the datetimes the journal wrote (see `iso`)."""
-    return values | {name: datetime.fromisoformat(values[name]) if values[name] else None for name in names}
+    for name in names:
+        values[name] = datetime.fromisoformat(values[name]) if values[name] else None
+    return values
+
+
+# The columns each mapper reads: the record's fields (the `before_*` columns make one field).
+_RUN_COLUMNS = tuple(f.name for f in fields(RunSummary) if f.name != "counts")
+_APP_COLUMNS = tuple(name for name in AppRecord.model_fields if name != "before")
+_EVENT_COLUMNS = tuple(f.name for f in fields(Event))
 
 
 def _before(row: sqlite3.Row) -> BeforeState | None:

@@ -329,4 +329,4 @@ class Journal:
 
     def run_view(self, run_id: str) -> RunView:
         summary = self.run(run_id)
-        return summary.view(tuple(record.view() for record in self._app_records(run_id)))
+        return summary.view(tuple(self._app_records(run_id)))

@@ -275,3 +275,25 @@ def test_a_later_rollback_keeps_when_the_upgrade_finished(tmp_path: Path) -> Non
         after = journal.run_view(run_id).apps[0]
         # The run report's timeline ends this app's bar when its upgrade did, not two days later.
         assert after.state == AppState.ROLLED_BACK and after.finished_at == finished
+
+
+def test_one_row_mapping_serves_the_executor_and_the_status_report(tmp_path: Path) -> None:
+    from orchestrator.journal import AppRecord
+    from orchestrator.models import AppStatusView
+
+    with Journal(tmp_path / "j.db") as journal:
+        run_id = _new_run(journal)
+        app = "/subscriptions/s1/a1"
+        journal.record(
+            Transition(run_id, app, AppState.SUBMITTED, resume_token="op-token", operation_url="u")
+        )
+        (record, *_) = journal.apps(run_id)
+        view = journal.run_view(run_id)
+    # The executor's record is the report's row: the same fields, read by the same mapping.
+    assert isinstance(record, AppStatusView) and isinstance(record, AppRecord)
+    assert record.model_dump(include=set(AppStatusView.model_fields)) == view.model_dump()["apps"][0]
+    assert record.started_at is not None and record.resume_token == "op-token"
+    # What only the executor needs stays out of what status renders (JSON included).
+    body = view.model_dump_json()
+    assert "op-token" not in body and "resume_token" not in body and "before" not in body
+    assert set(view.model_dump()["apps"][0]) == set(AppStatusView.model_fields)
