@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Group, RenderableType
@@ -25,28 +24,26 @@ VERDICT_STYLES = {
 _MARKS = {"ok": ("✓", "green"), "failed": ("✗", "red"), "unchecked": ("?", "yellow"), "skipped": ("–", "dim")}
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def doctor(
-        config: Path = options.config_option(),
-        fmt: Literal["table", "json"] = options.format_option("table"),
-        concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="ARM calls at once."),
-        log_format: options.LogFormatChoice = options.log_format_option(),
-        log_level: options.LogLevelChoice = options.log_level_option(),
-    ) -> None:
-        """Check each tenant's access: token, subscriptions, reads, and write access for apply.
+def doctor(
+    config: options.ConfigPath = options.DEFAULT_CONFIG,
+    fmt: Annotated[Literal["table", "json"], options.FORMAT] = "table",
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="ARM calls at once."),
+    log_format: options.LogFormat = "console",
+    log_level: options.LogLevel = "warning",
+) -> None:
+    """Check each tenant's access: token, subscriptions, reads, and write access for apply.
 
-        Exit code 0 when every tenant is ready, 3 otherwise.
-        """
-        options.setup_logging(log_format, log_level)
-        fleet = options.load_fleet(config)
-        results = options.run_async(diagnose_fleet(fleet, concurrency=concurrency))
-        if fmt == "json":
-            typer.echo(json.dumps([as_dict(r) for r in results], indent=2))
-        else:
-            _common.SafeConsole(width=_common.wide(120)).print(render_doctor(results))
-        if any(r.verdict != Verdict.READY for r in results):
-            raise typer.Exit(EXIT_PARTIAL)
+    Exit code 0 when every tenant is ready, 3 otherwise.
+    """
+    options.setup_logging(log_format, log_level)
+    fleet = options.load_fleet(config)
+    results = options.run_async(diagnose_fleet(fleet, concurrency=concurrency))
+    if fmt == "json":
+        typer.echo(json.dumps([as_dict(r) for r in results], indent=2))
+    else:
+        _common.SafeConsole(width=_common.wide(120)).print(render_doctor(results))
+    if any(r.verdict != Verdict.READY for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def render_doctor(results: list[TenantDiagnosis]) -> Group:

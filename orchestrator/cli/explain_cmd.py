@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.cli import _common, options
-from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
+from orchestrator.cli import _common, _fleet, options
 from orchestrator.inventory import load_snapshot
 from orchestrator.models import Decision, Plan, PlanItem
 from orchestrator.planning.explain import WhoDenies, action_warning, who_denies
@@ -22,55 +21,54 @@ from orchestrator.render.plan_facts import reason_summary
 ExplainFormat = Literal["table", "json"]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def explain(
-        action: str = typer.Option(
-            ...,
-            "--action",
-            "-a",
-            help="The operation, e.g. Microsoft.KeyVault/vaults/secrets/readMetadata/action.",
-        ),
-        data: bool = typer.Option(
-            False, "--data", help="ACTION is a data action (dataActions/notDataActions)."
-        ),
-        config: Path = options.config_option(),
-        fmt: ExplainFormat = options.format_option("table"),
-        snapshot_in: Path | None = typer.Option(
-            None, "--snapshot", help="Answer from a saved inventory snapshot instead of reading Azure now."
-        ),
-        concurrency: int | None = typer.Option(
-            None, "--concurrency", min=1, max=1024, help="Concurrent ARM calls."
-        ),
-        plan_file: Path | None = typer.Option(
-            None,
-            "--plan",
-            help="Also say, per app, what this plan decided: did the apps it updated stop denying ACTION?",
-        ),
-        log_format: options.LogFormatChoice = options.log_format_option(),
-        log_level: options.LogLevelChoice = options.log_level_option(),
-    ) -> None:
-        """Which applications' deny assignments block ACTION now (wildcards and case taken into account)."""
-        options.setup_logging(log_format, log_level)
-        if not action.strip():
-            raise typer.BadParameter("give an action", param_hint="--action")
-        plan = read_plan(plan_file) if plan_file is not None else None
-        if snapshot_in is not None:
-            snapshot = load_snapshot(snapshot_in)
-        else:
-            snapshot = read_fleet(options.load_fleet(config), config, concurrency=concurrency)
-        result = who_denies(snapshot, action.strip(), data=data)
-        targeted = () if plan is None else plan.target.definition.allowed_actions
-        if plan is not None and data:
-            targeted = plan.target.definition.allowed_data_actions
-        warning = action_warning(snapshot, action.strip(), data=data, also_known=targeted)
-        if warning is not None:
-            _common.err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
-        decisions = _plan_decisions(plan)
-        json_text = fmt == "json"
-        text = render_json(result, decisions, warning) if json_text else render_table(result, decisions)
-        _common.emit(text, json=json_text)
-        exit_for_failures(snapshot)
+def explain(
+    action: str = typer.Option(
+        ...,
+        "--action",
+        "-a",
+        help="The operation, e.g. Microsoft.KeyVault/vaults/secrets/readMetadata/action.",
+    ),
+    data: bool = typer.Option(False, "--data", help="ACTION is a data action (dataActions/notDataActions)."),
+    config: options.ConfigPath = options.DEFAULT_CONFIG,
+    fmt: Annotated[ExplainFormat, options.FORMAT] = "table",
+    snapshot_in: Path | None = typer.Option(
+        None, "--snapshot", help="Answer from a saved inventory snapshot instead of reading Azure now."
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, max=1024, help="Concurrent ARM calls."
+    ),
+    plan_file: Path | None = typer.Option(
+        None,
+        "--plan",
+        help="Also say, per app, what this plan decided: did the apps it updated stop denying ACTION?",
+    ),
+    journal_path: options.RegistryJournal = options.DEFAULT_JOURNAL,
+    log_format: options.LogFormat = "console",
+    log_level: options.LogLevel = "warning",
+) -> None:
+    """Which applications' deny assignments block ACTION now (wildcards and case taken into account)."""
+    options.setup_logging(log_format, log_level)
+    if not action.strip():
+        raise typer.BadParameter("give an action", param_hint="--action")
+    plan = read_plan(plan_file) if plan_file is not None else None
+    if snapshot_in is not None:
+        snapshot = load_snapshot(snapshot_in)
+    else:
+        snapshot = _fleet.read_fleet(
+            options.load_fleet(config), config, concurrency=concurrency, journal_path=journal_path
+        )
+    result = who_denies(snapshot, action.strip(), data=data)
+    targeted = () if plan is None else plan.target.definition.allowed_actions
+    if plan is not None and data:
+        targeted = plan.target.definition.allowed_data_actions
+    warning = action_warning(snapshot, action.strip(), data=data, also_known=targeted)
+    if warning is not None:
+        _common.err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
+    decisions = _plan_decisions(plan)
+    json_text = fmt == "json"
+    text = render_json(result, decisions, warning) if json_text else render_table(result, decisions)
+    _common.emit(text, json=json_text)
+    _fleet.exit_for_failures(snapshot)
 
 
 def _plan_decisions(plan: Plan | None) -> dict[str, PlanItem] | None:

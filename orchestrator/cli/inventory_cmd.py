@@ -5,34 +5,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 
-from orchestrator.cli import _common, options
-from orchestrator.config import FleetConfig
-from orchestrator.errors import EXIT_PARTIAL, InputError
+from orchestrator.cli import _common, _fleet, options
+from orchestrator.errors import InputError
 from orchestrator.inventory import (
-    InventoryProgress,
-    ProgressCallback,
     Source,
-    choose_source,
-    collect_snapshot,
     save_snapshot,
 )
-from orchestrator.journal import resolve_path
 from orchestrator.models import App, Snapshot
 from orchestrator.planning.derive import implied_lock_level
 
 if TYPE_CHECKING:
-    from orchestrator.arm import AzureGateway
+    pass
 
 InventoryFormat = Literal["table", "json", "csv"]
 
@@ -51,157 +41,49 @@ COLUMNS = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def inventory(
-        config: Path = options.config_option(),
-        fmt: InventoryFormat = options.format_option("table"),
-        out: Path | None = typer.Option(None, "--out", "-o", help="Write the output here instead of stdout."),
-        concurrency: int | None = typer.Option(
-            None,
-            "--concurrency",
-            min=1,
-            max=1024,
-            help="Limit on concurrent ARM calls (default: the config's global_limit; unset, ARM paces).",
-        ),
-        snapshot_out: Path | None = typer.Option(
-            None, "--snapshot", help="Also save the full snapshot as JSON (for `plan --snapshot`, `explain`)."
-        ),
-        source: Source | None = typer.Option(
-            None,
-            "--source",
-            help="arm (list each subscription), registry (the notification registry's apps, read by id) "
-            "or both. Default: both when the journal holds a notification registry, else arm.",
-            show_default=False,
-        ),
-        journal_path: Path | None = typer.Option(
-            None,
-            "--journal",
-            help="Journal holding the notification registry. Default: $ORCHESTRATOR_JOURNAL, "
-            "else .state/journal.db.",
-            show_default=False,
-        ),
-        log_format: options.LogFormatChoice = options.log_format_option(),
-        log_level: options.LogLevelChoice = options.log_level_option(),
-    ) -> None:
-        """List every managed application: kind, definition or plan, lock level and excluded actions."""
-        options.setup_logging(log_format, log_level)
-        fleet = options.load_fleet(config)
-        snapshot = read_fleet(
-            fleet, config, concurrency=concurrency, source=source, journal_path=journal_path
-        )
-        if snapshot_out is not None:
-            save_snapshot(snapshot, snapshot_out)
-        text = render(snapshot, fmt)
-        if out is not None:
-            try:
-                out.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
-        else:
-            _common.emit(text, json=fmt == "json")
-        report_sources(snapshot)
-        exit_for_failures(snapshot)
-
-
-def report_sources(snapshot: Snapshot) -> None:
-    """Where the apps came from, and each registry entry that could not be read (with its cause)."""
-    if "registry" not in snapshot.sources:
-        return
-    counts = ", ".join(f"{n} from {name}" for name, n in snapshot.sources.items())
-    _common.err_console.print(f"sources: {counts}", highlight=False, markup=False)
-    for miss in snapshot.registry_misses:
-        line = f"registry entry {miss.app_id} not read: {miss.cause}"
-        _common.err_console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
-def read_fleet(
-    fleet: FleetConfig,
-    config_path: Path,
-    *,
-    concurrency: int | None,
-    then: Callable[[Snapshot, AzureGateway], Awaitable[Snapshot]] | None = None,
-    source: Source | None = None,
-    journal_path: Path | None = None,
-) -> Snapshot:
-    """Inventory the fleet with the real SDK, showing a progress bar when stderr is a terminal.
-
-    `then` runs on the snapshot with the same gateway (same tokens and connections) before it closes.
-    `source`/`journal_path`: the one choice of sources (`choose_source`) for every command.
-    """
-    limit = concurrency or fleet.concurrency.global_limit
-    chosen, registry = choose_source(source, resolve_path(journal_path))
-
-    async def run(progress: ProgressCallback | None) -> Snapshot:
-        async with options.open_gateway(fleet, config_path) as gateway:
-            snapshot = await collect_snapshot(
-                fleet,
-                gateway,
-                concurrency=limit,
-                per_tenant=max(2, limit // 2) if limit else None,
-                progress=progress,
-                source=chosen,
-                registry=registry,
-            )
-            return await then(snapshot, gateway) if then is not None else snapshot
-
-    with _progress_bar() as progress:
-        return options.run_async(run(progress))
-
-
-@contextmanager
-def _progress_bar() -> Iterator[ProgressCallback | None]:
-    console = _common.err_console
-    if not console.is_terminal:
-        yield None
-        return
-    with Progress(
-        TextColumn("inventory"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("subscriptions · {task.fields[apps]} apps · {task.fields[tenants]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("inventory", total=None, apps=0, tenants="")
-
-        def update(p: InventoryProgress) -> None:
-            bar.update(
-                task,
-                total=p.subscriptions_total or None,
-                completed=p.subscriptions_done,
-                apps=p.apps,
-                tenants=f"{p.tenants_done}/{p.tenants_total} tenants",
-            )
-
-        yield update
-
-
-def exit_for_failures(snapshot: Snapshot) -> None:
-    """Print each tenant that could not be (fully) read, then exit 3 when there is any."""
-    failed = [t for t in snapshot.tenants if t.error]
-    if snapshot.registry_misses and not failed:
-        _common.err_console.print(
-            f"{len(snapshot.registry_misses)} registry entries could not be read", highlight=False
-        )
-        raise typer.Exit(EXIT_PARTIAL)
-    for tenant in failed:
-        _common.err_console.print(
-            Text.assemble(
-                (f"tenant {tenant.display_name}", "bold yellow"), f" ({tenant.tenant_id}): {tenant.error}"
-            ),
-            highlight=False,
-            soft_wrap=True,
-        )
-    if failed:
-        _common.err_console.print(
-            f"{len(failed)} of {len(snapshot.tenants)} tenants could not be fully read", highlight=False
-        )
-        raise typer.Exit(EXIT_PARTIAL)
-
-
-# -- rendering ---------------------------------------------------------------------------------
+def inventory(
+    config: options.ConfigPath = options.DEFAULT_CONFIG,
+    fmt: Annotated[InventoryFormat, options.FORMAT] = "table",
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the output here instead of stdout."),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        min=1,
+        max=1024,
+        help="Limit on concurrent ARM calls (default: the config's global_limit; unset, ARM paces).",
+    ),
+    snapshot_out: Path | None = typer.Option(
+        None, "--snapshot", help="Also save the full snapshot as JSON (for `plan --snapshot`, `explain`)."
+    ),
+    source: Source | None = typer.Option(
+        None,
+        "--source",
+        help="arm (list each subscription), registry (the notification registry's apps, read by id) "
+        "or both. Default: both when the journal holds a notification registry, else arm.",
+        show_default=False,
+    ),
+    journal_path: options.RegistryJournal = options.DEFAULT_JOURNAL,
+    log_format: options.LogFormat = "console",
+    log_level: options.LogLevel = "warning",
+) -> None:
+    """List every managed application: kind, definition or plan, lock level and excluded actions."""
+    options.setup_logging(log_format, log_level)
+    fleet = options.load_fleet(config)
+    snapshot = _fleet.read_fleet(
+        fleet, config, concurrency=concurrency, source=source, journal_path=journal_path
+    )
+    if snapshot_out is not None:
+        save_snapshot(snapshot, snapshot_out)
+    text = render(snapshot, fmt)
+    if out is not None:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+    else:
+        _common.emit(text, json=fmt == "json")
+    _fleet.report_sources(snapshot)
+    _fleet.exit_for_failures(snapshot)
 
 
 def rows(snapshot: Snapshot) -> list[dict[str, str]]:

@@ -8,16 +8,14 @@ import json
 import signal
 import ssl
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from orchestrator.cli import _common, options
-from orchestrator.cli.apply_cmd import journal_option
 from orchestrator.config import FleetConfig
 from orchestrator.errors import InputError
-from orchestrator.journal import resolve_path
 from orchestrator.notifications import export, receiver
 from orchestrator.notifications.registry import Registry
 from orchestrator.notifications.secret import DEFAULT_ENV, load_secret
@@ -31,12 +29,7 @@ notifications = typer.Typer(
 )
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(notifications, name="notifications")
-
-
-def _registry(journal_path: Path | None, *, create: bool = False) -> Registry:
-    path = resolve_path(journal_path)
+def _registry(path: Path, *, create: bool = False) -> Registry:
     if create:
         return Registry(path)
     found = Registry.existing(path)
@@ -58,14 +51,14 @@ def serve(
     secret_file: Path | None = typer.Option(None, help="File holding the webhook secret (mode 0600)."),
     param: str = typer.Option(receiver.DEFAULT_PARAM, help="Query parameter that carries the secret."),
     max_body: int = typer.Option(receiver.DEFAULT_MAX_BODY, min=1024, help="Largest body accepted (bytes)."),
-    journal_path: Path | None = journal_option(),
+    journal_path: options.JournalPath = options.DEFAULT_JOURNAL,
     confirm: bool = typer.Option(
         False,
         "--confirm/--no-confirm",
         help="Read each app back by id (needs --config) and record it; a PUT event for an app awaiting "
         "its customer verifies it at once (as `orchestrator verify`).",
     ),
-    config: Path = options.config_option(),
+    config: options.ConfigPath = options.DEFAULT_CONFIG,
     ready_file: Path | None = typer.Option(None, help="Write one JSON line {url} once listening."),
     log_format: options.LogFormatChoice = typer.Option("json", "--log-format", help="console or json."),
     log_level: options.LogLevelChoice = typer.Option(
@@ -137,8 +130,8 @@ async def _serve(
 
 @notifications.command("list")
 def list_cmd(
-    journal_path: Path | None = journal_option(),
-    fmt: ListFormat = options.format_option("table"),
+    journal_path: options.JournalPath = options.DEFAULT_JOURNAL,
+    fmt: Annotated[ListFormat, options.FORMAT] = "table",
     include_deleted: bool = typer.Option(True, "--deleted/--no-deleted", help="Show deleted instances."),
 ) -> None:
     """Every instance the notifications told of: version, last state, first and last seen."""
@@ -176,8 +169,8 @@ def list_cmd(
 @notifications.command("show")
 def show_cmd(
     app_id: str = typer.Argument(..., metavar="APP", help="The application's resource id."),
-    journal_path: Path | None = journal_option(),
-    fmt: Literal["table", "json"] = options.format_option("table"),
+    journal_path: options.JournalPath = options.DEFAULT_JOURNAL,
+    fmt: Annotated[Literal["table", "json"], options.FORMAT] = "table",
 ) -> None:
     """One instance and its events in eventTime order, with their confirmations."""
     with _registry(journal_path) as registry:
@@ -214,8 +207,8 @@ def show_cmd(
 
 @notifications.command("export")
 def export_cmd(
-    journal_path: Path | None = journal_option(),
-    fmt: ExportFormat = options.format_option("json"),
+    journal_path: options.JournalPath = options.DEFAULT_JOURNAL,
+    fmt: Annotated[ExportFormat, options.FORMAT] = "json",
     out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
 ) -> None:
     """The registry as JSON or CSV."""

@@ -1,11 +1,12 @@
-"""Options and helpers every command shares: the fleet config, logging, running async work.
+"""Options every command shares, defined once, and the helpers that go with them (the fleet config,
+logging, running async work).
 
-Use in a command:
+Options are `typing.Annotated` aliases; the default stays in the signature:
 
     def my_cmd(
-        config: Path = options.config_option(),
-        log_format: options.LogFormatChoice = options.log_format_option(),
-        log_level: options.LogLevelChoice = options.log_level_option(),
+        config: options.ConfigPath = options.DEFAULT_CONFIG,
+        log_format: options.LogFormat = "console",
+        log_level: options.LogLevel = "warning",
     ) -> None:
         options.setup_logging(log_format, log_level)
         fleet = options.load_fleet(config)
@@ -18,13 +19,14 @@ import asyncio
 import os
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import typer
 
 from orchestrator import logs
 from orchestrator.config import FleetConfig, load_config
 from orchestrator.errors import ConfigError, InputError
+from orchestrator.journal import DEFAULT_PATH, ENV_VAR
 from orchestrator.untrusted import clean
 
 if TYPE_CHECKING:
@@ -34,36 +36,110 @@ T = TypeVar("T")
 
 CONFIG_ENV = "ORCHESTRATOR_CONFIG"
 DEFAULT_CONFIG = Path("fleet.toml")
+JOURNAL_ENV = ENV_VAR
+DEFAULT_JOURNAL = DEFAULT_PATH
 LogFormatChoice = Literal["console", "json"]
 LogLevelChoice = Literal["debug", "info", "warning", "error"]
 
 
-def config_option() -> Any:
-    """`--config/-c FILE`: the fleet config; defaults to $ORCHESTRATOR_CONFIG, else ./fleet.toml."""
-    return typer.Option(
-        DEFAULT_CONFIG,
+ConfigPath = Annotated[
+    Path,
+    typer.Option(
         "--config",
         "-c",
         envvar=CONFIG_ENV,
         help=f"Fleet config file (TOML). Default: ${CONFIG_ENV}, else ./fleet.toml.",
         show_default=False,
-    )
+    ),
+]
+JournalPath = Annotated[
+    Path,
+    typer.Option(
+        "--journal",
+        envvar=JOURNAL_ENV,
+        help=f"Journal file (SQLite). Default: ${JOURNAL_ENV}, else {DEFAULT_JOURNAL}.",
+        show_default=False,
+    ),
+]
+RegistryJournal = Annotated[
+    Path,
+    typer.Option(
+        "--journal",
+        envvar=JOURNAL_ENV,
+        help=f"Journal holding the notification registry. Default: ${JOURNAL_ENV}, else {DEFAULT_JOURNAL}.",
+        show_default=False,
+    ),
+]
+LogFormat = Annotated[
+    LogFormatChoice,
+    typer.Option("--log-format", help="Logs on stderr: console (readable) or json (one object per line)."),
+]
+LogLevel = Annotated[
+    LogLevelChoice, typer.Option("--log-level", help="Least severe log level shown on stderr.")
+]
+
+# The options of the commands that run a plan (apply, resume, rollback).
+Concurrency = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency",
+        help="Safety limit on apps in progress at once, all tenants together (default: the config's, "
+        "else none: ARM paces).",
+    ),
+]
+PerSubscription = Annotated[
+    int | None,
+    typer.Option(
+        "--per-subscription",
+        help="Safety limit on apps in progress in one subscription (ARM throttles writes per "
+        "subscription; default: the config's, else none).",
+    ),
+]
+FailureTolerance = Annotated[
+    str,
+    typer.Option(
+        "--failure-tolerance",
+        help="Failures (failed or unverified apps) a wave may have before the rollout stops: N or P%.",
+    ),
+]
+Bake = Annotated[float, typer.Option("--bake", help="Seconds to wait after a wave before starting the next.")]
+RespectWindows = Annotated[
+    bool,
+    typer.Option(
+        "--respect-windows",
+        help="Start an app only while its tenant's maintenance window is open; the others wait "
+        "(run the same command again later).",
+    ),
+]
+Need = Annotated[
+    int,
+    typer.Option(
+        "--need", help="With --respect-windows: minutes the window must stay open for an app to start."
+    ),
+]
+Yes = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")
+]
+TIME_SCALE_ENV = "ORCHESTRATOR_TIME_SCALE"
 
 
-def log_format_option() -> Any:
-    return typer.Option(
-        "console",
-        "--log-format",
-        help="Logs on stderr: console (readable) or json (one object per line).",
-    )
+def _positive(value: float, env: str) -> float:
+    if value <= 0:
+        raise typer.BadParameter(f"must be positive (got {value:g}; ${env} sets it too)")
+    return value
 
 
-def log_level_option() -> Any:
-    return typer.Option(
-        "warning",
-        "--log-level",
-        help="Least severe log level shown on stderr.",
-    )
+TimeScale = Annotated[
+    float,
+    typer.Option(
+        "--time-scale",
+        envvar=TIME_SCALE_ENV,
+        callback=lambda value: _positive(value, TIME_SCALE_ENV),
+        help="Multiply the executor's own waits (retries, verification, pacing) by this factor: the "
+        "emulator's --time-scale, for a time-scaled emulator.",
+        show_default=False,
+    ),
+]
 
 
 def setup_logging(log_format: str, log_level: str) -> None:
@@ -114,6 +190,5 @@ def check_run_id(value: str | None) -> str | None:
     return value
 
 
-def format_option(default: str) -> Any:
-    """`--format/-f`; annotate the parameter with a `Literal[...]` of the accepted formats."""
-    return typer.Option(default, "--format", "-f", help="Output format.")
+FORMAT = typer.Option("--format", "-f", help="Output format.")
+"""`--format/-f`: `Annotated[Literal[...accepted formats], options.FORMAT]`."""

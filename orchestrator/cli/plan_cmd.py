@@ -11,8 +11,7 @@ import typer
 from rich.text import Text
 
 from orchestrator import __version__
-from orchestrator.cli import _common, options
-from orchestrator.cli.inventory_cmd import exit_for_failures, read_fleet
+from orchestrator.cli import _common, _fleet, options
 from orchestrator.config import FleetConfig
 from orchestrator.errors import ArmError, InputError, TargetError
 from orchestrator.inventory import load_snapshot
@@ -32,75 +31,74 @@ class FlagError(InputError):
     pass
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def plan(
-        config: Path = options.config_option(),
-        target_file: Path | None = typer.Option(
-            None, "--target", "-t", help="Target file (TOML, schema in plans/target.schema.json)."
-        ),
-        target_definition: str | None = typer.Option(
-            None, "--target-definition", help="Service-catalog definition id to read from ARM as the target."
-        ),
-        waves: str = typer.Option(
-            "25%,100%",
-            "--waves",
-            help="Wave steps after the canary wave: counts or percentages, comma-separated.",
-        ),
-        canary_ring: str = typer.Option("canary", "--canary-ring", help="Tenants in this ring go first."),
-        out: Path | None = typer.Option(None, "--out", "-o", help="Write the sealed plan file here."),
-        snapshot_in: Path | None = typer.Option(
-            None, "--snapshot", help="Plan from a saved inventory snapshot instead of reading Azure now."
-        ),
-        concurrency: int | None = typer.Option(
-            None, "--concurrency", min=1, max=1024, help="Concurrent ARM calls."
-        ),
-        log_format: options.LogFormatChoice = options.log_format_option(),
-        log_level: options.LogLevelChoice = options.log_level_option(),
-    ) -> None:
-        """Plan moving every fitting instance to the target; print the review table and write the plan."""
-        options.setup_logging(log_format, log_level)
-        if (target_file is None) == (target_definition is None):
-            raise FlagError("give exactly one of --target FILE or --target-definition ID")
-        steps = tuple(s.strip() for s in waves.split(",") if s.strip())
-        if not steps:
-            raise FlagError(f"--waves {waves!r}: give at least one step, e.g. '25%,100%'")
-        target = load_target(target_file) if target_file is not None else None
-        fleet = options.load_fleet(config)
-        if snapshot_in is not None:
-            snapshot = load_snapshot(snapshot_in)
-        else:
-            snapshot = read_fleet(fleet, config, concurrency=concurrency, then=mark_write_access)
-        if target is None:
-            assert target_definition is not None
-            target = target_from_definition(
-                _read_definition(fleet, config, snapshot, target_definition.strip())
-            )
-        elif target.definition_id and snapshot_in is None:
-            # The target file names a definition: make sure it exists and is readable before planning
-            # updates that would all fail at apply (e.g. an example file's placeholder id).
-            in_azure = _read_definition(
-                fleet, config, snapshot, target.definition_id, flag=f"--target {target_file}: definition_id"
-            )
-            _warn_if_different(target, in_azure, target_file)
-        result = make_plan(fleet, snapshot, target, WaveSpec(canary_ring=canary_ring, steps=steps), waves)
-        if out is not None:
-            write_plan(result, out)
-        render_table(result, _common.console, apps=False)
-        _common.console.print(summary_line(result), highlight=False, soft_wrap=True)
-        if out is not None:
-            _common.err_console.print(Text(f"plan written to {out} ({result.digest})"), soft_wrap=True)
-        if result.incomplete_tenants:
-            _common.err_console.print(
-                Text(
-                    f"warning: the plan is incomplete: {len(result.incomplete_tenants)} tenant(s) could not "
-                    f"be read ({', '.join(result.incomplete_tenants)}); apply refuses it without "
-                    "--allow-incomplete. Fix access (`orchestrator doctor`) and plan again.",
-                    style="yellow",
-                ),
-                soft_wrap=True,
-            )
-        exit_for_failures(snapshot)
+def plan(
+    config: options.ConfigPath = options.DEFAULT_CONFIG,
+    target_file: Path | None = typer.Option(
+        None, "--target", "-t", help="Target file (TOML, schema in plans/target.schema.json)."
+    ),
+    target_definition: str | None = typer.Option(
+        None, "--target-definition", help="Service-catalog definition id to read from ARM as the target."
+    ),
+    waves: str = typer.Option(
+        "25%,100%",
+        "--waves",
+        help="Wave steps after the canary wave: counts or percentages, comma-separated.",
+    ),
+    canary_ring: str = typer.Option("canary", "--canary-ring", help="Tenants in this ring go first."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the sealed plan file here."),
+    snapshot_in: Path | None = typer.Option(
+        None, "--snapshot", help="Plan from a saved inventory snapshot instead of reading Azure now."
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, max=1024, help="Concurrent ARM calls."
+    ),
+    journal_path: options.RegistryJournal = options.DEFAULT_JOURNAL,
+    log_format: options.LogFormat = "console",
+    log_level: options.LogLevel = "warning",
+) -> None:
+    """Plan moving every fitting instance to the target; print the review table and write the plan."""
+    options.setup_logging(log_format, log_level)
+    if (target_file is None) == (target_definition is None):
+        raise FlagError("give exactly one of --target FILE or --target-definition ID")
+    steps = tuple(s.strip() for s in waves.split(",") if s.strip())
+    if not steps:
+        raise FlagError(f"--waves {waves!r}: give at least one step, e.g. '25%,100%'")
+    target = load_target(target_file) if target_file is not None else None
+    fleet = options.load_fleet(config)
+    if snapshot_in is not None:
+        snapshot = load_snapshot(snapshot_in)
+    else:
+        snapshot = _fleet.read_fleet(
+            fleet, config, concurrency=concurrency, then=mark_write_access, journal_path=journal_path
+        )
+    if target is None:
+        assert target_definition is not None
+        target = target_from_definition(_read_definition(fleet, config, snapshot, target_definition.strip()))
+    elif target.definition_id and snapshot_in is None:
+        # The target file names a definition: make sure it exists and is readable before planning
+        # updates that would all fail at apply (e.g. an example file's placeholder id).
+        in_azure = _read_definition(
+            fleet, config, snapshot, target.definition_id, flag=f"--target {target_file}: definition_id"
+        )
+        _warn_if_different(target, in_azure, target_file)
+    result = make_plan(fleet, snapshot, target, WaveSpec(canary_ring=canary_ring, steps=steps), waves)
+    if out is not None:
+        write_plan(result, out)
+    render_table(result, _common.console, apps=False)
+    _common.console.print(summary_line(result), highlight=False, soft_wrap=True)
+    if out is not None:
+        _common.err_console.print(Text(f"plan written to {out} ({result.digest})"), soft_wrap=True)
+    if result.incomplete_tenants:
+        _common.err_console.print(
+            Text(
+                f"warning: the plan is incomplete: {len(result.incomplete_tenants)} tenant(s) could not "
+                f"be read ({', '.join(result.incomplete_tenants)}); apply refuses it without "
+                "--allow-incomplete. Fix access (`orchestrator doctor`) and plan again.",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
+    _fleet.exit_for_failures(snapshot)
 
 
 async def mark_write_access(snapshot: Snapshot, gateway: ArmGateway) -> Snapshot:

@@ -32,35 +32,33 @@ def _write(out: Path, text: str) -> None:
         raise InputError(f"--out {out}: cannot write: {exc.strerror or exc}") from exc
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def show(
-        plan_file: Path = typer.Argument(..., help="A plan file written by `orchestrator plan --out`."),
-        output_format: str = typer.Option(
-            "table", "--format", "-f", help="table, markdown (for a pull request), json or html."
-        ),
-        out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
-    ) -> None:
-        """Show a saved plan for review (its digest is verified first)."""
-        fmt = output_format.strip().lower()
-        if fmt not in FORMATS:
-            raise InputError(f"--format: {output_format!r} is not one of {', '.join(FORMATS)}")
-        plan = read_plan(plan_file)
-        if fmt == "table":
-            if out is None:
-                # Per-app rows need room; a narrower terminal folds them unreadably.
-                render_table(plan, _common.SafeConsole(width=_common.wide(140)))
-                return
-            text = _table_text(plan, width=160)
-        elif fmt == "markdown":
-            text = render_markdown(plan)
-        elif fmt == "json":
-            text = render_json(plan)
-        else:
-            text = render_plan_html(plan, generated_at=datetime.now(UTC))
-        text = clean(text, json=fmt == "json")  # no control characters, in a file too
+def show(
+    plan_file: Path = typer.Argument(..., help="A plan file written by `orchestrator plan --out`."),
+    output_format: str = typer.Option(
+        "table", "--format", "-f", help="table, markdown (for a pull request), json or html."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Show a saved plan for review (its digest is verified first)."""
+    fmt = output_format.strip().lower()
+    if fmt not in FORMATS:
+        raise InputError(f"--format: {output_format!r} is not one of {', '.join(FORMATS)}")
+    plan = read_plan(plan_file)
+    if fmt == "table":
         if out is None:
-            _common.emit(text if text.endswith("\n") else text + "\n")
-        else:
-            _write(out, text)
-            _common.err_console.print(f"wrote {out}", highlight=False)
+            # Per-app rows need room; a narrower terminal folds them unreadably.
+            render_table(plan, _common.SafeConsole(width=_common.wide(140)))
+            return
+        text = _table_text(plan, width=160)
+    elif fmt == "markdown":
+        text = render_markdown(plan)
+    elif fmt == "json":
+        text = render_json(plan)
+    else:
+        text = render_plan_html(plan, generated_at=datetime.now(UTC))
+    text = clean(text, json=fmt == "json")  # no control characters, in a file too
+    if out is None:
+        _common.emit(text if text.endswith("\n") else text + "\n")
+    else:
+        _write(out, text)
+        _common.err_console.print(f"wrote {out}", highlight=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import typer
 from rich import box
@@ -17,22 +16,20 @@ from orchestrator.config import FleetConfig, MaintenanceConfig
 from orchestrator.planning.windows import DEFAULT_NEED, WindowSpan, describe_window, is_open, next_windows
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def windows(
-        config: Path = options.config_option(),
-        count: int = typer.Option(3, "--count", "-n", min=1, max=50, help="Windows to list per tenant."),
-        need_minutes: int = typer.Option(
-            int(DEFAULT_NEED.total_seconds() // 60),
-            "--need",
-            min=0,
-            help="Minutes a window must stay open for an update to start (as apply --respect-windows).",
-        ),
-    ) -> None:
-        """Show each tenant's next maintenance windows, in its time zone and in UTC."""
-        fleet = options.load_fleet(config)
-        now = datetime.now(UTC)
-        _common.console.print(render_windows(fleet, now, count=count, need=timedelta(minutes=need_minutes)))
+def windows(
+    config: options.ConfigPath = options.DEFAULT_CONFIG,
+    count: int = typer.Option(3, "--count", "-n", min=1, max=50, help="Windows to list per tenant."),
+    need_minutes: int = typer.Option(
+        int(DEFAULT_NEED.total_seconds() // 60),
+        "--need",
+        min=0,
+        help="Minutes a window must stay open for an update to start (as apply --respect-windows).",
+    ),
+) -> None:
+    """Show each tenant's next maintenance windows, in its time zone and in UTC."""
+    fleet = options.load_fleet(config)
+    now = datetime.now(UTC)
+    _common.console.print(render_windows(fleet, now, count=count, need=timedelta(minutes=need_minutes)))
 
 
 def render_windows(fleet: FleetConfig, now: datetime, *, count: int, need: timedelta) -> Group:

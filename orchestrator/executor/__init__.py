@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.executor.engine import Progress, WorkItem, plan_work, run_plan, run_rollback
+from orchestrator.executor.engine import Progress, WorkItem, plan_work
 from orchestrator.executor.pacing import PacingPolicy
 from orchestrator.executor.retrying import RetryPolicy
+from orchestrator.executor.runs import run_plan, run_rollback
 from orchestrator.executor.settings import CrashPoint, ExecutorSettings, Tolerance
 
 __all__ = [

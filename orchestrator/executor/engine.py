@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import signal
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -46,10 +44,9 @@ from orchestrator.models import (
     Plan,
     PlanItem,
     RunState,
-    RunView,
     Target,
 )
-from orchestrator.notifications.signals import NotifiedFailure, RegistryWatch, Signal, Signals
+from orchestrator.notifications.signals import NotifiedFailure, Signal, Signals
 from orchestrator.planning.derive import DenyMatch, match_system_deny_assignment
 from orchestrator.planning.fingerprint import describe_difference, fingerprint
 from orchestrator.planning.lineage import describe as describe_lineage
@@ -207,46 +204,6 @@ def work_item(item: PlanItem, *, wave: int, lock_level: str, product: Target | N
         as_read=item.as_read,
         product=product,
     )
-
-
-def rollback_digest(parent_run_id: str, app_ids: Sequence[str] | None) -> str:
-    selection = ",".join(sorted(a.lower() for a in app_ids)) if app_ids else "*"
-    return "rollback:" + hashlib.sha256(f"{parent_run_id}|{selection}".encode()).hexdigest()
-
-
-def rollback_work(
-    parent: Sequence[AppRecord], app_ids: Sequence[str] | None
-) -> tuple[list[NewApp], WaveWork]:
-    """Put every succeeded app of `parent` (or the chosen ones) back on what it had before."""
-    wanted = {a.lower() for a in app_ids} if app_ids else None
-    rows: list[NewApp] = []
-    items: list[WorkItem] = []
-    for rec in parent:
-        if wanted is not None and rec.app_id.lower() not in wanted:
-            continue
-        if rec.state != AppState.SUCCEEDED or rec.before is None or rec.after_fingerprint is None:
-            continue
-        before = rec.before
-        rows.append(NewApp.entering(rec, wave=0))
-        items.append(
-            WorkItem(
-                app_id=rec.app_id,
-                app_name=rec.app_name,
-                tenant_id=rec.tenant_id,
-                tenant_name=rec.tenant_name,
-                subscription_id=rec.subscription_id,
-                wave=0,
-                fingerprint=rec.after_fingerprint,
-                to_definition_id=before.definition_id,
-                to_plan=before.plan,
-                from_definition_id=None,
-                from_plan=None,
-                expected_not_actions=before.not_actions,
-                expected_not_data_actions=before.not_data_actions,
-                expect_deny_assignment=before.had_deny_assignment,
-            )
-        )
-    return rows, WaveWork(0, "rollback", tuple(items))
 
 
 # --- small pure helpers --------------------------------------------------------------------------
@@ -986,165 +943,3 @@ class Engine:
                 )
             )
         return state
-
-
-# --- entry points --------------------------------------------------------------------------------
-
-
-def reopen_failed(journal: Journal, run_id: str) -> list[str]:
-    """`resume --retry-failed`: put the run's failed and unverified apps back in play; their app ids.
-
-    An app never written goes back to `pending` (re-read, fingerprint check, write). One whose write
-    was sent goes back to `submitted` without an operation: the engine re-reads it first and verifies
-    it when that write landed, so nothing is written twice. The wave's failure count starts again from
-    the apps that stay failed, so the run's tolerance applies to the retry as to the first attempt.
-    """
-    transitions = [
-        Transition(
-            run_id=run_id,
-            app_id=rec.app_id,
-            state=AppState.SUBMITTED if rec.attempts else AppState.PENDING,
-            clear_operation=True,
-            message=f"retry requested (was {rec.state.value}: {rec.error_code or ''})",
-        )
-        for rec in journal.apps(run_id)
-        if rec.state in FAILURE_STATES and rec.wave is not None
-    ]
-    journal.record_many(transitions)
-    return [t.app_id for t in transitions]
-
-
-async def run_plan(
-    plan: Plan,
-    gateway: ArmGateway,
-    journal: Journal,
-    settings: ExecutorSettings,
-    *,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    progress: ProgressSink | None = None,
-    plan_path: str | None = None,
-    run_id: str | None = None,
-    new_run: bool = False,
-    signals: Signals | None = None,
-) -> RunView:
-    """Apply a (digest-checked) plan. Continues the latest run of the same plan unless `new_run`.
-
-    `signals` defaults to the notification registry in the journal's file, when it holds one.
-    """
-    for repaired_run, repaired_app in journal.repair_rollbacks():
-        log.warning("repaired the parent run of a rollback", run_id=repaired_run, app=repaired_app)
-    rows, waves = plan_work(plan)
-    if run_id is None and not new_run:
-        run_id = journal.latest_run_for(plan.digest)
-    if run_id is None:
-        run_id = journal.create_run(
-            kind="apply",
-            plan_digest=plan.digest,
-            plan_path=plan_path,
-            target_name=plan.target.name,
-            apps=rows,
-        )
-        log.info("run created", run_id=run_id, apps=len(rows))
-    else:
-        summary = journal.run(run_id)
-        if summary.plan_digest != plan.digest:
-            raise JournalError(
-                f"{journal.path}: run {run_id} was made from another plan ({summary.plan_digest})"
-            )
-        log.info("resuming run", run_id=run_id)
-    engine = Engine(
-        run_id=run_id,
-        gateway=gateway,
-        journal=journal,
-        settings=settings,
-        clock=clock,
-        sleep=sleep,
-        progress=progress,
-    )
-    owned = signals is None
-    engine.signals = signals if signals is not None else RegistryWatch.open(journal.path)
-    try:
-        await engine.run(waves)
-    finally:
-        if owned and engine.signals is not None:
-            await engine.signals.close()
-    return journal.run_view(run_id)
-
-
-async def run_rollback(
-    parent_run_id: str,
-    gateway: ArmGateway,
-    journal: Journal,
-    settings: ExecutorSettings,
-    *,
-    app_ids: Sequence[str] | None = None,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    progress: ProgressSink | None = None,
-    run_id: str | None = None,
-) -> RunView:
-    """Put the succeeded apps of an apply run back on what they had; its own run of kind rollback.
-
-    Each app's rollback success and its `rolled_back` mark in the parent run are one transaction, so
-    no crash leaves the parent claiming an app is upgraded. Parents left so by an older version (which
-    committed the two separately) are repaired first.
-    """
-    for repaired_run, repaired_app in journal.repair_rollbacks():
-        log.warning("repaired the parent run of a rollback", run_id=repaired_run, app=repaired_app)
-    parent = journal.run(parent_run_id)
-    if parent.kind != "apply":
-        raise JournalError(
-            f"{journal.path}: run {parent_run_id} is a {parent.kind} run; roll back an apply run"
-        )
-    parent_apps = journal.apps(parent_run_id)
-    if app_ids:
-        known = {a.app_id.lower() for a in parent_apps}
-        unknown = [a for a in app_ids if a.lower() not in known]
-        if unknown:
-            raise JournalError(f"{journal.path}: run {parent_run_id} has no app {unknown[0]}")
-    digest = rollback_digest(parent_run_id, app_ids)
-    if run_id is None:
-        run_id = journal.latest_run_for(digest, kind="rollback")
-    if run_id is None:
-        rows, wave = rollback_work(parent_apps, app_ids)
-        run_id = journal.create_run(
-            kind="rollback",
-            plan_digest=digest,
-            plan_path=None,
-            target_name=f"rollback of {parent_run_id}",
-            apps=rows,
-            parent_run_id=parent_run_id,
-        )
-    else:
-        # Resuming: the apps of this rollback run, described by the parent's journal.
-        mine = {r.app_id for r in journal.apps(run_id)}
-        rolled = [r for r in parent_apps if r.app_id in mine]
-        rolled = [
-            r.model_copy(update={"state": AppState.SUCCEEDED}) if r.state == AppState.ROLLED_BACK else r
-            for r in rolled
-        ]
-        _, wave = rollback_work(rolled, None)
-    engine = Engine(
-        run_id=run_id,
-        gateway=gateway,
-        journal=journal,
-        settings=settings,
-        clock=clock,
-        sleep=sleep,
-        progress=progress,
-    )
-
-    def mark_parent(item: WorkItem) -> Sequence[Transition]:
-        return (
-            Transition(
-                run_id=parent_run_id,
-                app_id=item.app_id,
-                state=AppState.ROLLED_BACK,
-                message=f"rolled back by run {run_id}",
-            ),
-        )
-
-    engine.also_on_success = mark_parent
-    await engine.run([wave])
-    return journal.run_view(run_id)

@@ -13,6 +13,7 @@ from datetime import datetime
 from orchestrator.journal import AppRecord
 from orchestrator.models import (
     ActionChange,
+    AppState,
     Decision,
     Definition,
     Plan,
@@ -58,6 +59,20 @@ def _risks(change: ActionChange) -> tuple[Risk, ...]:
     return tuple(risks)
 
 
+def rollback_candidates(records: Sequence[AppRecord], chosen: Sequence[str] | None) -> list[AppRecord]:
+    """The apps a rollback takes: each succeeded app of the run (or of the `chosen` ids) whose journal
+    says what it had before and what the run put on it. The review, the preview and the run use this."""
+    wanted = {a.lower() for a in chosen} if chosen else None
+    return [
+        rec
+        for rec in records
+        if (wanted is None or rec.app_id.lower() in wanted)
+        and rec.state == AppState.SUCCEEDED
+        and rec.before is not None
+        and rec.after_fingerprint is not None
+    ]
+
+
 def rollback_plan(
     parent: Plan,
     parent_run_id: str,
@@ -68,16 +83,12 @@ def rollback_plan(
     now: datetime,
 ) -> Plan:
     """The review of rolling back `chosen` (default every succeeded app) of run `parent_run_id`."""
-    wanted = {a.lower() for a in chosen} if chosen else None
     by_id = {i.app_id.lower(): i for i in parent.items}
     items: list[PlanItem] = []
     definitions: set[str] = set()
-    for rec in records:
-        if wanted is not None and rec.app_id.lower() not in wanted:
-            continue
-        if rec.state != "succeeded" or rec.before is None or rec.after_fingerprint is None:
-            continue
+    for rec in rollback_candidates(records, chosen):
         before, planned = rec.before, by_id.get(rec.app_id.lower())
+        assert before is not None and rec.after_fingerprint is not None  # rollback_candidates
         now_actions = planned.expected_not_actions if planned else ()
         now_data = planned.expected_not_data_actions if planned else ()
         added, removed = diff(now_actions, before.not_actions)

@@ -2,7 +2,7 @@
 notification registry (`migrate` serves both). `from orchestrator.journal import ...` is the API."""
 
 from orchestrator.journal.lock import exclusive, writer_active
-from orchestrator.journal.paths import DEFAULT_PATH, ENV_VAR, resolve_path
+from orchestrator.journal.paths import DEFAULT_PATH, ENV_VAR
 from orchestrator.journal.records import (
     RUN_ID,
     AppRecord,
@@ -30,6 +30,5 @@ __all__ = [
     "Transition",
     "exclusive",
     "new_run_id",
-    "resolve_path",
     "writer_active",
 ]

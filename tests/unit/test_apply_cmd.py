@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.apply_cmd import (
-    _check_plan_against_config,
-    _exit_code,
-    _LiveDisplay,
-    _settings,
-    next_step,
+from orchestrator.cli._progress import LiveDisplay
+from orchestrator.cli._run import (
+    check_plan_against_config,
+    executor_settings,
+    exit_code,
     resolve_apps,
     resolve_wave,
 )
@@ -21,6 +20,7 @@ from orchestrator.config import FleetConfig
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL, InputError, PlanFileError
 from orchestrator.executor import Progress
 from orchestrator.models import AppState, AppStatusView, RunState, RunView
+from orchestrator.render.status import next_step
 from tests.unit.test_engine import fleet, make_plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,22 +41,26 @@ def test_a_plan_for_tenants_not_in_the_config_is_refused() -> None:
     _, apps = fleet(4, tenants=2)
     guids = {"tenant-0": T0, "tenant-1": T1}  # tenant ids are GUIDs in a config
     plan = make_plan([a.model_copy(update={"tenant_id": guids[a.tenant_id]}) for a in apps])
-    _check_plan_against_config(plan, "plan.json", fleet_config(T0, T1.upper()), Path("fleet.toml"))
+    check_plan_against_config(plan, "plan.json", fleet_config(T0, T1.upper()), Path("fleet.toml"))
     with pytest.raises(PlanFileError, match=rf"plan\.json: tenant {T1} is not in fleet\.toml"):
-        _check_plan_against_config(plan, "plan.json", fleet_config(T0), Path("fleet.toml"))
+        check_plan_against_config(plan, "plan.json", fleet_config(T0), Path("fleet.toml"))
 
 
 def test_flags_are_checked_with_one_line_naming_the_flag() -> None:
     config = fleet_config(T)
     with pytest.raises(InputError, match="--failure-tolerance"):
-        _settings(
+        executor_settings(
             config, concurrency=None, per_subscription=None, failure_tolerance="lots", wave=None, bake=0
         )
     with pytest.raises(InputError, match="--concurrency"):
-        _settings(config, concurrency=0, per_subscription=None, failure_tolerance="0", wave=None, bake=0)
+        executor_settings(
+            config, concurrency=0, per_subscription=None, failure_tolerance="0", wave=None, bake=0
+        )
     with pytest.raises(InputError, match="--bake"):
-        _settings(config, concurrency=None, per_subscription=None, failure_tolerance="0", wave=None, bake=-1)
-    settings = _settings(
+        executor_settings(
+            config, concurrency=None, per_subscription=None, failure_tolerance="0", wave=None, bake=-1
+        )
+    settings = executor_settings(
         config, concurrency=None, per_subscription=None, failure_tolerance="10%", wave=1, bake=5
     )
     assert settings.concurrency == config.concurrency.global_limit
@@ -64,18 +68,27 @@ def test_flags_are_checked_with_one_line_naming_the_flag() -> None:
     assert settings.only_wave == 1 and settings.window_gate is None
 
 
-def test_time_scale_and_crash_hook_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_time_scale_comes_from_its_option_and_the_crash_hook_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     config = fleet_config(T)
-    monkeypatch.setenv("ORCHESTRATOR_TIME_SCALE", "0.5")
     monkeypatch.setenv("ORCHESTRATOR_TEST_CRASH_AT", "after-submit:3")
-    settings = _settings(
-        config, concurrency=None, per_subscription=None, failure_tolerance="0", wave=None, bake=0
+    settings = executor_settings(
+        config,
+        concurrency=None,
+        per_subscription=None,
+        failure_tolerance="0",
+        wave=None,
+        bake=0,
+        time_scale=0.5,
     )
     assert settings.verify_retry.initial_seconds == pytest.approx(1.0)
     assert settings.crash_at is not None and settings.crash_at.nth == 3
     monkeypatch.setenv("ORCHESTRATOR_TEST_CRASH_AT", "sometime")
     with pytest.raises(InputError, match="ORCHESTRATOR_TEST_CRASH_AT"):
-        _settings(config, concurrency=None, per_subscription=None, failure_tolerance="0", wave=None, bake=0)
+        executor_settings(
+            config, concurrency=None, per_subscription=None, failure_tolerance="0", wave=None, bake=0
+        )
 
 
 def _view(states: list[AppState], run_state: RunState = RunState.COMPLETED) -> RunView:
@@ -105,16 +118,50 @@ def _view(states: list[AppState], run_state: RunState = RunState.COMPLETED) -> R
     )
 
 
+@pytest.mark.parametrize("command", ["apply", "resume", "rollback"])
+def test_the_time_scale_option_is_set_from_the_environment_and_checked(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    argument = "plan.json" if command == "apply" else "20260101T020000Z-1a2b3c"
+    result = CliRunner().invoke(app, [command, argument], env={"ORCHESTRATOR_TIME_SCALE": "0"})
+    assert result.exit_code == 2
+    assert "--time-scale" in result.output and "ORCHESTRATOR_TIME_SCALE" in result.output
+
+
+def test_the_journal_is_the_flag_else_the_environment_else_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORCHESTRATOR_JOURNAL", raising=False)
+
+    def refused(args: list[str], journal_env: str) -> str:
+        result = CliRunner().invoke(app, ["runs", *args], env={"ORCHESTRATOR_JOURNAL": journal_env})
+        return str(result.exception)  # the JournalError main() prints as one line
+
+    assert refused(["--journal", "a.db"], "b.db").startswith("a.db: no journal here yet")
+    assert refused([], "b.db").startswith("b.db: no journal here yet")
+    assert refused([], "").startswith(f"{Path('.state/journal.db')}: no journal here yet")
+
+
 def test_exit_codes_say_what_happened() -> None:
-    assert _exit_code(_view([AppState.SUCCEEDED, AppState.SKIPPED])) == 0
-    assert _exit_code(_view([AppState.SUCCEEDED, AppState.FAILED])) == EXIT_PARTIAL
-    assert _exit_code(_view([AppState.STALE])) == EXIT_PARTIAL
-    assert _exit_code(_view([AppState.FAILED, AppState.PENDING], RunState.HALTED)) == EXIT_HALTED
+    assert exit_code(_view([AppState.SUCCEEDED, AppState.SKIPPED])) == 0
+    assert exit_code(_view([AppState.SUCCEEDED, AppState.FAILED])) == EXIT_PARTIAL
+    assert exit_code(_view([AppState.STALE])) == EXIT_PARTIAL
+    assert exit_code(_view([AppState.FAILED, AppState.PENDING], RunState.HALTED)) == EXIT_HALTED
 
 
 def test_live_display_counts_finished_apps_per_wave_and_tenant() -> None:
     view = _view([AppState.PENDING, AppState.PENDING, AppState.SUCCEEDED], RunState.RUNNING)
-    display = _LiveDisplay(view, {0: "canary"})
+    display = LiveDisplay(view, {0: "canary"})
     (key,) = display.tasks
     assert key == (0, "T")
     task = display.progress.tasks[0]

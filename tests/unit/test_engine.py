@@ -572,7 +572,7 @@ async def test_rollback_marks_both_runs_in_one_transaction(journal: Journal) -> 
 async def test_resume_repairs_a_parent_an_older_version_left_claiming_the_app_is_upgraded(
     journal: Journal,
 ) -> None:
-    from orchestrator.executor.engine import rollback_digest, rollback_work
+    from orchestrator.executor.runs import rollback_digest, rollback_work
     from orchestrator.journal import Transition
 
     arm, apps = fleet(2)

@@ -15,7 +15,6 @@ from orchestrator.journal import (
     Journal,
     NewApp,
     Transition,
-    resolve_path,
 )
 from orchestrator.models import AppState, MarketplacePlan, RunState
 
@@ -207,12 +206,6 @@ def test_damaged_file_is_refused(tmp_path: Path) -> None:
 def test_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(JournalError, match="is a directory"):
         Journal(tmp_path)
-
-
-def test_resolve_path_precedence(tmp_path: Path) -> None:
-    assert resolve_path(tmp_path / "a.db", {"ORCHESTRATOR_JOURNAL": "b.db"}) == tmp_path / "a.db"
-    assert resolve_path(None, {"ORCHESTRATOR_JOURNAL": "b.db"}) == Path("b.db")
-    assert resolve_path(None, {}) == Path(".state/journal.db")
 
 
 def test_one_writer_process_at_a_time(tmp_path: Path) -> None:

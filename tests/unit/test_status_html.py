@@ -1,10 +1,10 @@
-"""`status --format html` names the waves as the plan does, when the run's plan file is intact."""
+"""`status` (table and html) names the waves as the plan does, when the run's plan file is intact."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.cli.status_cmd import _wave_names
+from orchestrator.executor.runs import wave_names
 from orchestrator.planning.planfile import read_plan
 from tests.html_samples import sample_run
 
@@ -14,15 +14,15 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "plans" / "examples" / "example-
 def test_wave_names_come_from_the_intact_plan(tmp_path: Path) -> None:
     plan = read_plan(EXAMPLE)
     run = sample_run().model_copy(update={"plan_path": str(EXAMPLE), "plan_digest": plan.digest})
-    assert _wave_names(run) == {w.index: w.name for w in plan.waves}
+    assert wave_names(run) == {w.index: w.name for w in plan.waves}
 
 
 def test_a_moved_or_edited_plan_leaves_wave_numbers(tmp_path: Path) -> None:
     plan = read_plan(EXAMPLE)
     moved = sample_run().model_copy(update={"plan_path": str(tmp_path / "gone.json")})
-    assert _wave_names(moved) == {}
+    assert wave_names(moved) == {}
     edited = tmp_path / "plan.json"
     edited.write_text(EXAMPLE.read_text().replace('"canary"', '"kanary"', 1))
-    assert _wave_names(sample_run().model_copy(update={"plan_path": str(edited)})) == {}
+    assert wave_names(sample_run().model_copy(update={"plan_path": str(edited)})) == {}
     other = sample_run().model_copy(update={"plan_path": str(EXAMPLE), "plan_digest": "sha256:other"})
-    assert _wave_names(other) == {} and plan.digest != "sha256:other"
+    assert wave_names(other) == {} and plan.digest != "sha256:other"

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import io
 
-import pytest
 from rich.console import Console
 
-from orchestrator.cli import status_cmd
 from orchestrator.models import AppState
+from orchestrator.render.status import render_table
 from tests.html_samples import sample_run
 
 
-def test_per_tenant_counts_states_and_retried_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_tenant_counts_states_and_retried_apps() -> None:
     run = sample_run()
     sink = io.StringIO()
-    monkeypatch.setattr(status_cmd, "console", Console(file=sink, width=200, color_system=None))
-    status_cmd.render_table(run, by="tenant")
+    render_table(run, Console(file=sink, width=200, color_system=None), by="tenant")
     text = sink.getvalue()
     text = text[: text.find("Failures and their causes")] if "Failures and their causes" in text else text
     assert "retried" in text
@@ -29,9 +27,7 @@ def test_per_tenant_counts_states_and_retried_apps(monkeypatch: pytest.MonkeyPat
         assert cells[-1] == (str(expected) if expected else "")
 
 
-def test_failures_sharing_a_cause_are_one_row_without_trace_ids(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_failures_sharing_a_cause_are_one_row_without_trace_ids() -> None:
     run = sample_run()
     tenant = run.apps[0].tenant_name
     entra = (
@@ -47,8 +43,7 @@ def test_failures_sharing_a_cause_are_one_row_without_trace_ids(
     }
     run = run.model_copy(update={"apps": [broken.get(a.app_id, a) for a in run.apps]})
     sink = io.StringIO()
-    monkeypatch.setattr(status_cmd, "console", Console(file=sink, width=200, color_system=None))
-    status_cmd.render_table(run, by="tenant")
+    render_table(run, Console(file=sink, width=200, color_system=None), by="tenant")
     text = sink.getvalue()
     failures = text[text.find("Failures and their causes") :]
     rows = [line for line in failures.splitlines() if "AuthenticationFailed" in line]
