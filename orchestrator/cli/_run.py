@@ -68,12 +68,12 @@ def window_gate(fleet: FleetConfig, need_minutes: int) -> Callable[[str], str | 
 
 def executor_settings(
     fleet: FleetConfig,
-    *,
     concurrency: int | None,
     per_subscription: int | None,
     failure_tolerance: str,
-    wave: int | None,
-    bake: float,
+    *,
+    wave: int | None = None,
+    bake: float = 0.0,
     respect_windows: bool = False,
     need_minutes: int = 30,
     time_scale: float = 1.0,

@@ -130,9 +130,9 @@ def apply(
     _check_applicable(plan, plan_path, allow_incomplete)
     settings = _run.executor_settings(
         fleet,
-        concurrency=concurrency,
-        per_subscription=per_subscription,
-        failure_tolerance=failure_tolerance,
+        concurrency,
+        per_subscription,
+        failure_tolerance,
         wave=_run.resolve_wave(plan, wave),
         bake=bake,
         respect_windows=respect_windows,
@@ -234,10 +234,9 @@ def resume(
     fleet = options.load_fleet(config)
     settings = _run.executor_settings(
         fleet,
-        concurrency=concurrency,
-        per_subscription=per_subscription,
-        failure_tolerance=failure_tolerance,
-        wave=None,
+        concurrency,
+        per_subscription,
+        failure_tolerance,
         bake=bake,
         respect_windows=respect_windows,
         need_minutes=need_minutes,
@@ -324,11 +323,9 @@ def rollback(
     fleet = options.load_fleet(config)
     settings = _run.executor_settings(
         fleet,
-        concurrency=concurrency,
-        per_subscription=per_subscription,
-        failure_tolerance=failure_tolerance,
-        wave=None,
-        bake=0.0,
+        concurrency,
+        per_subscription,
+        failure_tolerance,
         time_scale=time_scale,
     )
     with Journal(journal_path, create=False) as journal, journal.exclusive():

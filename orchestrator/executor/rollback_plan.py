@@ -73,6 +73,48 @@ def rollback_candidates(records: Sequence[AppRecord], chosen: Sequence[str] | No
     ]
 
 
+def _item(rec: AppRecord, planned: PlanItem | None) -> PlanItem:
+    """One app's rollback as a plan item: from what the run put on it back to what it had."""
+    before = rec.before
+    assert before is not None and rec.after_fingerprint is not None  # rollback_candidates
+    now_actions = planned.expected_not_actions if planned else ()
+    now_data = planned.expected_not_data_actions if planned else ()
+    added, removed = diff(now_actions, before.not_actions)
+    data_added, data_removed = diff(now_data, before.not_data_actions)
+    change = ActionChange(
+        actions_added=added,
+        actions_removed=removed,
+        data_actions_added=data_added,
+        data_actions_removed=data_removed,
+    )
+    back_to = (
+        f"plan {before.plan.name} version {before.plan.version}"
+        if before.plan is not None
+        else f"definition {before.definition_id}"
+    )
+    return PlanItem(
+        app_id=rec.app_id,
+        app_name=rec.app_name,
+        tenant_id=rec.tenant_id,
+        tenant_name=rec.tenant_name,
+        subscription_id=rec.subscription_id,
+        resource_group=planned.resource_group if planned else "",
+        kind=planned.kind if planned else "",
+        decision=Decision.UPDATE,
+        reason=f"roll back to {back_to}",
+        wave=0,
+        from_definition_id=planned.to_definition_id if planned else None,
+        from_plan=planned.to_plan if planned else None,
+        to_definition_id=before.definition_id if before.plan is None else None,
+        to_plan=before.plan,
+        change=change,
+        expected_not_actions=before.not_actions,
+        expected_not_data_actions=before.not_data_actions,
+        risks=_risks(change),
+        fingerprint=rec.after_fingerprint,
+    )
+
+
 def rollback_plan(
     parent: Plan,
     parent_run_id: str,
@@ -87,48 +129,10 @@ def rollback_plan(
     items: list[PlanItem] = []
     definitions: set[str] = set()
     for rec in rollback_candidates(records, chosen):
-        before, planned = rec.before, by_id.get(rec.app_id.lower())
-        assert before is not None and rec.after_fingerprint is not None  # rollback_candidates
-        now_actions = planned.expected_not_actions if planned else ()
-        now_data = planned.expected_not_data_actions if planned else ()
-        added, removed = diff(now_actions, before.not_actions)
-        data_added, data_removed = diff(now_data, before.not_data_actions)
-        change = ActionChange(
-            actions_added=added,
-            actions_removed=removed,
-            data_actions_added=data_added,
-            data_actions_removed=data_removed,
-        )
-        back_to = (
-            f"plan {before.plan.name} version {before.plan.version}"
-            if before.plan is not None
-            else f"definition {before.definition_id}"
-        )
-        if before.definition_id:
-            definitions.add(before.definition_id)
-        items.append(
-            PlanItem(
-                app_id=rec.app_id,
-                app_name=rec.app_name,
-                tenant_id=rec.tenant_id,
-                tenant_name=rec.tenant_name,
-                subscription_id=rec.subscription_id,
-                resource_group=planned.resource_group if planned else "",
-                kind=planned.kind if planned else "",
-                decision=Decision.UPDATE,
-                reason=f"roll back to {back_to}",
-                wave=0,
-                from_definition_id=planned.to_definition_id if planned else None,
-                from_plan=planned.to_plan if planned else None,
-                to_definition_id=before.definition_id if before.plan is None else None,
-                to_plan=before.plan,
-                change=change,
-                expected_not_actions=before.not_actions,
-                expected_not_data_actions=before.not_data_actions,
-                risks=_risks(change),
-                fingerprint=rec.after_fingerprint,
-            )
-        )
+        assert rec.before is not None
+        if rec.before.definition_id:
+            definitions.add(rec.before.definition_id)
+        items.append(_item(rec, by_id.get(rec.app_id.lower())))
     notes = [f"rollback of run {parent_run_id} (plan {parent.digest}): each app goes back to what it had"]
     if len(definitions) > 1:
         notes.append(f"apps go back to {len(definitions)} different definitions; each app names its own")

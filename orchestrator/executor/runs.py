@@ -257,6 +257,29 @@ def rollback_review(journal: Journal, parent: RunView, chosen: Sequence[str] | N
 # --- entry points --------------------------------------------------------------------------------
 
 
+def _engine(
+    run_id: str,
+    gateway: ArmGateway,
+    journal: Journal,
+    settings: ExecutorSettings,
+    clock: Clock,
+    sleep: Sleep,
+    progress: ProgressSink | None,
+    signals: Signals | None,
+) -> Engine:
+    engine = Engine(
+        run_id=run_id,
+        gateway=gateway,
+        journal=journal,
+        settings=settings,
+        clock=clock,
+        sleep=sleep,
+        progress=progress,
+    )
+    engine.signals = signals
+    return engine
+
+
 def _repair(journal: Journal) -> None:
     for repaired_run, repaired_app in journal.repair_rollbacks():
         log.warning("repaired the parent run of a rollback", run_id=repaired_run, app=repaired_app)
@@ -285,22 +308,12 @@ async def run_plan(
     run_id, made = open_apply_run(journal, plan, plan_path=plan_path, run_id=run_id, new_run=new_run)
     if not made:
         log.info("resuming run", run_id=run_id)
-    engine = Engine(
-        run_id=run_id,
-        gateway=gateway,
-        journal=journal,
-        settings=settings,
-        clock=clock,
-        sleep=sleep,
-        progress=progress,
-    )
-    owned = signals is None
-    engine.signals = signals if signals is not None else RegistryWatch.open(journal.path)
+    watch = signals if signals is not None else RegistryWatch.open(journal.path)
     try:
-        await engine.run(waves)
+        await _engine(run_id, gateway, journal, settings, clock, sleep, progress, watch).run(waves)
     finally:
-        if owned and engine.signals is not None:
-            await engine.signals.close()
+        if signals is None and watch is not None:
+            await watch.close()
     return journal.run_view(run_id)
 
 
@@ -362,15 +375,7 @@ async def run_rollback(
     """
     _repair(journal)
     run_id, wave = _rollback_wave(journal, parent_run_id, app_ids, run_id)
-    engine = Engine(
-        run_id=run_id,
-        gateway=gateway,
-        journal=journal,
-        settings=settings,
-        clock=clock,
-        sleep=sleep,
-        progress=progress,
-    )
+    engine = _engine(run_id, gateway, journal, settings, clock, sleep, progress, None)
 
     def mark_parent(item: WorkItem) -> Sequence[Transition]:
         return (

@@ -98,11 +98,14 @@ class ExecutorSettings:
     crash_at: CrashPoint | None = None
     # tenant id → None when an update may start now, else why not (maintenance window closed).
     window_gate: Callable[[str], str | None] | None = None
+    # The factor every wait above was multiplied by (`scaled`): `--time-scale`, the emulator's factor.
+    time_scale: float = 1.0
 
     def scaled(self, factor: float) -> ExecutorSettings:
         """Every wait multiplied by `factor` (for a time-scaled emulator); counts unchanged."""
         return replace(
             self,
+            time_scale=self.time_scale * factor,
             operation_retry=self.operation_retry.scaled(factor),
             verify_retry=self.verify_retry.scaled(factor),
             settle_retry=self.settle_retry.scaled(factor),

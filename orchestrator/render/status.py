@@ -24,80 +24,93 @@ def render_table(
     view: RunView, console: Console, *, by: str, wave_names: dict[int, str] | None = None
 ) -> None:
     """The run's table, per tenant (with its failures and their causes) or per app, on `console`."""
-    names = wave_names or {}
     console.print(
         Text(f"Run {view.run_id} ({view.kind}) → {view.target_name}: ")
         + Text(view.state.value, style="bold"),
         soft_wrap=True,
     )
-    present = [s for s in STATE_ORDER if any(a.state == s for a in view.apps)]
     if by == "tenant":
-        table = Table(title="Per tenant", title_justify="left")
-        table.add_column("tenant")
-        table.add_column("apps", justify="right")
-        for state in present:
-            table.add_column(state.value, justify="right")
-        # Apps that needed more than one attempt: the faults and throttling the rollout absorbed.
-        table.add_column("retried", justify="right")
-        groups: dict[str, Counter[AppState]] = defaultdict(Counter)
-        retried: Counter[str] = Counter()
-        for app in view.apps:
-            tenant_key = app.tenant_name or app.tenant_id
-            groups[tenant_key][app.state] += 1
-            retried[tenant_key] += app.attempts > 1
-        for tenant in sorted(groups):
-            counts = groups[tenant]
-            table.add_row(
-                tenant,
-                str(sum(counts.values())),
-                *(str(counts[s] or "") for s in present),
-                str(retried[tenant] or ""),
-            )
-        console.print(table)
+        console.print(_per_tenant(view))
         _awaiting_customers(view, console)
+        _failures(view, console)
     else:
-        table = Table(title="Per app", title_justify="left")
-        for column in ("tenant", "app", "wave", "state", "attempts", "cause"):
-            table.add_column(column)
-        for app in view.apps:
-            message = _cause(app.error_message, app.app_id)
-            cause = f"{app.error_code}: {message}" if app.error_code else message
-            table.add_row(
-                app.tenant_name or app.tenant_id,
-                app.app_name,
-                "" if app.wave is None else names.get(app.wave, str(app.wave)),
-                app.state.value,
-                str(app.attempts),
-                cause,
-            )
-        console.print(table)
+        console.print(_per_app(view, wave_names or {}))
+
+
+def _per_tenant(view: RunView) -> Table:
+    present = [s for s in STATE_ORDER if any(a.state == s for a in view.apps)]
+    table = Table(title="Per tenant", title_justify="left")
+    table.add_column("tenant")
+    table.add_column("apps", justify="right")
+    for state in present:
+        table.add_column(state.value, justify="right")
+    # Apps that needed more than one attempt: the faults and throttling the rollout absorbed.
+    table.add_column("retried", justify="right")
+    groups: dict[str, Counter[AppState]] = defaultdict(Counter)
+    retried: Counter[str] = Counter()
+    for app in view.apps:
+        tenant_key = app.tenant_name or app.tenant_id
+        groups[tenant_key][app.state] += 1
+        retried[tenant_key] += app.attempts > 1
+    for tenant in sorted(groups):
+        counts = groups[tenant]
+        table.add_row(
+            tenant,
+            str(sum(counts.values())),
+            *(str(counts[s] or "") for s in present),
+            str(retried[tenant] or ""),
+        )
+    return table
+
+
+def _per_app(view: RunView, names: dict[int, str]) -> Table:
+    table = Table(title="Per app", title_justify="left")
+    for column in ("tenant", "app", "wave", "state", "attempts", "cause"):
+        table.add_column(column)
+    for app in view.apps:
+        message = _cause(app.error_message, app.app_id)
+        cause = f"{app.error_code}: {message}" if app.error_code else message
+        table.add_row(
+            app.tenant_name or app.tenant_id,
+            app.app_name,
+            "" if app.wave is None else names.get(app.wave, str(app.wave)),
+            app.state.value,
+            str(app.attempts),
+            cause,
+        )
+    return table
+
+
+def _failures(view: RunView, console: Console) -> None:
+    """The failed, unverified and stale apps, one row per shared cause."""
     problems = [a for a in view.apps if a.state in FAILURE_STATES]
-    if problems and by == "tenant":
-        table = Table(title="Failures and their causes", title_justify="left", expand=True)
-        wide = console.width >= 150  # the request id (for a support case) fits only on a wide terminal
-        table.add_column("tenant", max_width=24)
-        table.add_column("app", max_width=32)
-        table.add_column("state", no_wrap=True)
-        table.add_column("code", max_width=28)
-        table.add_column("cause", overflow="fold", ratio=1, min_width=30)
-        if wide:
-            table.add_column("request id", no_wrap=True)
-        rows = _failure_rows(problems)
-        for first, count, cause in rows[:MAX_FAILURE_ROWS]:
-            row = [
-                first.tenant_name or first.tenant_id,
-                first.app_name + (f" (+{count - 1} more)" if count > 1 else ""),
-                first.state.value,
-                first.error_code or "",
-                cause,
-            ]
-            table.add_row(*row, *([first.request_id or ""] if wide else []))
-        console.print(table)
-        if len(rows) > MAX_FAILURE_ROWS:
-            console.print(
-                f"… and {len(rows) - MAX_FAILURE_ROWS} more (see --by app or --format json)",
-                highlight=False,
-            )
+    if not problems:
+        return
+    table = Table(title="Failures and their causes", title_justify="left", expand=True)
+    wide = console.width >= 150  # the request id (for a support case) fits only on a wide terminal
+    table.add_column("tenant", max_width=24)
+    table.add_column("app", max_width=32)
+    table.add_column("state", no_wrap=True)
+    table.add_column("code", max_width=28)
+    table.add_column("cause", overflow="fold", ratio=1, min_width=30)
+    if wide:
+        table.add_column("request id", no_wrap=True)
+    rows = _failure_rows(problems)
+    for first, count, cause in rows[:MAX_FAILURE_ROWS]:
+        row = [
+            first.tenant_name or first.tenant_id,
+            first.app_name + (f" (+{count - 1} more)" if count > 1 else ""),
+            first.state.value,
+            first.error_code or "",
+            cause,
+        ]
+        table.add_row(*row, *([first.request_id or ""] if wide else []))
+    console.print(table)
+    if len(rows) > MAX_FAILURE_ROWS:
+        console.print(
+            f"… and {len(rows) - MAX_FAILURE_ROWS} more (see --by app or --format json)",
+            highlight=False,
+        )
 
 
 def _failure_rows(problems: list[AppStatusView]) -> list[tuple[AppStatusView, int, str]]:
