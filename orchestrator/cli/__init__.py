@@ -1,19 +1,19 @@
 """The `orchestrator` command: the composition root.
 
-Each sub-module registers its commands on `app`. Commands that live outside the core (the emulator)
-are found through the `orchestrator.commands` entry-point group, so the core never imports them.
+`cli.commands` names every command and the module it lives in; the group imports a command's module
+when the command is asked for. Commands that live outside the core (the emulator) are found through the
+`orchestrator.commands` entry-point group, so the core never imports them.
 """
 
 from __future__ import annotations
 
 import sys
-from importlib.metadata import entry_points
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from orchestrator.cli import _common
+from orchestrator.cli import _common, commands
 from orchestrator.errors import InputError, Interrupted, OrchestratorError
 
 
@@ -24,6 +24,18 @@ class _Group(TyperGroup):
     is caught one level down, where the command runs. A command that knows its run (apply, resume,
     rollback) raises `Interrupted(run_id)` itself, which passes through untouched.
     """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        eager = super().list_commands(ctx)
+        return [*eager, *(name for name in commands.names() if name not in eager)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            found = commands.load(cmd_name)  # imports the command's module, once
+            if found is not None:
+                self.commands[cmd_name] = found
+        return found
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -40,24 +52,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command()(commands.version)
 
 
-def _register() -> None:
-    from orchestrator.cli import commands
-
-    commands.register(app)
-    for ep in entry_points(group="orchestrator.commands"):
-        try:
-            sub = ep.load()
-        except ImportError:  # a plugin whose extra dependencies are not installed
-            continue
-        app.add_typer(sub, name=ep.name)
-
-
-try:
-    _register()  # imports every command and the Azure SDK: seconds on a busy machine
-except KeyboardInterrupt:
-    _common.fail(str(Interrupted()), Interrupted.exit_code)
+@app.callback()
+def _root() -> None:
+    """Keep the root a group of commands: the others are added by name when asked for (`_Group`)."""
 
 
 def main() -> None:

@@ -29,16 +29,6 @@ CRASH_ENV = "ORCHESTRATOR_TEST_CRASH_AT"  # test hook: kill the process at a poi
 PROBLEM_STATES = frozenset({AppState.FAILED, AppState.UNVERIFIED, AppState.STALE})
 IN_FLIGHT_STATES = frozenset({AppState.SUBMITTED, AppState.VERIFYING})
 
-# Shown under `apply`, `resume` and `rollback --help` (paragraphs: rich help joins single lines).
-EXIT_CODES = (
-    "Exit codes:\n\n0 done, or waiting for maintenance windows (nothing failed).\n\n"
-    "1 an unexpected error.\n\n2 bad input (config, plan, journal, flag); nothing was written.\n\n"
-    "3 some apps failed, were stale or unverified; the rest completed (see `orchestrator status`).\n\n"
-    "4 halted: a wave went over its failure tolerance; fix the cause, then "
-    "`orchestrator resume RUN --retry-failed`.\n\n"
-    "130 interrupted (Ctrl-C); `orchestrator resume RUN` continues and re-attaches writes in flight."
-)
-
 
 def _tolerance(text: str) -> Tolerance:
     try:

@@ -255,13 +255,17 @@ def test_every_stop_names_the_command_that_continues() -> None:
 
 
 def test_every_option_has_help_and_the_run_commands_list_exit_codes() -> None:
+    import typer.core
     import typer.main
 
     from orchestrator.cli import app
 
     root = typer.main.get_command(app)
-    commands = getattr(root, "commands", {})
-    assert commands
+    assert isinstance(root, typer.core.TyperGroup)
+    ctx = typer.Context(root)
+    found = {name: root.get_command(ctx, name) for name in root.list_commands(ctx)}
+    commands = {name: command for name, command in found.items() if command is not None}
+    assert commands and commands.keys() == found.keys()
     for name, command in commands.items():
         for sub_name, sub in (getattr(command, "commands", None) or {name: command}).items():
             for param in sub.params:
