@@ -22,9 +22,9 @@ from pathlib import Path
 
 import structlog
 
-from orchestrator.errors import ArmError, InputError, OrchestratorError
-from orchestrator.executor.engine import convergence_gap, on_target, work_item
-from orchestrator.gateway import ArmGateway
+from orchestrator.errors import InputError, OrchestratorError
+from orchestrator.executor.work import work_item
+from orchestrator.gateway import ArmError, ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.journal import Journal, Transition
 from orchestrator.models import (
@@ -41,6 +41,7 @@ from orchestrator.models import (
 from orchestrator.notifications.registry import Registry
 from orchestrator.notifications.schema import Notification
 from orchestrator.notifications.signals import Signal
+from orchestrator.planning.checks import convergence_gap, on_target
 from orchestrator.planning.planfile import read_plan
 
 log = structlog.get_logger("orchestrator.notifications")

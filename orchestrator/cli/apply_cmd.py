@@ -28,7 +28,8 @@ from orchestrator.errors import (
 )
 from orchestrator.executor import CrashPoint, ExecutorSettings, Tolerance, run_plan, run_rollback
 from orchestrator.executor import Progress as AppProgress
-from orchestrator.executor.engine import FAILURE_STATES, plan_work, reopen_failed, rollback_digest
+from orchestrator.executor.engine import FAILURE_STATES, reopen_failed, rollback_digest
+from orchestrator.executor.work import plan_work
 from orchestrator.journal import Journal, resolve_path
 from orchestrator.models import TERMINAL_APP_STATES, AppState, Decision, Plan, RunState, RunView
 

@@ -40,7 +40,7 @@ def write_kit(kit: Kit, out: Path) -> Path:
 
 def _run_for(journal: Journal, plan: Plan, plan_path: Path) -> str:
     """The plan's run (the one apply continues), created with every app's starting state if none yet."""
-    from orchestrator.executor.engine import plan_work
+    from orchestrator.executor.work import plan_work
 
     existing = journal.latest_run_for(plan.digest)
     if existing is not None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from orchestrator.executor.engine import Progress, WorkItem, plan_work, run_plan, run_rollback
+from orchestrator.executor.context import Progress
+from orchestrator.executor.engine import run_plan, run_rollback
 from orchestrator.executor.pacing import PacingPolicy
 from orchestrator.executor.retrying import RetryPolicy
 from orchestrator.executor.settings import CrashPoint, ExecutorSettings, Tolerance
+from orchestrator.executor.work import WorkItem, plan_work
 
 __all__ = [
     "CrashPoint",
