@@ -87,14 +87,30 @@ class Verification:
                 return await self.ctx.gone(item)
         try:
             found = await self._converge(item, app, watch)
-        except NotifiedFailure as exc:
+        except (NotifiedFailure, _DenyGap, ArmError) as exc:
+            return await self._not_verified(item, exc)
+        after = fingerprint(app.model_copy(update={"deny_assignment": found}))
+        state = await self.ctx.transition(
+            item,
+            AppState.SUCCEEDED,
+            after_fingerprint=after,
+            clear_operation=True,
+            also=also_on_success(item) if also_on_success is not None else (),
+        )
+        log.info("succeeded")
+        self.ctx.crash.reached("succeeded")
+        return state
+
+    async def _not_verified(self, item: WorkItem, exc: NotifiedFailure | _DenyGap | ArmError) -> AppState:
+        """The final state of an app whose verification ended without success, with the cause."""
+        if isinstance(exc, NotifiedFailure):
             return await self.ctx.transition(
                 item,
                 AppState.FAILED,
                 error_code=exc.signal.error_code or "Failed",
                 error_message=f"Azure notified PUT Failed: {exc.signal.error_message or 'no message'}",
             )
-        except _DenyGap as exc:
+        if isinstance(exc, _DenyGap):
             log.warning("deny assignment did not converge", gap=exc.gap)
             if exc.unidentified:
                 # Past the verification deadline and still no single deny assignment is the app's.
@@ -110,26 +126,14 @@ class Verification:
                 error_code="NotConverged",
                 error_message=f"after the update: {exc.gap}",
             )
-        except ArmError as exc:
-            code, message, info = error_fields(exc)
-            return await self.ctx.transition(
-                item,
-                AppState.FAILED,
-                error_code=code,
-                error_message=f"verification failed: {message}",
-                request_id=info.request_id if info else None,
-            )
-        after = fingerprint(app.model_copy(update={"deny_assignment": found}))
-        state = await self.ctx.transition(
+        code, message, info = error_fields(exc)
+        return await self.ctx.transition(
             item,
-            AppState.SUCCEEDED,
-            after_fingerprint=after,
-            clear_operation=True,
-            also=also_on_success(item) if also_on_success is not None else (),
+            AppState.FAILED,
+            error_code=code,
+            error_message=f"verification failed: {message}",
+            request_id=info.request_id if info else None,
         )
-        log.info("succeeded")
-        self.ctx.crash.reached("succeeded")
-        return state
 
     async def _converge(self, item: WorkItem, app: App, watch: _Watch) -> DenyAssignment | None:
         """Read the deny assignment until it carries the planned exclusions; the one found.
