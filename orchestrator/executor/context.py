@@ -72,7 +72,9 @@ class CrashHook:
 
 
 class RunContext:
-    """One run's shared means: its gateway, pacer, settings, clock, journal writer and app records."""
+    """One run's shared means: its gateway, pacer, settings, clock, journal writer and app records.
+
+    The engine is one (it adds the loop); `Writing` and `Verification` are handed it."""
 
     def __init__(
         self,
@@ -84,15 +86,23 @@ class RunContext:
         clock: Clock,
         sleep: Sleep,
         progress: ProgressSink | None,
-        pacer: Pacer,
     ) -> None:
         self.run_id = run_id
         self.gateway = gateway
+        self.journal = journal
         self.settings = settings
         self.clock = clock
         self.sleep = sleep
         self.progress = progress
-        self.pacer = pacer
+        self.pacer = Pacer(
+            global_limit=settings.concurrency,
+            per_subscription=settings.per_subscription,
+            policy=settings.pacing,
+            clock=clock,
+            sleep=sleep,
+        )
+        # Every ARM response (polls and transport retries included) feeds the pacer's bucket mirrors.
+        gateway.observe_responses(self.pacer.observe_response)
         self.writer = JournalWriter(journal)
         self.crash = CrashHook(settings)
         # Reads outside an operation slot (verification) are bounded too, by the same number if set.

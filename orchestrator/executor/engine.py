@@ -16,13 +16,13 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import cached_property
 from typing import Literal
 
 import structlog
 
 from orchestrator.errors import JournalError
 from orchestrator.executor.context import Clock, ProgressSink, RunContext, Sleep
-from orchestrator.executor.pacing import Pacer
 from orchestrator.executor.settings import ExecutorSettings
 from orchestrator.executor.verification import AlsoOnSuccess, Verification
 from orchestrator.executor.work import WaveWork, WorkItem, plan_work
@@ -77,56 +77,32 @@ def rollback_work(
     return rows, WaveWork(0, "rollback", tuple(items))
 
 
-class Engine:
-    def __init__(
-        self,
-        *,
-        run_id: str,
-        gateway: ArmGateway,
-        journal: Journal,
-        settings: ExecutorSettings,
-        clock: Clock,
-        sleep: Sleep,
-        progress: ProgressSink | None,
-    ) -> None:
-        self.run_id = run_id
-        self.journal = journal
-        self.settings = settings
-        self.sleep = sleep
-        self.pacer = Pacer(
-            global_limit=settings.concurrency,
-            per_subscription=settings.per_subscription,
-            policy=settings.pacing,
-            clock=clock,
-            sleep=sleep,
-        )
-        # Every ARM response (polls and transport retries included) feeds the pacer's bucket mirrors.
-        gateway.observe_responses(self.pacer.observe_response)
-        self.ctx = RunContext(
-            run_id=run_id,
-            gateway=gateway,
-            journal=journal,
-            settings=settings,
-            clock=clock,
-            sleep=sleep,
-            progress=progress,
-            pacer=self.pacer,
-        )
-        self.writing = Writing(self.ctx)
-        self.verification = Verification(self.ctx)
-        # More journal rows an app's success changes, committed in the same transaction as it.
-        self.also_on_success: AlsoOnSuccess | None = None
-        # Notifications about the apps (the registry in the journal's file): wake verification early.
-        self.signals: Signals | None = None
-        self.waiting = False  # some app did not start because its maintenance window was closed
+class Engine(RunContext):
+    """The loop: waves in order, a wave's apps at once within the pacer's caps, the failure tolerance.
+
+    Each app is written by `Writing` and verified by `Verification`; both share this run's means."""
+
+    # More journal rows an app's success changes, committed in the same transaction as it.
+    also_on_success: AlsoOnSuccess | None = None
+    # Notifications about the apps (the registry in the journal's file): wake verification early.
+    signals: Signals | None = None
+    waiting = False  # some app did not start because its maintenance window was closed
+
+    @cached_property
+    def writing(self) -> Writing:
+        return Writing(self)
+
+    @cached_property
+    def verification(self) -> Verification:
+        return Verification(self)
 
     async def run(self, waves: Sequence[WaveWork]) -> RunState:
-        self.ctx.records = {r.app_id: r for r in self.journal.apps(self.run_id)}
-        self.ctx.wave_names = {w.index: w.name for w in waves}
+        self.records = {r.app_id: r for r in self.journal.apps(self.run_id)}
+        self.wave_names = {w.index: w.name for w in waves}
         self.journal.set_run_state(self.run_id, RunState.RUNNING, "started")
         selected = [w for w in waves if self.settings.only_wave is None or w.index == self.settings.only_wave]
         halted = False
-        async with self.ctx.writer:
+        async with self.writer:
             for position, wave in enumerate(selected):
                 outcome = await self._run_wave(wave)
                 if outcome == "halted":
@@ -157,8 +133,8 @@ class Engine:
     async def _run_wave(self, wave: WaveWork) -> Literal["halted", "worked", "idle"]:
         size = len(wave.items)
         tolerance = self.settings.failure_tolerance
-        failures = sum(1 for i in wave.items if self.ctx.records[i.app_id].state in FAILURE_STATES)
-        todo = [i for i in wave.items if self.ctx.records[i.app_id].state not in TERMINAL_APP_STATES]
+        failures = sum(1 for i in wave.items if self.records[i.app_id].state in FAILURE_STATES)
+        todo = [i for i in wave.items if self.records[i.app_id].state not in TERMINAL_APP_STATES]
         log.info(
             "wave starting",
             run_id=self.run_id,
@@ -210,13 +186,13 @@ class Engine:
             app=item.app_id,
             request_id=None,
         )
-        record = self.ctx.records[item.app_id]
+        record = self.records[item.app_id]
         try:
             return await self._drive(item, record, stop)
         except (JournalError, JournalUnavailable):
             raise
         except Exception as exc:  # the last resort: an app's failure never takes the run down
-            return await self.ctx.fail(item, exc, "app failed")
+            return await self.fail(item, exc, "app failed")
 
     async def _drive(self, item: WorkItem, record: AppRecord, stop: asyncio.Event) -> AppState:
         state = record.state
@@ -227,7 +203,7 @@ class Engine:
         closed = gate(item.tenant_id) if gate is not None and fresh else None
         if closed is not None:
             self.waiting = True
-            return await self.ctx.transition(
+            return await self.transition(
                 item, AppState.PENDING, error_code="WindowClosed", error_message=closed, message="waiting"
             )
         # The caps bound operations in flight: the slot spans re-read, write and operation; the
