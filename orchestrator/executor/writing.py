@@ -51,18 +51,18 @@ def _retryable(exc: BaseException) -> bool:
 
 @dataclass
 class _Write:
-    """One app's write across the attempts of `Engine._write`."""
+    """One app's write across the attempts of `Writing._write`."""
 
     attempts: int  # writes journaled so far
     before: BeforeState | None  # what the app was on: journaled with the first write, for rollback
     token: str | None  # an operation to follow first
     reconcile: bool  # look before writing: the last write's outcome is not known here
-    unknown: bool  # that write's answer was lost: it may have landed (see `Engine._settle`)
+    unknown: bool  # that write's answer was lost: it may have landed (see `Writing._settle`)
     accepted_at: float | None = None  # when ARM accepted the write made here
 
 
 class Writing:
-    """Moves one app at a time to its target, up to the operation's success (verification is next)."""
+    """Moves each app to its target, up to its operation's success (verification is next)."""
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
