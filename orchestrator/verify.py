@@ -22,9 +22,9 @@ from pathlib import Path
 
 import structlog
 
-from orchestrator.errors import InputError, OrchestratorError
+from orchestrator.errors import ArmError, InputError, OrchestratorError
 from orchestrator.executor.work import work_item
-from orchestrator.gateway import ArmError, ArmGateway
+from orchestrator.gateway import ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.journal import Journal, Transition
 from orchestrator.models import (

@@ -9,16 +9,17 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import structlog
 
+from orchestrator.errors import ArmError
 from orchestrator.executor.journal_writer import JournalWriter
 from orchestrator.executor.pacing import Pacer
 from orchestrator.executor.retrying import NotConverged, OperationFailed, retrying
 from orchestrator.executor.settings import ExecutorSettings
 from orchestrator.executor.work import WorkItem
-from orchestrator.gateway import ArmError, ArmGateway, CallInfo
+from orchestrator.gateway import ArmGateway, CallInfo
 from orchestrator.journal import AppRecord, BeforeState, Journal, Transition
 from orchestrator.models import App, AppState
 from orchestrator.planning.derive import DenyMatch, match_system_deny_assignment
@@ -217,12 +218,13 @@ class RunContext:
             ),
         )
         record = self.records[item.app_id]
-        self.records[item.app_id] = replace(
-            record,
-            state=state,
-            attempts=attempts if attempts is not None else record.attempts,
-            error_code=error_code,
-            error_message=error_message,
+        self.records[item.app_id] = record.model_copy(
+            update={
+                "state": state,
+                "attempts": attempts if attempts is not None else record.attempts,
+                "error_code": error_code,
+                "error_message": error_message,
+            }
         )
         if self.progress is not None:
             self.progress(

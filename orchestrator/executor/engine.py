@@ -15,13 +15,12 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import cached_property
 from typing import Literal
 
 import structlog
 
-from orchestrator.errors import JournalError
+from orchestrator.errors import JournalError, JournalUnavailable
 from orchestrator.executor.context import Clock, ProgressSink, RunContext, Sleep
 from orchestrator.executor.settings import ExecutorSettings
 from orchestrator.executor.verification import AlsoOnSuccess, Verification

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_base
 
+from orchestrator.errors import ArmError
 from orchestrator.executor.durations import scaled, seconds
-from orchestrator.gateway import ArmError, CallInfo
+from orchestrator.gateway import CallInfo
 
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from orchestrator.errors import ArmError
 from orchestrator.executor.context import RunContext, Sleep, error_fields
 from orchestrator.executor.retrying import NotConverged, retrying
 from orchestrator.executor.work import WorkItem
-from orchestrator.gateway import ArmError
 from orchestrator.journal import Transition
 from orchestrator.models import App, AppState, DenyAssignment
 from orchestrator.notifications.signals import NotifiedFailure, Signal, Signals

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from orchestrator.errors import ArmError
 from orchestrator.executor.context import RunContext
 from orchestrator.executor.retrying import NotConverged, OperationFailed, is_retryable, retrying
 from orchestrator.executor.work import WorkItem, before_state
-from orchestrator.gateway import ArmError, CallInfo
+from orchestrator.gateway import CallInfo
 from orchestrator.journal import AppRecord, BeforeState
 from orchestrator.models import TERMINAL_SUCCESS, App, AppState
 from orchestrator.planning.checks import already_there, describe, difference, moved_from_start, on_target
@@ -243,7 +244,7 @@ class Writing:
         """Wait for the operation. OperationFailed: it ended badly; _Reconcile: it cannot be followed;
         a transient ArmError: following failed for now (retry follows the same operation again)."""
         try:
-            result = await self.gateway.wait_operation(item.tenant_id, token)
+            result = await self.gateway.wait_operation(item.tenant_id, item.app_id, token)
         except ArmError as exc:
             self.ctx.note_throttle(item, exc)
             if not exc.transient and (exc.status in (404, 410) or exc.code == "InvalidResumeToken"):
