@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 
 from orchestrator.errors import ArmError, InputError, OrchestratorError
-from orchestrator.executor.engine import convergence_gap, on_target, work_item
+from orchestrator.executor.work import work_item
 from orchestrator.gateway import ArmGateway
 from orchestrator.inventory import read_apps_by_id
 from orchestrator.journal import Journal, Transition
@@ -41,6 +41,7 @@ from orchestrator.models import (
 from orchestrator.notifications.registry import Registry
 from orchestrator.notifications.schema import Notification
 from orchestrator.notifications.signals import Signal
+from orchestrator.planning.checks import convergence_gap, on_target
 from orchestrator.planning.planfile import read_plan
 
 log = structlog.get_logger("orchestrator.notifications")

@@ -23,6 +23,10 @@ PURE_MODULES = [
     "planning/planner",
     "planning/windows",
     "planning/explain",
+    "planning/checks",
+    "planning/risks",
+    "executor/work",
+    "executor/durations",
 ]
 IO_LIBRARIES = ("azure", "aiohttp", "sqlite3", "typer", "rich", "structlog", "requests", "httpx", "socket")
 

@@ -19,7 +19,7 @@ from orchestrator.cli._progress import LiveDisplay, display_for
 from orchestrator.config import FleetConfig
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL, InputError, PlanFileError
 from orchestrator.executor import CrashPoint, ExecutorSettings, Tolerance, runs
-from orchestrator.executor.engine import ProgressSink
+from orchestrator.executor.context import ProgressSink
 from orchestrator.gateway import ArmGateway
 from orchestrator.journal import Journal
 from orchestrator.models import TERMINAL_APP_STATES, AppState, Decision, Plan, RunState, RunView

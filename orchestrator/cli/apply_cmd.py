@@ -20,7 +20,8 @@ from orchestrator.cli._common import console, err_console
 from orchestrator.config import FleetConfig
 from orchestrator.errors import InputError, PlanFileError
 from orchestrator.executor import ExecutorSettings, run_plan, run_rollback, runs
-from orchestrator.executor.engine import FAILURE_STATES, ProgressSink
+from orchestrator.executor.context import ProgressSink
+from orchestrator.executor.engine import FAILURE_STATES
 from orchestrator.gateway import ArmGateway
 from orchestrator.journal import Journal, RunSummary
 from orchestrator.models import TERMINAL_APP_STATES, Decision, Plan, RunView

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from orchestrator.executor.engine import Progress, WorkItem, plan_work
+from orchestrator.executor.context import Progress
 from orchestrator.executor.pacing import PacingPolicy
 from orchestrator.executor.retrying import RetryPolicy
 from orchestrator.executor.runs import run_plan, run_rollback
 from orchestrator.executor.settings import CrashPoint, ExecutorSettings, Tolerance
+from orchestrator.executor.work import WorkItem, plan_work
 
 __all__ = [
     "CrashPoint",

@@ -40,6 +40,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+from orchestrator.executor.durations import scaled, seconds
 from orchestrator.gateway import CallInfo
 
 Clock = Callable[[], float]
@@ -56,22 +57,16 @@ class PacingPolicy:
     # Tokens the mirror leaves in a bucket for calls it does not see start (polls, other clients).
     reserve: int = 20
     # A probe whose answer never brought a new count frees its turn after this long.
-    probe_timeout: float = 1.0
+    probe_timeout: float = seconds(1.0)
     # A 429 without Retry-After closes the bucket this long.
-    default_retry_after: float = 1.0
+    default_retry_after: float = seconds(1.0)
     # At most one multiplicative decrease of a subscription's window per this many seconds.
-    decrease_gap: float = 5.0
+    decrease_gap: float = seconds(5.0)
     # The first poll of a fresh operation waits through this share of the shortest one seen.
     head_start_share: float = 1.0
 
     def scaled(self, factor: float) -> PacingPolicy:
-        return PacingPolicy(
-            self.reserve,
-            self.probe_timeout * factor,
-            self.default_retry_after * factor,
-            self.decrease_gap * factor,
-            self.head_start_share,
-        )
+        return scaled(self, factor)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_base
 
 from orchestrator.errors import ArmError
+from orchestrator.executor.durations import scaled, seconds
 from orchestrator.gateway import CallInfo
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -65,20 +66,13 @@ class NotConverged(Exception):
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5
-    deadline_seconds: float = 900.0
-    initial_seconds: float = 2.0
-    max_seconds: float = 60.0
-    jitter_seconds: float = 1.0
+    deadline_seconds: float = seconds(900.0)
+    initial_seconds: float = seconds(2.0)
+    max_seconds: float = seconds(60.0)
+    jitter_seconds: float = seconds(1.0)
 
     def scaled(self, factor: float) -> RetryPolicy:
-        """The same policy with every duration multiplied (emulator time scale, tests)."""
-        return RetryPolicy(
-            attempts=self.attempts,
-            deadline_seconds=self.deadline_seconds * factor,
-            initial_seconds=self.initial_seconds * factor,
-            max_seconds=self.max_seconds * factor,
-            jitter_seconds=self.jitter_seconds * factor,
-        )
+        return scaled(self, factor)
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -17,18 +17,11 @@ from pathlib import Path
 import structlog
 
 from orchestrator.errors import InputError, JournalError, PlanFileError
-from orchestrator.executor.engine import (
-    FAILURE_STATES,
-    Clock,
-    Engine,
-    ProgressSink,
-    Sleep,
-    WaveWork,
-    WorkItem,
-    plan_work,
-)
+from orchestrator.executor.context import Clock, ProgressSink, Sleep
+from orchestrator.executor.engine import FAILURE_STATES, Engine
 from orchestrator.executor.rollback_plan import rollback_candidates
 from orchestrator.executor.settings import ExecutorSettings
+from orchestrator.executor.work import WaveWork, WorkItem, plan_work
 from orchestrator.gateway import ArmGateway
 from orchestrator.journal import AppRecord, Journal, NewApp, RunSummary, Transition
 from orchestrator.models import AppState, AppStatusView, Plan, RunState, RunView

@@ -9,15 +9,14 @@ For every app it decides one of:
 - `skip`: with the reason (state, lock level, kind or plan the target does not fit, unknown definition,
   "different product": a service-catalog definition outside the target's lineage).
 
-Risk flags judge what an update changes *in effect*: an exclusion only widens access if it names an
-operation the target's lock level denies (under `CanNotDelete` only deletes are denied, so excluding a
-write there changes nothing), and a removal only tightens when the removed operations are denied.
+Risk flags (`risks.py`) judge what an update changes *in effect*. Whether an app is on the target is
+the one rule of `checks.on_release`, which the engine and `verify` use too.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,25 +36,18 @@ from orchestrator.models import (
     PlanItem,
     PlanOptions,
     Risk,
-    Severity,
     Snapshot,
     Target,
     TenantInventory,
 )
-from orchestrator.planning.actions import diff, intersects, normalise
-from orchestrator.planning.derive import denied_actions, expected_deny, implied_lock_level
+from orchestrator.planning.actions import diff
+from orchestrator.planning.checks import is_marketplace, key, on_release, same_offer
+from orchestrator.planning.derive import expected_deny, implied_lock_level
 from orchestrator.planning.fingerprint import fingerprint_of, summarize
 from orchestrator.planning.lineage import describe as describe_lineage
 from orchestrator.planning.lineage import in_lineage
+from orchestrator.planning.risks import backticked, principal_change, risks
 from orchestrator.planning.waves import WaveMember, assign_waves, parse_steps
-
-WRITE_OPERATIONS = "*/write"
-DELETE_OPERATIONS = "*/delete"
-AUTHORIZATION_OPERATIONS = "Microsoft.Authorization/*"
-
-
-def _key(value: str | None) -> str:
-    return (value or "").strip().casefold()
 
 
 def _short_id(resource_id: str | None) -> str:
@@ -64,18 +56,6 @@ def _short_id(resource_id: str | None) -> str:
 
 def _plan_text(plan: MarketplacePlan) -> str:
     return f"{plan.publisher}/{plan.product}/{plan.name}@{plan.version}"
-
-
-def _same_offer(a: MarketplacePlan, b: MarketplacePlan) -> bool:
-    return (_key(a.publisher), _key(a.product), _key(a.name)) == (
-        _key(b.publisher),
-        _key(b.product),
-        _key(b.name),
-    )
-
-
-def _backticked(patterns: Iterable[str]) -> str:
-    return ", ".join(f"`{p}`" for p in patterns)
 
 
 @dataclass(frozen=True)
@@ -92,19 +72,19 @@ class _Outcome:
 def _misfit(app: App, target: Target) -> str | None:
     # One release may be published on both channels: a target names a definition for service-catalog
     # instances, a plan version for marketplace instances, or both.
-    kind = _key(app.kind)
-    if kind == _key(AppKind.MARKETPLACE):
+    kind = key(app.kind)
+    if kind == key(AppKind.MARKETPLACE):
         if target.plan is None:
             return "the target names no marketplace plan version (for this MarketPlace instance)"
         if app.plan is None:
             return "MarketPlace instance without a marketplace plan"
-        if not _same_offer(app.plan, target.plan):
+        if not same_offer(app.plan, target.plan):
             return (
                 f"marketplace plan {app.plan.publisher}/{app.plan.product}/{app.plan.name} is not the "
                 f"target's {target.plan.publisher}/{target.plan.product}/{target.plan.name}"
             )
         return None
-    if kind != _key(AppKind.SERVICE_CATALOG):
+    if kind != key(AppKind.SERVICE_CATALOG):
         return f"kind {app.kind}: neither ServiceCatalog nor MarketPlace"
     if target.definition_id is None:
         return "the target names no application definition (for this ServiceCatalog instance)"
@@ -118,18 +98,8 @@ def _misfit(app: App, target: Target) -> str | None:
     return None
 
 
-def _is_marketplace(app: App) -> bool:
-    return _key(app.kind) == _key(AppKind.MARKETPLACE)
-
-
 def _on_target(app: App, target: Target) -> bool:
-    if _is_marketplace(app):
-        return (
-            target.plan is not None
-            and app.plan is not None
-            and app.plan.version.strip() == target.plan.version.strip()
-        )
-    return _key(app.definition_id) == _key(target.definition_id)
+    return on_release(app, target.definition_id, target.plan)
 
 
 def _from_text(app: App) -> str:
@@ -137,7 +107,7 @@ def _from_text(app: App) -> str:
 
 
 def _to_text(app: App, target: Target) -> str:
-    if _is_marketplace(app) and target.plan is not None:
+    if is_marketplace(app) and target.plan is not None:
         return _plan_text(target.plan)
     return _short_id(target.definition_id)
 
@@ -161,150 +131,10 @@ def _deviation(deny: DenyAssignment, definition: Definition) -> str | None:
     ):
         extra, missing = diff(wanted, actual)
         if missing:
-            problems.append(f"lacks excluded {label} {_backticked(missing)}")
+            problems.append(f"lacks excluded {label} {backticked(missing)}")
         if extra:
-            problems.append(f"also excludes {label} {_backticked(extra)}")
+            problems.append(f"also excludes {label} {backticked(extra)}")
     return "; ".join(problems) or None
-
-
-def _principal_change(deny: DenyAssignment | None, target: Target) -> tuple[set[str], set[str]]:
-    """(principals the target newly excludes, principals it stops excluding); empty when not known."""
-    wanted = {_key(a.principal_id) for a in target.definition.authorizations}
-    if not wanted or deny is None:  # a target that lists no authorizations leaves principals unchecked
-        return set(), set()
-    actual = {_key(p) for p in deny.excluded_principal_ids}
-    return wanted - actual, actual - wanted
-
-
-# --- risks -------------------------------------------------------------------------------------------
-
-
-def _broadness(pattern: str) -> Severity | None:
-    """HIGH for a wildcard across providers (`*`, `*/read`), MEDIUM for one covering a whole provider."""
-    segments = normalise(pattern).split("/")
-    if "*" in segments[0]:
-        return Severity.HIGH
-    if len(segments) > 1 and segments[1].startswith("*"):
-        return Severity.MEDIUM
-    return None
-
-
-def _denied_by(pattern: str, denied: Sequence[str]) -> bool:
-    return any(intersects(pattern, d) for d in denied)
-
-
-def _version_key(version: str) -> tuple[int, ...] | None:
-    parts = version.strip().split(".")
-    return tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else None
-
-
-def _is_downgrade(current: str, target: str) -> bool:
-    """Whether a marketplace plan version moves backwards (only for dotted numeric versions)."""
-    before, after = _version_key(current), _version_key(target)
-    return before is not None and after is not None and after < before
-
-
-def _risks(change: ActionChange, target: Target, lock_before: LockLevel | None, app: App) -> tuple[Risk, ...]:
-    lock_after = target.definition.lock_level
-    denied, denied_data = denied_actions(lock_after)
-    risks: list[Risk] = []
-
-    widening = [p for p in change.actions_added if _denied_by(p, denied)]
-    writes = [p for p in widening if intersects(p, WRITE_OPERATIONS)]
-    if writes:
-        risks.append(
-            Risk(code="widens-write", severity=Severity.HIGH, message=f"allows writes: {_backticked(writes)}")
-        )
-    deletes = [p for p in widening if intersects(p, DELETE_OPERATIONS)]
-    if deletes:
-        risks.append(
-            Risk(
-                code="widens-delete",
-                severity=Severity.HIGH,
-                message=f"allows deletes: {_backticked(deletes)}",
-            )
-        )
-    authz = [p for p in widening if intersects(p, AUTHORIZATION_OPERATIONS)]
-    if authz:
-        risks.append(
-            Risk(
-                code="widens-authorization",
-                severity=Severity.HIGH,
-                message=f"allows Microsoft.Authorization operations: {_backticked(authz)}",
-            )
-        )
-    broad = [(p, s) for p in widening if (s := _broadness(p)) is not None]
-    if broad:
-        severity = Severity.HIGH if any(s == Severity.HIGH for _, s in broad) else Severity.MEDIUM
-        risks.append(
-            Risk(
-                code="broad-wildcard",
-                severity=severity,
-                message=f"wildcard over a whole provider or more: {_backticked(p for p, _ in broad)}",
-            )
-        )
-
-    widening_data = [p for p in change.data_actions_added if _denied_by(p, denied_data)]
-    if widening_data:
-        strong = any(
-            _broadness(p) is not None or intersects(p, WRITE_OPERATIONS) or intersects(p, DELETE_OPERATIONS)
-            for p in widening_data
-        )
-        risks.append(
-            Risk(
-                code="widens-data",
-                severity=Severity.HIGH if strong else Severity.MEDIUM,
-                message=f"allows data actions: {_backticked(widening_data)}",
-            )
-        )
-
-    tightening = [p for p in change.actions_removed if _denied_by(p, denied)]
-    tightening += [p for p in change.data_actions_removed if _denied_by(p, denied_data)]
-    if tightening:
-        risks.append(
-            Risk(
-                code="tightens",
-                severity=Severity.HIGH,
-                message=(
-                    f"no longer excludes {_backticked(tightening)}: workloads relying on it will fail "
-                    "with AuthorizationFailed"
-                ),
-            )
-        )
-
-    if lock_before is not None and lock_before != lock_after:
-        risks.append(
-            Risk(
-                code="lock-level-change",
-                severity=Severity.HIGH,
-                message=f"lock level {lock_before} → {lock_after}: the set of denied operations changes",
-            )
-        )
-
-    if (
-        app.plan is not None
-        and target.plan is not None
-        and _is_downgrade(app.plan.version, target.plan.version)
-    ):
-        risks.append(
-            Risk(
-                code="downgrade",
-                severity=Severity.MEDIUM,
-                message=f"plan version {app.plan.version} → {target.plan.version} is an older version",
-            )
-        )
-
-    added, dropped = _principal_change(app.deny_assignment, target)
-    if added or dropped:
-        parts = [f"+{p}" for p in sorted(added)] + [f"-{p}" for p in sorted(dropped)]
-        risks.append(
-            Risk(
-                code="principals-change",
-                severity=Severity.HIGH if added else Severity.MEDIUM,
-                message=f"excluded principals (publisher authorizations) change: {' '.join(parts)}",
-            )
-        )
-    return tuple(risks)
 
 
 # --- one app -------------------------------------------------------------------------------------
@@ -342,7 +172,7 @@ def _current_definition(app: App, target: Target, snapshot: Snapshot) -> Definit
     if _on_target(app, target):
         return target.definition
     if app.definition_id:
-        return snapshot.definitions.get(_key(app.definition_id))
+        return snapshot.definitions.get(key(app.definition_id))
     return None  # a marketplace plan version: its allowed actions live in the offer, not in ARM
 
 
@@ -378,38 +208,50 @@ def _decide_ignoring_access(app: App, target: Target, snapshot: Snapshot) -> _Ou
             "the target's lock level is None: it places no deny assignment (moving would drop the "
             "app's protection; a human decides)",
         )
-    target_expected = expected_deny(target.definition)
-    assert target_expected is not None
-    deny = app.deny_assignment
-    if deny is None and app.deny_assignment_problem:
+    if app.deny_assignment is None and app.deny_assignment_problem:
         # Without knowing which deny assignment is the app's, neither a diff nor a verification means
         # anything; re-applying would not tell them apart either.
         return _Outcome(
             Decision.DRIFTED,
             f"its system deny assignment cannot be told apart: {app.deny_assignment_problem}",
         )
-    current = _current_definition(app, target, snapshot)
-
     if _on_target(app, target):
-        change = _change(deny, target_expected)
-        deviation = _deviation(deny, target.definition) if deny else None
-        added, dropped = _principal_change(deny, target)
-        if deny is not None and deviation is None and not (added or dropped):
-            on = _to_text(app, target)
-            return _Outcome(Decision.CURRENT, f"already on {on} with the expected exclusions")
-        if deny is None:
-            why = "no system deny assignment was found"
-        elif deviation is not None:
-            why = f"its deny assignment {deviation}"
-        else:
-            why = "its excluded principals differ from the target's authorizations"
-        return _Outcome(
-            Decision.UPDATE,
-            f"already on {_to_text(app, target)} but {why}: re-apply",
-            change,
-            _risks(change, target, implied_lock_level(deny) if deny else None, app),
-        )
+        return _current_or_reapply(app, target)
+    return _move(app, target, snapshot)
 
+
+def _target_deny(target: Target) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    expected = expected_deny(target.definition)
+    assert expected is not None  # callers rule out lock level None
+    return expected
+
+
+def _current_or_reapply(app: App, target: Target) -> _Outcome:
+    """An app on the target: current when its deny assignment is the target's, else re-apply it."""
+    deny = app.deny_assignment
+    deviation = _deviation(deny, target.definition) if deny else None
+    added, dropped = principal_change(deny, target)
+    if deny is not None and deviation is None and not (added or dropped):
+        return _Outcome(Decision.CURRENT, f"already on {_to_text(app, target)} with the expected exclusions")
+    if deny is None:
+        why = "no system deny assignment was found"
+    elif deviation is not None:
+        why = f"its deny assignment {deviation}"
+    else:
+        why = "its excluded principals differ from the target's authorizations"
+    change = _change(deny, _target_deny(target))
+    return _Outcome(
+        Decision.UPDATE,
+        f"already on {_to_text(app, target)} but {why}: re-apply",
+        change,
+        risks(change, target, implied_lock_level(deny) if deny else None, app),
+    )
+
+
+def _move(app: App, target: Target, snapshot: Snapshot) -> _Outcome:
+    """An app on another release: update it, unless its own state says a human looks first."""
+    deny = app.deny_assignment
+    current = _current_definition(app, target, snapshot)
     if app.definition_id and current is None:
         return _Outcome(
             Decision.SKIP,
@@ -424,30 +266,39 @@ def _decide_ignoring_access(app: App, target: Target, snapshot: Snapshot) -> _Ou
             "current lock level is None: the app has no deny assignment, "
             "and adding one is for a human to decide",
         )
-    if current is not None:
-        if deny is None:
-            return _Outcome(
-                Decision.DRIFTED,
-                f"no system deny assignment found, but {_short_id(app.definition_id)} implies lock level "
-                f"{current.lock_level}",
-            )
-        deviation = _deviation(deny, current)
-        if deviation:
-            return _Outcome(
-                Decision.DRIFTED,
-                f"deny assignment differs from what {_from_text(app)} implies: {deviation}",
-            )
-    elif deny is None:
-        return _Outcome(
-            Decision.SKIP,
-            "no system deny assignment found and the current plan version's lock level is unknown",
-        )
-
-    change = _change(deny, target_expected)
+    held = _held_back(app, current)
+    if held is not None:
+        return held
+    change = _change(deny, _target_deny(target))
     reason = f"{_from_text(app)} → {_to_text(app, target)}: {_change_text(change)}"
     if current is None:
         reason += " (drift not checked: the current plan version's allowed actions are not in ARM)"
-    return _Outcome(Decision.UPDATE, reason, change, _risks(change, target, lock_before, app))
+    return _Outcome(Decision.UPDATE, reason, change, risks(change, target, lock_before, app))
+
+
+def _held_back(app: App, current: Definition | None) -> _Outcome | None:
+    """Drifted (its deny assignment is not what its current definition implies) or unknown; else None."""
+    deny = app.deny_assignment
+    if current is None:
+        if deny is None:
+            return _Outcome(
+                Decision.SKIP,
+                "no system deny assignment found and the current plan version's lock level is unknown",
+            )
+        return None
+    if deny is None:
+        return _Outcome(
+            Decision.DRIFTED,
+            f"no system deny assignment found, but {_short_id(app.definition_id)} implies lock level "
+            f"{current.lock_level}",
+        )
+    deviation = _deviation(deny, current)
+    if deviation:
+        return _Outcome(
+            Decision.DRIFTED,
+            f"deny assignment differs from what {_from_text(app)} implies: {deviation}",
+        )
+    return None
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -458,7 +309,7 @@ def _counts(items: Sequence[PlanItem]) -> PlanCounts:
     risks = Counter(code for i in items for code in {r.code for r in i.risks})
     return PlanCounts(
         apps=len(items),
-        tenants=len({_key(i.tenant_id) for i in items}),
+        tenants=len({key(i.tenant_id) for i in items}),
         update=decisions[Decision.UPDATE],
         current=decisions[Decision.CURRENT],
         drifted=decisions[Decision.DRIFTED],
@@ -471,8 +322,70 @@ def _notes(snapshot: Snapshot) -> tuple[str, ...]:
     return tuple(
         f"tenant {t.display_name} ({t.tenant_id}) was not fully read: {t.error}; "
         "apps not read are not in this plan"
-        for t in sorted(snapshot.tenants, key=lambda t: (_key(t.display_name), _key(t.tenant_id)))
+        for t in sorted(snapshot.tenants, key=lambda t: (key(t.display_name), key(t.tenant_id)))
         if t.error
+    )
+
+
+class _Tenants:
+    """Tenant names and rings: `rings` (the fleet config) overrides the ring a snapshot entry carries."""
+
+    def __init__(self, snapshot: Snapshot, rings: Mapping[str, str]) -> None:
+        self._tenants: dict[str, TenantInventory] = {key(t.tenant_id): t for t in snapshot.tenants}
+        self._rings = {key(k): v for k, v in rings.items()}
+
+    def name(self, app: App) -> str:
+        tenant = self._tenants.get(key(app.tenant_id))
+        return tenant.display_name if tenant and tenant.display_name else app.tenant_id
+
+    def ring(self, app: App) -> str:
+        tenant = self._tenants.get(key(app.tenant_id))
+        return self._rings.get(key(app.tenant_id), tenant.ring if tenant else "")
+
+
+def _ordered_apps(snapshot: Snapshot, tenant_name: Callable[[App], str]) -> list[App]:
+    """Each app once (the first read of an id wins), by tenant, subscription, group and name."""
+    unique: dict[str, App] = {}
+    for app in snapshot.apps:
+        unique.setdefault(key(app.id), app)
+    return sorted(
+        unique.values(),
+        key=lambda a: (
+            key(tenant_name(a)),
+            key(a.tenant_id),
+            key(a.subscription_id),
+            key(a.resource_group),
+            key(a.name),
+            key(a.id),
+        ),
+    )
+
+
+def _item(app: App, target: Target, outcome: _Outcome, tenant_name: str) -> PlanItem:
+    is_update = outcome.decision == Decision.UPDATE
+    expected = expected_deny(target.definition) if is_update else None
+    as_read = summarize(app)
+    return PlanItem(
+        app_id=app.id,
+        app_name=app.name,
+        tenant_id=app.tenant_id,
+        tenant_name=tenant_name,
+        subscription_id=app.subscription_id,
+        resource_group=app.resource_group,
+        kind=app.kind,
+        decision=outcome.decision,
+        reason=outcome.reason,
+        from_definition_id=app.definition_id,
+        from_plan=app.plan,
+        to_definition_id=target.definition_id if is_update and not is_marketplace(app) else None,
+        to_plan=target.plan if is_update and is_marketplace(app) else None,
+        change=outcome.change,
+        expected_not_actions=expected[0] if expected else (),
+        expected_not_data_actions=expected[1] if expected else (),
+        risks=outcome.risks,
+        fingerprint=fingerprint_of(app.id, as_read),
+        as_read=as_read,
+        path=app.path,
     )
 
 
@@ -494,75 +407,21 @@ def build_plan(
     if target.definition_id is None and target.plan is None:
         raise TargetError(f"target {target.name!r}: give a definition id, a marketplace plan, or both")
     parse_steps(options.waves.steps)
-    tenants: dict[str, TenantInventory] = {_key(t.tenant_id): t for t in snapshot.tenants}
-    ring_overrides = {_key(k): v for k, v in rings.items()}
-
-    def tenant_name(app: App) -> str:
-        tenant = tenants.get(_key(app.tenant_id))
-        return tenant.display_name if tenant and tenant.display_name else app.tenant_id
-
-    def ring(app: App) -> str:
-        tenant = tenants.get(_key(app.tenant_id))
-        return ring_overrides.get(_key(app.tenant_id), tenant.ring if tenant else "")
-
-    unique: dict[str, App] = {}
-    for app in snapshot.apps:
-        unique.setdefault(_key(app.id), app)
-    apps = sorted(
-        unique.values(),
-        key=lambda a: (
-            _key(tenant_name(a)),
-            _key(a.tenant_id),
-            _key(a.subscription_id),
-            _key(a.resource_group),
-            _key(a.name),
-            _key(a.id),
-        ),
-    )
-
-    items: list[PlanItem] = []
-    for app in apps:
-        outcome = _decide(app, target, snapshot)
-        is_update = outcome.decision == Decision.UPDATE
-        expected = expected_deny(target.definition) if is_update else None
-        as_read = summarize(app)
-        items.append(
-            PlanItem(
-                app_id=app.id,
-                app_name=app.name,
-                tenant_id=app.tenant_id,
-                tenant_name=tenant_name(app),
-                subscription_id=app.subscription_id,
-                resource_group=app.resource_group,
-                kind=app.kind,
-                decision=outcome.decision,
-                reason=outcome.reason,
-                from_definition_id=app.definition_id,
-                from_plan=app.plan,
-                to_definition_id=target.definition_id if is_update and not _is_marketplace(app) else None,
-                to_plan=target.plan if is_update and _is_marketplace(app) else None,
-                change=outcome.change,
-                expected_not_actions=expected[0] if expected else (),
-                expected_not_data_actions=expected[1] if expected else (),
-                risks=outcome.risks,
-                fingerprint=fingerprint_of(app.id, as_read),
-                as_read=as_read,
-                path=app.path,
-            )
-        )
-
-    by_id = {_key(a.id): a for a in apps}
+    tenants = _Tenants(snapshot, rings)
+    apps = _ordered_apps(snapshot, tenants.name)
+    items = [_item(app, target, _decide(app, target, snapshot), tenants.name(app)) for app in apps]
+    ring_of = {key(a.id): tenants.ring(a) for a in apps}
     waves = assign_waves(
         [
-            WaveMember(i.app_id, ring(by_id[_key(i.app_id)]))
+            WaveMember(i.app_id, ring_of[key(i.app_id)])
             for i in items
             if i.decision == Decision.UPDATE and i.path in _WRITING
         ],
         options.waves,
     )
-    wave_of = {_key(app_id): w.index for w in waves for app_id in w.app_ids}
+    wave_of = {key(app_id): w.index for w in waves for app_id in w.app_ids}
     items = [
-        i.model_copy(update={"wave": wave_of[_key(i.app_id)]}) if _key(i.app_id) in wave_of else i
+        i.model_copy(update={"wave": wave_of[key(i.app_id)]}) if key(i.app_id) in wave_of else i
         for i in items
     ]
     return Plan(

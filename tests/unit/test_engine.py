@@ -701,3 +701,17 @@ async def test_arm_pushback_narrows_the_subscriptions_window(journal: Journal) -
     window = pacer.window("sub-0-0")
     assert window is not None and window < 12  # halved from what was in flight, then widened again
     assert arm.writes[apps[0].id.lower()] == 1
+
+
+def test_one_time_scale_helper_scales_every_duration_and_nothing_else() -> None:
+    """`durations.scaled` serves the retry and the pacing policy alike (counts and shares unchanged)."""
+    retry = RetryPolicy(attempts=7, deadline_seconds=100, initial_seconds=2, max_seconds=60, jitter_seconds=1)
+    assert retry.scaled(0.5) == RetryPolicy(
+        attempts=7, deadline_seconds=50, initial_seconds=1, max_seconds=30, jitter_seconds=0.5
+    )
+    pacing = PacingPolicy(
+        reserve=20, probe_timeout=1, default_retry_after=2, decrease_gap=4, head_start_share=0.8
+    )
+    assert pacing.scaled(0.25) == PacingPolicy(
+        reserve=20, probe_timeout=0.25, default_retry_after=0.5, decrease_gap=1, head_start_share=0.8
+    )

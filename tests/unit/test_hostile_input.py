@@ -709,7 +709,7 @@ def test_show_cleans_names_from_outside(
 def test_status_and_runs_clean_names_from_outside(
     fmt: str, workspace: Workspace, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    from orchestrator.executor.engine import plan_work
+    from orchestrator.executor.work import plan_work
     from orchestrator.journal import Journal
 
     path, plan = _evil_plan(workspace)

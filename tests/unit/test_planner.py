@@ -576,3 +576,69 @@ def test_another_products_instance_is_skipped_as_a_different_product() -> None:
     assert theirs.decision == Decision.SKIP and theirs.reason.startswith("different product")
     assert "monitoring-v1" in theirs.reason and "app-<version>" in theirs.reason
     assert theirs.to_definition_id is None and theirs.wave is None
+
+
+# --- one rule for "on the target", shared with the engine (planning/checks.py) ------------------------
+
+MP_DENY = deny_for("ReadOnly", ("*/read", RESTART, KV), principals=())
+
+
+@pytest.mark.parametrize(
+    ("before", "now"),
+    [
+        # Service catalog: the same definition id in other letter case (both agreed already).
+        pytest.param(app(), app(definition_id=V2.upper(), deny_assignment=DENY_V2), id="id-case"),
+        # Used to differ: the planner ignored surrounding blanks, the engine did not.
+        pytest.param(app(), app(definition_id=f" {V2} ", deny_assignment=DENY_V2), id="id-blanks"),
+        pytest.param(
+            mp_app(),
+            mp_app(plan=PLAN_2.model_copy(update={"version": " 2.0.0 "}), deny_assignment=MP_DENY),
+            id="version-blanks",
+        ),
+        # The same offer in other letter case (the planner judged the offer in its fit check).
+        pytest.param(
+            mp_app(),
+            mp_app(plan=PLAN_2.model_copy(update={"product": "Widget-Offer"}), deny_assignment=MP_DENY),
+            id="offer-case",
+        ),
+    ],
+)
+def test_planner_and_engine_agree_an_app_is_on_the_target(before: App, now: App) -> None:
+    """A plan made before the app moved; by apply time it is on the target: both say so."""
+    from orchestrator.executor.work import work_item
+    from orchestrator.planning.checks import already_there, on_target
+
+    target = TARGET_MP if before.plan is not None else TARGET_V2
+    update = only(plan_for([before], target))
+    assert update.decision == Decision.UPDATE
+    work = work_item(update, wave=0, lock_level=target.definition.lock_level)
+    planned_now = only(plan_for([now], target))
+    assert planned_now.decision == Decision.CURRENT, planned_now.reason
+    assert on_target(now, work)
+    assert already_there(now, work)  # the engine records it `current` and writes nothing
+
+
+@pytest.mark.parametrize(
+    ("app_now", "target"),
+    [
+        pytest.param(app(), TARGET_V2, id="other-definition"),
+        pytest.param(mp_app(), TARGET_MP, id="other-version"),
+        # Used to differ outside the planner's fit check: the planner compared only the version.
+        pytest.param(
+            mp_app(plan=PLAN_2.model_copy(update={"name": "premium"})),
+            TARGET_MP,
+            id="other-offer-same-version",
+        ),
+        # Used to differ: a service-catalog app without a definition was "on" a target naming none.
+        pytest.param(app(definition_id=None), TARGET_MP, id="no-definition-either-side"),
+        # A marketplace app is judged by its plan even when it also carries a definition id.
+        pytest.param(mp_app(definition_id=V2), TARGET_V2, id="marketplace-by-its-plan"),
+    ],
+)
+def test_one_rule_says_not_on_the_target(app_now: App, target: Target) -> None:
+    from orchestrator.planning.checks import on_release
+
+    assert not on_release(app_now, target.definition_id, target.plan)
+    item = only(plan_for([app_now], target))
+    assert item.decision != Decision.CURRENT
+    assert "already on" not in item.reason
