@@ -63,7 +63,7 @@ def plan(
     steps = tuple(s.strip() for s in waves.split(",") if s.strip())
     if not steps:
         raise FlagError(f"--waves {waves!r}: give at least one step, e.g. '25%,100%'")
-    target = load_target(target_file) if target_file is not None else None
+    target = load_target(target_file) if target_file is not None else None  # bad file: fail before reading
     fleet = options.load_fleet(config)
     if snapshot_in is not None:
         snapshot = load_snapshot(snapshot_in)
@@ -71,19 +71,40 @@ def plan(
         snapshot = _fleet.read_fleet(
             fleet, config, concurrency=concurrency, then=mark_write_access, journal_path=journal_path
         )
+    live = snapshot_in is None
+    target = _resolve_target(fleet, config, snapshot, target, target_file, target_definition, live=live)
+    result = make_plan(fleet, snapshot, target, WaveSpec(canary_ring=canary_ring, steps=steps), waves)
+    if out is not None:
+        write_plan(result, out)
+    _report(result, out)
+    _fleet.exit_for_failures(snapshot)
+
+
+def _resolve_target(
+    fleet: FleetConfig,
+    config: Path,
+    snapshot: Snapshot,
+    target: Target | None,
+    target_file: Path | None,
+    target_definition: str | None,
+    *,
+    live: bool,
+) -> Target:
+    """The target from its file or from ARM; a file naming a definition is checked against ARM."""
     if target is None:
         assert target_definition is not None
-        target = target_from_definition(_read_definition(fleet, config, snapshot, target_definition.strip()))
-    elif target.definition_id and snapshot_in is None:
+        return target_from_definition(_read_definition(fleet, config, snapshot, target_definition.strip()))
+    if target.definition_id and live:
         # The target file names a definition: make sure it exists and is readable before planning
         # updates that would all fail at apply (e.g. an example file's placeholder id).
         in_azure = _read_definition(
             fleet, config, snapshot, target.definition_id, flag=f"--target {target_file}: definition_id"
         )
         _warn_if_different(target, in_azure, target_file)
-    result = make_plan(fleet, snapshot, target, WaveSpec(canary_ring=canary_ring, steps=steps), waves)
-    if out is not None:
-        write_plan(result, out)
+    return target
+
+
+def _report(result: Plan, out: Path | None) -> None:
     render_table(result, _common.console, apps=False)
     _common.console.print(summary_line(result), highlight=False, soft_wrap=True)
     if out is not None:
@@ -98,7 +119,6 @@ def plan(
             ),
             soft_wrap=True,
         )
-    _fleet.exit_for_failures(snapshot)
 
 
 async def mark_write_access(snapshot: Snapshot, gateway: ArmGateway) -> Snapshot:
