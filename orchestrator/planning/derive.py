@@ -8,7 +8,6 @@ allowed actions (data: denies nothing, excludes the allowed data actions).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -59,8 +58,21 @@ class DenyMatch:
     problem: str | None = None
 
 
-def _names(deny: DenyAssignment, app_pattern: re.Pattern[str]) -> bool:
-    return bool(app_pattern.search(deny.deny_assignment_name) or app_pattern.search(deny.description))
+def _carries(text: str, app: str) -> bool:
+    """Whether `text` holds the (lower-cased) app id, not as the start of a longer name: ".../app1" is
+    not in ".../app10". A plain search, not a regex per app: compiling one cost 1 ms per app at 10k."""
+    text = text.lower()
+    start = text.find(app)
+    while start >= 0:
+        end = start + len(app)
+        if end == len(text) or not (text[end].isalnum() or text[end] in "_.-"):
+            return True
+        start = text.find(app, start + 1)
+    return False
+
+
+def _names(deny: DenyAssignment, app: str) -> bool:
+    return _carries(deny.deny_assignment_name, app) or _carries(deny.description, app)
 
 
 def match_system_deny_assignment(app_id: str, mrg_id: str, candidates: Iterable[DenyAssignment]) -> DenyMatch:
@@ -76,10 +88,8 @@ def match_system_deny_assignment(app_id: str, mrg_id: str, candidates: Iterable[
     system = [d for d in candidates if d.is_system_protected and _scope_key(d.scope) == mrg]
     if not system:
         return DenyMatch()
-    app = app_id.strip().rstrip("/")
-    # The id must end there: ".../applications/app1" is not ".../applications/app10".
-    pattern = re.compile(re.escape(app) + r"(?![\w.-])", re.IGNORECASE)
-    named = [d for d in system if _names(d, pattern)]
+    app = app_id.strip().rstrip("/").lower()
+    named = [d for d in system if _names(d, app)]
     if len(named) == 1:
         return DenyMatch(named[0])
     ids = ", ".join(sorted(d.id for d in (named or system)))

@@ -103,6 +103,14 @@ def test_a_longer_app_id_does_not_name_this_app() -> None:
     assert found.found is None and found.problem is not None and "none naming it" in found.problem
 
 
+def test_the_id_counts_wherever_it_ends_even_after_a_longer_one() -> None:
+    both = _deny("both", display=f"Replaces {APP}0; created by managed application {APP.upper()}")
+    assert select([both]) == both
+    for suffix in ("-2", ".v2", "_b", "x"):
+        longer = _deny("longer", display=f"created by managed application {APP}{suffix}")
+        assert select([longer]) is None
+
+
 def test_several_or_none_naming_the_app_choose_nothing_and_say_why() -> None:
     two = match_system_deny_assignment(APP, MRG, [_deny("one"), _deny("two")])
     assert two.found is None
