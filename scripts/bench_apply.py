@@ -99,6 +99,7 @@ class Result:
     cpu_seconds: float
     load: str
     note: str = ""
+    routes: str = ""
 
 
 # --- plan ------------------------------------------------------------------------------------------
@@ -491,7 +492,8 @@ def main() -> None:
                             flush=True,
                         )
                 # The fault rules' counters restart with each emulator; the same seed draws the same faults.
-                before = counts(handle.stats())
+                first = handle.stats()
+                before, routes_before = counts(first), first.get("routes", {})
                 if name == "ours":
                     journal = work / name / "journal.db"
                     elapsed, rss, cpu, code = run_ours(
@@ -532,6 +534,7 @@ def main() -> None:
                         elapsed = elapsed * len(writable) / max(sample, 1)
                         note = f"EXTRAPOLATED from a sample of {sample} apps to {len(writable)}"
                 stats = handle.stats()
+                routes = Counter(stats.get("routes", {})) - Counter(routes_before)
                 after = counts(stats)
                 writes, polls, reads, throttled = (a - b for a, b in zip(after, before, strict=True))
                 if name == "ours" and args.faults:
@@ -558,6 +561,7 @@ def main() -> None:
                         cpu,
                         load(),
                         note,
+                        ", ".join(f"{k} {v / max(sample, 1):.2f}" for k, v in sorted(routes.items())),
                     )
                 )
     finally:
@@ -586,6 +590,8 @@ def main() -> None:
             f"{r.failed:>6} {r.unverified:>7} {r.peak_rss_mb:>7.0f}MB {r.cpu_seconds:>6.1f}s "
             f"{1000 * r.cpu_seconds / n:>6.1f}ms  {r.load}; {r.note}"
         )
+    for r in results:
+        print(f"{r.name}: calls per app by route: {r.routes}")
     print(
         f"(this process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}MB) {load()}"
     )

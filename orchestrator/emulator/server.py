@@ -123,6 +123,7 @@ def _admit(rt: Runtime, request: web.Request) -> tuple[Ctx, str, str | None, str
         raise ArmError(404, code, f"The resource type or route '{path}' could not be found.")
     route, groups = found
     kind = kind_of(route, groups, request.method)
+    rt.stats.routes[f"{request.method} {route.name}"] += 1
     request[KIND_KEY] = kind  # so errors raised below are still counted under their kind
     if route.name in GET_ONLY and request.method != "GET":
         raise method_not_allowed(request.method)

@@ -10,6 +10,7 @@ from typing import Any
 @dataclass
 class Stats:
     requests: Counter[str] = field(default_factory=Counter)  # "<route kind> <status>"
+    routes: Counter[str] = field(default_factory=Counter)  # "<method> <route name>": which calls
     writes_per_app: Counter[str] = field(default_factory=Counter)
     max_concurrent_ops_per_app: dict[str, int] = field(default_factory=dict)
     conflicting_writes: int = 0  # writes refused (409) because an operation on the app was running
@@ -27,6 +28,7 @@ class Stats:
         return {
             "requests": dict(sorted(self.requests.items())),
             "requests_total": sum(self.requests.values()),
+            "routes": dict(sorted(self.routes.items())),
             "writes_per_app": dict(sorted(self.writes_per_app.items())),
             "max_concurrent_ops_per_app": dict(sorted(self.max_concurrent_ops_per_app.items())),
             "operations_in_flight": operations_in_flight,

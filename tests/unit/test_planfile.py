@@ -229,3 +229,24 @@ def test_items_breaking_the_schema_are_refused_even_when_resealed(
     plan_path.write_text(json.dumps(body))
     with pytest.raises(PlanFileError, match=r"does not match the plan schema at items/0"):
         read_plan(plan_path)
+
+
+def test_the_fast_digest_check_never_decides_against_the_definition() -> None:
+    """orjson checks the digest first; where its bytes differ from the canonical form's (floats: 1e-5
+    against 1e-05), the canonical form decides, so a sealed body is never refused for it."""
+    from orchestrator.planning.planfile import _digest_matches, _digest_of
+
+    for body in ({"x": 1e-05, "name": "ü\u2028"}, {"big": 2**70}, {"a": [1, 2.5, None, True]}):
+        assert _digest_matches(body, _digest_of(body))
+        assert not _digest_matches(body, "sha256:" + "0" * 64)
+        assert not _digest_matches({**body, "extra": 1}, _digest_of(body))
+
+
+def test_a_valid_plan_is_accepted_without_a_jsonschema_pass(plan_path: Path, plan: Plan) -> None:
+    """A valid plan is accepted by the strict model alone (no jsonschema pass): the same plan back."""
+    from unittest import mock
+
+    from orchestrator.planning import planfile
+
+    with mock.patch.object(planfile, "_schema_problem", side_effect=AssertionError("jsonschema ran")):
+        assert read_plan(plan_path) == plan
