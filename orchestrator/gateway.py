@@ -34,6 +34,18 @@ class OperationResult:
     error_code: str | None = None
     error_message: str | None = None
     info: CallInfo = field(default_factory=CallInfo)
+    # Succeeded: the application as the operation's final read returned it (no deny assignment
+    # joined), when the implementation has it; saves the executor a read of its own.
+    app: App | None = None
+
+
+@dataclass(frozen=True)
+class AppRead:
+    """An application as read (no deny assignment joined), with the resource body a write built from
+    this read starts from: opaque to all but the gateway that read it."""
+
+    app: App
+    body: object
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,10 @@ class ArmGateway(Protocol):
         """The application as it is now, or None when it no longer exists."""
         ...
 
+    async def read_for_update(self, tenant_id: str, app_id: str) -> AppRead | None:
+        """`get_application`, keeping the resource as read for `submit_upgrade(base=...)`."""
+        ...
+
     def allow_app_reads(self, tenant_id: str, app_ids: Iterable[str]) -> None:
         """Ids the notification registry learned for this customer: readable by id on its by-id paths,
         like the ids its application list names. Reads only: writes there stay refused."""
@@ -83,8 +99,10 @@ class ArmGateway(Protocol):
         *,
         definition_id: str | None,
         plan: MarketplacePlan | None,
+        base: AppRead | None = None,
     ) -> Submitted:
-        """Re-read the full resource and PUT it back pointing at the new definition or plan version."""
+        """PUT the full resource back pointing at the new definition or plan version: `base`'s body
+        (the resource exactly as read and checked) when given, else the resource re-read now."""
         ...
 
     async def wait_operation(self, tenant_id: str, app_id: str, resume_token: str) -> OperationResult:
@@ -113,6 +131,7 @@ class ArmGateway(Protocol):
 
 
 __all__ = [
+    "AppRead",
     "ArmGateway",
     "CallInfo",
     "OperationResult",

@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from orchestrator.errors import ArmError
-from orchestrator.gateway import CallInfo, OperationResult, PermissionSet, ResponseObserver, Submitted
+from orchestrator.gateway import (
+    AppRead,
+    CallInfo,
+    OperationResult,
+    PermissionSet,
+    ResponseObserver,
+    Submitted,
+)
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 
@@ -58,6 +65,7 @@ class FakeArm:
 
     ops: dict[str, Op] = field(default_factory=dict)
     writes: Counter[str] = field(default_factory=Counter)
+    writes_from_read: Counter[str] = field(default_factory=Counter)  # PUTs of a read the engine checked
     reads: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     active: int = 0
@@ -157,6 +165,11 @@ class FakeArm:
         finally:
             self._leave(app.subscription_id)
 
+    async def read_for_update(self, tenant_id: str, app_id: str) -> AppRead | None:
+        # Through get_application, so tests that wrap it see these reads too.
+        app = await self.get_application(tenant_id, app_id)
+        return AppRead(app, body=("fake", app_id.lower())) if app is not None else None
+
     async def submit_upgrade(
         self,
         tenant_id: str,
@@ -164,9 +177,14 @@ class FakeArm:
         *,
         definition_id: str | None,
         plan: MarketplacePlan | None,
+        base: AppRead | None = None,
     ) -> Submitted:
         key = app_id.lower()
         app = self.apps[key]
+        if base is not None:
+            if base.body != ("fake", key):
+                self.violations.append(f"wrote {app_id} from a read of another app: {base.body}")
+            self.writes_from_read[key] += 1
         await self._enter("submit_upgrade", app_id, app.subscription_id)
         try:
             if app.tenant_id != tenant_id:
@@ -218,7 +236,8 @@ class FakeArm:
                 raise Crash(f"crash while following {resume_token}")
             self.finish(resume_token)
             if op.outcome == "ok":
-                return OperationResult(status="Succeeded", info=self._info())
+                final = self.apps[op.app_id].model_copy(update={"deny_assignment": None})
+                return OperationResult(status="Succeeded", info=self._info(), app=final)
             if op.outcome == "cancel":
                 return OperationResult(status="Canceled", info=self._info())
             code = op.outcome.split(":", 1)[1]

@@ -12,6 +12,7 @@ after re-reading the app, whether a second write is safe.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote
@@ -30,7 +31,14 @@ from orchestrator.arm.errors import arm_call, call_info, envelope, to_arm_error
 from orchestrator.arm.guard import TokenGuard, split_id
 from orchestrator.config import FleetConfig
 from orchestrator.errors import ArmError
-from orchestrator.gateway import CallInfo, OperationResult, PermissionSet, ResponseObserver, Submitted
+from orchestrator.gateway import (
+    AppRead,
+    CallInfo,
+    OperationResult,
+    PermissionSet,
+    ResponseObserver,
+    Submitted,
+)
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
 
 DENY_ASSIGNMENTS_API_VERSION = "2022-04-01"
@@ -188,6 +196,10 @@ class AzureGateway:
         return to_definition(model, definition_id)
 
     async def get_application(self, tenant_id: str, app_id: str) -> App | None:
+        read = await self.read_for_update(tenant_id, app_id)
+        return read.app if read is not None else None
+
+    async def read_for_update(self, tenant_id: str, app_id: str) -> AppRead | None:
         sub, rg, name = split_id(app_id)
         identity = await self._guard.claim_app_read(tenant_id, app_id)
         client = self._pool.apps(identity, sub)
@@ -196,7 +208,7 @@ class AzureGateway:
             return None
         app = to_app(model, tenant_id)
         self._guard.admit_publisher_read(tenant_id, sub, identity, app)
-        return app
+        return AppRead(app, body=(tenant_id.lower(), app_id.lower(), model))
 
     def allow_app_reads(self, tenant_id: str, app_ids: Iterable[str]) -> None:
         self._guard.allow_app_reads(tenant_id, app_ids)
@@ -238,6 +250,7 @@ class AzureGateway:
         *,
         definition_id: str | None,
         plan: MarketplacePlan | None,
+        base: AppRead | None = None,
     ) -> Submitted:
         if (definition_id is None) == (plan is None):
             raise ValueError("give exactly one of definition_id (service catalog) or plan (marketplace)")
@@ -245,8 +258,11 @@ class AzureGateway:
         identity = await self._guard.claim(tenant_id, sub, write=True)
         client = self._pool.apps(identity, sub)
         what = f"upgrade application {app_id}"
-        # A fresh GET: the PUT must carry everything the resource has now, not what the plan saw.
-        model = await arm_call(what, lambda: client.applications.get(rg, name))
+        # The PUT carries everything the resource has: as `base` read it (and the caller checked it),
+        # else as a GET now finds it; never only what the plan saw.
+        model = _body_of(base, tenant_id, app_id)
+        if model is None:
+            model = await arm_call(what, lambda: client.applications.get(rg, name))
         if model is None:
             raise ArmError(
                 f"{what}: HTTP 404 ResourceNotFound: the application no longer exists",
@@ -294,7 +310,7 @@ class AzureGateway:
 
         poller = await arm_call(what, resume)
         try:
-            await poller.result()
+            final = await poller.result()
         except HttpResponseError as exc:
             if isinstance(exc.__cause__, OperationFailed):
                 code, message = (exc.error.code, exc.error.message) if exc.error else (None, None)
@@ -309,7 +325,9 @@ class AzureGateway:
             raise to_arm_error(exc, what) from None
         except Exception as exc:
             raise to_arm_error(exc, what) from None
-        return OperationResult(status="Succeeded", info=capture.info)
+        # The poller's last GET read the app after the operation: the executor need not read it again.
+        app = to_app(final, tenant_id) if final is not None and getattr(final, "id", None) else None
+        return OperationResult(status="Succeeded", info=capture.info, app=app)
 
     async def close(self) -> None:
         if self._closed:
@@ -317,6 +335,17 @@ class AzureGateway:
         self._closed = True
         self._guard.cancel()
         await self._pool.close()
+
+
+def _body_of(base: AppRead | None, tenant_id: str, app_id: str) -> Any:
+    """The SDK model `read_for_update` kept, if `base` is this gateway's read of this app by this tenant.
+    A copy: the caller's read stays as it was read."""
+    if base is None or not isinstance(base.body, tuple) or len(base.body) != 3:
+        return None
+    tenant, app, model = base.body
+    if (tenant, app) != (tenant_id.lower(), app_id.lower()):
+        return None
+    return copy.deepcopy(model)
 
 
 def _write_error(exc: BaseException, what: str) -> ArmError:

@@ -19,7 +19,7 @@ from orchestrator.executor.pacing import Pacer
 from orchestrator.executor.retrying import NotConverged, OperationFailed, retrying
 from orchestrator.executor.settings import ExecutorSettings
 from orchestrator.executor.work import WorkItem
-from orchestrator.gateway import ArmGateway, CallInfo
+from orchestrator.gateway import AppRead, ArmGateway, CallInfo
 from orchestrator.journal import AppRecord, BeforeState, Journal, Transition
 from orchestrator.models import App, AppState
 from orchestrator.planning.derive import DenyMatch, match_system_deny_assignment
@@ -127,15 +127,28 @@ class RunContext:
 
     async def read_app(self, item: WorkItem) -> App | None:
         """The app as it is now, joined with its system deny assignment (retrying transient errors)."""
+        read = await self._read(item, for_update=False)
+        return read.app if read is not None else None
+
+    async def read_for_update(self, item: WorkItem) -> AppRead | None:
+        """`read_app`, keeping the resource as read: a write right after it PUTs exactly that."""
+        return await self._read(item, for_update=True)
+
+    async def _read(self, item: WorkItem, *, for_update: bool) -> AppRead | None:
         async for attempt in retrying(
             self.settings.operation_retry, sleep=self.sleep, before_sleep=self.log_retry
         ):
             with attempt:
                 await self.pacer.before_call(item.subscription_id, "read")
                 try:
-                    app = await self.gateway.get_application(item.tenant_id, item.app_id)
-                    if app is None:
+                    if for_update:
+                        read = await self.gateway.read_for_update(item.tenant_id, item.app_id)
+                    else:
+                        app = await self.gateway.get_application(item.tenant_id, item.app_id)
+                        read = AppRead(app, body=None) if app is not None else None
+                    if read is None:
                         return None
+                    app = read.app
                     assignments = await self.gateway.list_deny_assignments_at(
                         item.tenant_id, app.managed_resource_group_id
                     )
@@ -143,9 +156,10 @@ class RunContext:
                     self.note_throttle(item, exc)
                     raise
                 found = match_system_deny_assignment(app.id, app.managed_resource_group_id, assignments)
-                return app.model_copy(
+                joined = app.model_copy(
                     update={"deny_assignment": found.found, "deny_assignment_problem": found.problem}
                 )
+                return AppRead(joined, body=read.body)
         raise AssertionError("unreachable: tenacity re-raises or returns")
 
     def note_throttle(self, item: WorkItem, exc: ArmError) -> None:

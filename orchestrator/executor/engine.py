@@ -22,9 +22,9 @@ from orchestrator.errors import JournalError, JournalUnavailable
 from orchestrator.executor.context import RunContext
 from orchestrator.executor.verification import AlsoOnSuccess, Verification
 from orchestrator.executor.work import WaveWork, WorkItem
-from orchestrator.executor.writing import Writing
+from orchestrator.executor.writing import Landed, Writing
 from orchestrator.journal import AppRecord
-from orchestrator.models import TERMINAL_APP_STATES, App, AppState, RunState
+from orchestrator.models import TERMINAL_APP_STATES, AppState, RunState
 from orchestrator.notifications.signals import Signals
 
 log = structlog.get_logger("orchestrator.executor")
@@ -174,9 +174,9 @@ class Engine(RunContext):
             return outcome
         return await self._verify(item, outcome)
 
-    async def _verify(self, item: WorkItem, app: App | None) -> AppState:
+    async def _verify(self, item: WorkItem, landed: Landed | None) -> AppState:
         return await self.verification.verify(
-            item, app, signals=self.signals, also_on_success=self.also_on_success
+            item, landed, signals=self.signals, also_on_success=self.also_on_success
         )
 
 

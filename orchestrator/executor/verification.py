@@ -15,8 +15,9 @@ from orchestrator.errors import ArmError
 from orchestrator.executor.context import RunContext, Sleep, error_fields
 from orchestrator.executor.retrying import NotConverged, retrying
 from orchestrator.executor.work import WorkItem
+from orchestrator.executor.writing import Landed
 from orchestrator.journal import Transition
-from orchestrator.models import App, AppState, DenyAssignment
+from orchestrator.models import AppState, DenyAssignment
 from orchestrator.notifications.signals import NotifiedFailure, Signal, Signals
 from orchestrator.planning.checks import convergence_gap
 from orchestrator.planning.derive import DenyMatch
@@ -70,23 +71,25 @@ class Verification:
     async def verify(
         self,
         item: WorkItem,
-        app: App | None,
+        landed: Landed | None,
         *,
         signals: Signals | None,
         also_on_success: AlsoOnSuccess | None,
     ) -> AppState:
-        """`app`: as read after the operation ended, when known."""
+        """`landed`: the app as read after the operation ended, when known."""
         await self.ctx.transition(
             item, AppState.VERIFYING, message="operation succeeded; reading the deny assignment"
         )
         self.ctx.crash.reached("verifying")
         watch = _Watch(signals, self.ctx.sleep, item.app_id)
-        if app is None:
+        if landed is None:
             app = await self.ctx.read_app(item)
             if app is None:
                 return await self.ctx.gone(item)
+            landed = Landed(app, joined=True)
+        app = landed.app
         try:
-            found = await self._converge(item, app, watch)
+            found = await self._converge(item, landed, watch)
         except (NotifiedFailure, _DenyGap, ArmError) as exc:
             return await self._not_verified(item, exc)
         after = fingerprint(app.model_copy(update={"deny_assignment": found}))
@@ -135,12 +138,15 @@ class Verification:
             request_id=info.request_id if info else None,
         )
 
-    async def _converge(self, item: WorkItem, app: App, watch: _Watch) -> DenyAssignment | None:
+    async def _converge(self, item: WorkItem, landed: Landed, watch: _Watch) -> DenyAssignment | None:
         """Read the deny assignment until it carries the planned exclusions; the one found.
 
-        `app` was read after the operation ended, joined with its deny assignment: that is checked
-        first. Raises `_DenyGap` with the last gap when the verification deadline passes."""
-        match: DenyMatch | None = DenyMatch(app.deny_assignment, app.deny_assignment_problem)
+        `landed.app` was read after the operation ended; when joined with its deny assignment, that is
+        checked first. Raises `_DenyGap` with the last gap when the verification deadline passes."""
+        app = landed.app
+        match: DenyMatch | None = (
+            DenyMatch(app.deny_assignment, app.deny_assignment_problem) if landed.joined else None
+        )
         async for attempt in retrying(
             self.ctx.settings.verify_retry, sleep=watch.wait, before_sleep=self.ctx.log_retry
         ):

@@ -18,7 +18,7 @@ from orchestrator.errors import ArmError
 from orchestrator.executor.context import RunContext
 from orchestrator.executor.retrying import NotConverged, OperationFailed, is_retryable, retrying
 from orchestrator.executor.work import WorkItem, before_state
-from orchestrator.gateway import CallInfo
+from orchestrator.gateway import AppRead, CallInfo
 from orchestrator.journal import AppRecord, BeforeState
 from orchestrator.models import TERMINAL_SUCCESS, App, AppState
 from orchestrator.planning.checks import already_there, describe, difference, moved_from_start, on_target
@@ -60,6 +60,18 @@ class _Write:
     reconcile: bool  # look before writing: the last write's outcome is not known here
     unknown: bool  # that write's answer was lost: it may have landed (see `Writing._settle`)
     accepted_at: float | None = None  # when ARM accepted the write made here
+    # The app as just re-read and checked, write admitted before that read: the next write PUTs
+    # exactly this (no GET of its own); used once.
+    base: AppRead | None = None
+
+
+@dataclass(frozen=True)
+class Landed:
+    """An app whose write landed: as read with its deny assignment (`joined`), or as the operation's
+    final read returned it (its deny assignment still to read)."""
+
+    app: App
+    joined: bool
 
 
 class Writing:
@@ -76,17 +88,22 @@ class Writing:
         # app id → fingerprint of the app as read right before its latest write (see `_settle`).
         self.baseline: dict[str, str] = {}
 
-    async def fresh(self, item: WorkItem, attempts: int) -> App | AppState | None:
-        """An app not written yet (pending, or halted by an earlier stop): re-read it, then write."""
+    async def fresh(self, item: WorkItem, attempts: int) -> Landed | AppState | None:
+        """An app not written yet (pending, or halted by an earlier stop): re-read it, then write.
+
+        The write is admitted (ARM's bucket) before the re-read, so the PUT follows the read at once
+        and carries the resource exactly as read and checked."""
+        await self.pacer.before_call(item.subscription_id, "write")
         start = await self._start(item)
         if isinstance(start, AppState):
             return start
+        before, read = start
         self.baseline[item.app_id] = item.fingerprint
         return await self._write(
-            item, _Write(attempts, before=start, token=None, reconcile=False, unknown=False)
+            item, _Write(attempts, before=before, token=None, reconcile=False, unknown=False, base=read)
         )
 
-    async def resume(self, item: WorkItem, record: AppRecord) -> App | AppState | None:
+    async def resume(self, item: WorkItem, record: AppRecord) -> Landed | AppState | None:
         """An app journaled as submitted: an operation may be in flight, or the write's answer was lost."""
         token = record.resume_token
         lost = token is None  # journaled as submitted without ARM's answer
@@ -98,12 +115,13 @@ class Writing:
             item, _Write(record.attempts, before=None, token=token, reconcile=lost, unknown=lost)
         )
 
-    async def _start(self, item: WorkItem) -> BeforeState | AppState:
-        """Re-read an app not yet written: what it is on before the write, or the final state when it
-        must not be written (gone, another product, or changed since planning)."""
-        app = await self.ctx.read_app(item)
-        if app is None:
+    async def _start(self, item: WorkItem) -> tuple[BeforeState, AppRead] | AppState:
+        """Re-read an app not yet written: what it is on before the write and the read, or the final
+        state when it must not be written (gone, another product, or changed since planning)."""
+        read = await self.ctx.read_for_update(item)
+        if read is None:
             return await self.ctx.gone(item)
+        app = read.app
         if item.product is not None and not in_lineage(app.definition_id, item.product):
             why = (
                 f"different product: definition {app.definition_id} is not one the target "
@@ -125,9 +143,9 @@ class Writing:
             why = difference(app, item)
             log.warning("stale: not writing", reason=why)
             return await self.ctx.transition(item, AppState.STALE, error_code="Stale", error_message=why)
-        return before_state(app)
+        return before_state(app), read
 
-    async def _write(self, item: WorkItem, write: _Write) -> App | AppState | None:
+    async def _write(self, item: WorkItem, write: _Write) -> Landed | AppState | None:
         """Drive the write until its operation succeeded. Returns the app when known, or a final state.
 
         `write.token`: an operation to follow first. `write.reconcile`: the outcome of an earlier write
@@ -149,9 +167,9 @@ class Writing:
             return await self.ctx.fail(item, exc, "upgrade failed")
         raise AssertionError("unreachable: tenacity re-raises or returns")
 
-    async def _write_once(self, item: WorkItem, write: _Write) -> App | AppState | None:
+    async def _write_once(self, item: WorkItem, write: _Write) -> Landed | AppState | None:
         """One attempt: look if the last write's outcome is unknown, write if nothing is in flight,
-        follow the operation. None: it succeeded (verify next)."""
+        follow the operation. Landed or None (the app not known): it succeeded (verify next)."""
         if write.token is None and write.reconcile:
             found = await self._look(item, write, landed="the earlier write landed; verifying")
             if found is not None:
@@ -163,20 +181,21 @@ class Writing:
                 return sent
             write.token = sent
         try:
-            await self._follow(item, write.token)
+            final = await self._follow(item, write.token)
         except (OperationFailed, _Reconcile):
             # The operation is over (or cannot be followed): look before writing again.
             write.token, write.reconcile, write.accepted_at = None, True, None
             raise
         if write.accepted_at is not None:
             self.pacer.operation_took(self.clock() - write.accepted_at)
-        return None
+        return Landed(final, joined=False) if final is not None else None
 
-    async def _send(self, item: WorkItem, write: _Write) -> str | App | AppState:
+    async def _send(self, item: WorkItem, write: _Write) -> str | Landed | AppState:
         """Write once. The resume token; or, when the answer was lost, what a look found."""
         write.attempts += 1
+        base, write.base = write.base, None  # the read it was admitted with serves this write only
         try:
-            token = await self._submit(item, write.attempts, write.before)
+            token = await self._submit(item, write.attempts, write.before, base)
         except _Reconcile as exc:
             # Look now, even on the last attempt: a write that landed is followed to its end, never
             # failed (or written again) for want of an attempt. Until that look decides, the next
@@ -194,17 +213,24 @@ class Writing:
         await self.pacer.head_start()  # no polls before it can have ended
         return token
 
-    async def _look(self, item: WorkItem, write: _Write, *, landed: str) -> App | AppState | None:
+    async def _look(self, item: WorkItem, write: _Write, *, landed: str) -> Landed | AppState | None:
         """`_settle` for a write whose outcome is unknown; once it decided, the next attempt need not."""
         found = await self._settle(item, unknown=write.unknown)
         write.reconcile = write.unknown = False
-        if found is not None and not isinstance(found, AppState):
-            log.info(landed)
-        return found
+        if found is None or isinstance(found, AppState):
+            return found
+        log.info(landed)
+        return Landed(found, joined=True)
 
-    async def _submit(self, item: WorkItem, attempts: int, before: BeforeState | None) -> str:
-        """Journal the intent, PUT, journal the operation. Returns the resume token."""
-        await self.pacer.before_call(item.subscription_id, "write")
+    async def _submit(
+        self, item: WorkItem, attempts: int, before: BeforeState | None, base: AppRead | None
+    ) -> str:
+        """Journal the intent, PUT, journal the operation. Returns the resume token.
+
+        `base`: the app as re-read and checked, admitted for this write before that read (`fresh`);
+        without it the write waits for admission here and the gateway reads the resource itself."""
+        if base is None:
+            await self.pacer.before_call(item.subscription_id, "write")
         await self.ctx.transition(
             item,
             AppState.SUBMITTED,
@@ -216,7 +242,11 @@ class Writing:
         self.crash.reached("before-submit")
         try:
             submitted = await self.gateway.submit_upgrade(
-                item.tenant_id, item.app_id, definition_id=item.to_definition_id, plan=item.to_plan
+                item.tenant_id,
+                item.app_id,
+                definition_id=item.to_definition_id,
+                plan=item.to_plan,
+                base=base,
             )
         except ArmError as exc:
             self.ctx.note_throttle(item, exc)
@@ -240,9 +270,10 @@ class Writing:
         self.crash.reached("after-submit")
         return submitted.resume_token
 
-    async def _follow(self, item: WorkItem, token: str) -> None:
-        """Wait for the operation. OperationFailed: it ended badly; _Reconcile: it cannot be followed;
-        a transient ArmError: following failed for now (retry follows the same operation again)."""
+    async def _follow(self, item: WorkItem, token: str) -> App | None:
+        """Wait for the operation; the app as its final read returned it, when the gateway has it.
+        OperationFailed: it ended badly; _Reconcile: it cannot be followed; a transient ArmError:
+        following failed for now (retry follows the same operation again)."""
         try:
             result = await self.gateway.wait_operation(item.tenant_id, item.app_id, token)
         except ArmError as exc:
@@ -255,6 +286,7 @@ class Writing:
             structlog.contextvars.bind_contextvars(request_id=result.info.request_id)
         if result.status != TERMINAL_SUCCESS:
             raise OperationFailed(result.status, result.error_code, result.error_message, result.info)
+        return result.app
 
     async def _settle(self, item: WorkItem, *, unknown: bool = False) -> App | AppState | None:
         """Re-read the app and wait until no operation runs on it; decide whether it may be written.

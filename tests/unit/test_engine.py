@@ -715,3 +715,36 @@ def test_one_time_scale_helper_scales_every_duration_and_nothing_else() -> None:
     assert pacing.scaled(0.25) == PacingPolicy(
         reserve=20, probe_timeout=0.25, default_retry_after=0.5, decrease_gap=1, head_start_share=0.8
     )
+
+
+async def test_an_update_reads_the_app_once_and_puts_exactly_what_it_checked(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PUT is built from the re-read the stale check passed (no GET of its own), and verification
+    starts from the operation's final read (no GET of its own): one read of each app."""
+    arm, apps = fleet(6)
+    original = arm.get_application
+    app_reads: list[str] = []
+
+    async def counting(tenant_id: str, app_id: str) -> App | None:
+        app_reads.append(app_id.lower())
+        return await original(tenant_id, app_id)
+
+    monkeypatch.setattr(arm, "get_application", counting)
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+    assert sorted(app_reads) == sorted(a.id.lower() for a in apps)
+    assert all(arm.writes_from_read[a.id.lower()] == 1 == arm.writes[a.id.lower()] for a in apps)
+    assert arm.violations == []
+
+
+async def test_a_write_after_a_failed_operation_reads_the_resource_again(journal: Journal) -> None:
+    """Only the read admitted with a fresh app's first write serves a PUT; a second write (after the
+    operation failed) lets the gateway read the resource itself."""
+    arm, apps = fleet(1)
+    key = apps[0].id.lower()
+    arm.script[key] = ["fail:InternalServerError", "ok"]
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert view.apps[0].state == AppState.SUCCEEDED
+    assert arm.writes[key] == 2 and arm.writes_from_read[key] == 1
+    assert arm.violations == []
