@@ -17,6 +17,8 @@ credentials and HTTPS, exactly as `orchestrator inventory` does. Printed figures
   --concurrency is given); the connection pool's size is printed, since HTTP/1.1 runs one request per
   connection at a time;
 - client CPU time, in total and per 1,000 apps; the load average of this shared machine with each figure;
+- the emulator's CPU time: one process serves every request, so the inventory cannot take less wall
+  time than that either; the ratio against the larger of the two bounds is printed too;
 - peak memory: the process's peak RSS growth (resource.getrusage) during the inventory.
 """
 
@@ -188,8 +190,13 @@ def main() -> int:
         f"({1000 * client_cpu / max(total, 1):.2f} ms per request); connection pool {pool} {_load()}"
     )
     if emulator_cpu is not None:
+        # The emulator serves every request from one process: it cannot answer them all in less wall
+        # time than the CPU it spent on them. That is the server's bound, not a client setting.
+        served = max(bound, emulator_cpu)
         print(
-            f"emulator CPU time during the inventory: {emulator_cpu:.2f} s (machine: {os.cpu_count()} CPUs)"
+            f"emulator CPU time during the inventory: {emulator_cpu:.2f} s (machine: {os.cpu_count()} CPUs); "
+            f"with the server's own service time as a bound too: max({bound:.2f}, {emulator_cpu:.2f}) = "
+            f"{served:.2f} s, ratio {wall / served:.2f} {_load()}"
         )
     print(f"peak memory: RSS {rss_peak:.0f} MiB (+{rss_peak - rss_before:.0f} MiB during the inventory)")
     for tenant in failed[:5]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -12,6 +13,41 @@ from rich.text import Text
 from orchestrator.cli._common import err_console
 from orchestrator.executor import Progress as AppProgress
 from orchestrator.models import TERMINAL_APP_STATES, AppState, RunView
+
+K = TypeVar("K", bound=Hashable)
+
+
+class _Tally(Generic[K]):
+    """Each app's state and the count of states per group, kept as events arrive: O(1) per event
+    (a 10,000-app run sends ~40,000 of them; counting the group's apps again each time cost seconds)."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, AppState] = {}
+        self.group_of: dict[str, K] = {}
+        self.counts: dict[K, Counter[AppState]] = {}
+        self.unfinished: Counter[K] = Counter()
+
+    def add(self, app_id: str, group: K, state: AppState) -> None:
+        self.states[app_id] = state
+        self.group_of[app_id] = group
+        self.counts.setdefault(group, Counter())[state] += 1
+        self.unfinished[group] += state not in TERMINAL_APP_STATES
+
+    def move(self, app_id: str, state: AppState) -> K | None:
+        """Record `app_id`'s new state; its group, or None when the app is not shown."""
+        group = self.group_of.get(app_id)
+        if group is None:
+            return None
+        old = self.states[app_id]
+        self.states[app_id] = state
+        counts = self.counts[group]
+        counts[old] -= 1
+        counts[state] += 1
+        self.unfinished[group] += (state not in TERMINAL_APP_STATES) - (old not in TERMINAL_APP_STATES)
+        return group
+
+    def finished(self, group: K) -> int:
+        return sum(n for s, n in self.counts[group].items() if s in TERMINAL_APP_STATES)
 
 
 class LiveDisplay:
@@ -27,35 +63,27 @@ class LiveDisplay:
             console=err_console,
             transient=False,
         )
-        self.tasks: dict[tuple[int | None, str], TaskID] = {}
-        self.states: dict[str, AppState] = {}
-        self.key_of: dict[str, tuple[int | None, str]] = {}
-        groups: dict[tuple[int | None, str], list[str]] = {}
+        self.tasks: dict[tuple[int, str], TaskID] = {}
+        self.tally: _Tally[tuple[int, str]] = _Tally()
         for app in view.apps:
-            if app.wave is None:
-                continue
-            group: tuple[int | None, str] = (app.wave, app.tenant_name or app.tenant_id)
-            groups.setdefault(group, []).append(app.app_id)
-            self.states[app.app_id] = app.state
-            self.key_of[app.app_id] = group
-        for key in sorted(groups, key=lambda k: (k[0] or 0, k[1])):
-            wave, tenant = key[0], key[1]
-            label = f"{wave_names.get(wave or 0, str(wave))} · {tenant}"
-            self.tasks[key] = self.progress.add_task(label, total=len(groups[key]), detail="")
+            if app.wave is not None:
+                self.tally.add(app.app_id, (app.wave, app.tenant_name or app.tenant_id), app.state)
+        groups = self.tally.counts
+        for key in sorted(groups):
+            wave, tenant = key
+            label = f"{wave_names.get(wave, str(wave))} · {tenant}"
+            self.tasks[key] = self.progress.add_task(label, total=sum(groups[key].values()), detail="")
             self._refresh(key)
 
-    def _refresh(self, key: tuple[int | None, str]) -> None:
-        apps = [a for a, k in self.key_of.items() if k == key]
-        counts = Counter(self.states[a] for a in apps)
-        finished = sum(n for s, n in counts.items() if s in TERMINAL_APP_STATES)
+    def _refresh(self, key: tuple[int, str]) -> None:
+        counts = self.tally.counts[key]
         detail = " ".join(f"{s.value}={n}" for s, n in sorted(counts.items()) if n and s != AppState.PENDING)
-        self.progress.update(self.tasks[key], completed=finished, detail=detail)
+        self.progress.update(self.tasks[key], completed=self.tally.finished(key), detail=detail)
 
     def __call__(self, event: AppProgress) -> None:
-        if event.app_id not in self.key_of:
-            return
-        self.states[event.app_id] = event.state
-        self._refresh(self.key_of[event.app_id])
+        key = self.tally.move(event.app_id, event.state)
+        if key is not None:
+            self._refresh(key)
 
     @contextmanager
     def shown(self) -> Iterator[None]:
@@ -68,26 +96,21 @@ class WaveLines:
 
     def __init__(self, view: RunView, wave_names: dict[int, str]) -> None:
         self.wave_names = wave_names
-        self.states = {a.app_id: a.state for a in view.apps if a.wave is not None}
-        self.wave_of = {a.app_id: a.wave for a in view.apps if a.wave is not None}
-        self.done: set[int | None] = {w for w in set(self.wave_of.values()) if self._finished(w)}
-
-    def _finished(self, wave: int | None) -> bool:
-        return all(self.states[a] in TERMINAL_APP_STATES for a, w in self.wave_of.items() if w == wave)
+        self.tally: _Tally[int] = _Tally()
+        for app in view.apps:
+            if app.wave is not None:
+                self.tally.add(app.app_id, app.wave, app.state)
+        self.done: set[int] = {w for w in self.tally.counts if not self.tally.unfinished[w]}
 
     def __call__(self, event: AppProgress) -> None:
-        if event.app_id not in self.wave_of:
-            return
-        self.states[event.app_id] = event.state
-        wave = self.wave_of[event.app_id]
-        if wave in self.done or not self._finished(wave):
+        wave = self.tally.move(event.app_id, event.state)
+        if wave is None or wave in self.done or self.tally.unfinished[wave]:
             return
         self.done.add(wave)
-        counts = Counter(s for a, s in self.states.items() if self.wave_of[a] == wave)
-        detail = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items()))
-        err_console.print(
-            Text(f"wave {self.wave_names.get(wave or 0, str(wave))}: done ({detail})"), soft_wrap=True
-        )
+        counts = self.tally.counts[wave]
+        detail = ", ".join(f"{n} {s.value}" for s, n in sorted(counts.items()) if n)
+        name = self.wave_names.get(wave, str(wave))
+        err_console.print(Text(f"wave {name}: done ({detail})"), soft_wrap=True)
 
 
 Display = LiveDisplay | WaveLines

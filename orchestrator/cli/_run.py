@@ -270,6 +270,7 @@ def execute(
     """
     gateway = options.open_gateway(fleet, config)
     display = display_for(preview, wave_names)
+    del preview  # the display keeps what it needs; the preview's rows need not live through the run
 
     async def main() -> RunView:
         try:

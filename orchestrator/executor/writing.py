@@ -99,9 +99,9 @@ class Writing:
             return start
         before, read = start
         self.baseline[item.app_id] = item.fingerprint
-        return await self._write(
-            item, _Write(attempts, before=before, token=None, reconcile=False, unknown=False, base=read)
-        )
+        write = _Write(attempts, before=before, token=None, reconcile=False, unknown=False, base=read)
+        del start, read  # `_send` lets go of the read once written: nothing here keeps it alive
+        return await self._write(item, write)
 
     async def resume(self, item: WorkItem, record: AppRecord) -> Landed | AppState | None:
         """An app journaled as submitted: an operation may be in flight, or the write's answer was lost."""

@@ -311,12 +311,17 @@ class Journal:
         rows = self._read("SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1")
         return str(rows[0]["run_id"]) if rows else None
 
-    def apps(self, run_id: str) -> list[AppRecord]:
+    def apps(self, run_id: str, *, in_waves: bool = False) -> list[AppRecord]:
+        """The run's apps in plan order; `in_waves`: only those in a wave (the ones a run works on)."""
         self.run(run_id)  # names the run when it does not exist
-        return list(self._app_records(run_id))
+        return list(self._app_records(run_id, in_waves=in_waves))
 
-    def _app_records(self, run_id: str) -> Iterator[AppRecord]:
-        rows = self._read("SELECT * FROM apps WHERE run_id = :run_id ORDER BY position", {"run_id": run_id})
+    def _app_records(self, run_id: str, *, in_waves: bool = False) -> Iterator[AppRecord]:
+        waves = " AND wave IS NOT NULL" if in_waves else ""
+        rows = self._read(
+            f"SELECT * FROM apps WHERE run_id = :run_id{waves} ORDER BY position",  # noqa: S608 - fixed text
+            {"run_id": run_id},
+        )
         return map(app_record, rows)
 
     def events(self, run_id: str, app_id: str | None = None) -> list[Event]:

