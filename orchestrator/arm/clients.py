@@ -193,7 +193,7 @@ class ClientPool:
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=False,
-                trust_env=True,
+                trust_env=bool(urllib.request.getproxies()),  # as the read session: see there
                 middlewares=(_never_resend,),
             )
         return self._writes_session

@@ -12,7 +12,6 @@ after re-reading the app, whether a second write is safe.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote
@@ -339,13 +338,13 @@ class AzureGateway:
 
 def _body_of(base: AppRead | None, tenant_id: str, app_id: str) -> Any:
     """The SDK model `read_for_update` kept, if `base` is this gateway's read of this app by this tenant.
-    A copy: the caller's read stays as it was read."""
+    The write consumes it (no copy: a deep copy cost 0.7 ms per app; the executor uses a read once)."""
     if base is None or not isinstance(base.body, tuple) or len(base.body) != 3:
         return None
     tenant, app, model = base.body
     if (tenant, app) != (tenant_id.lower(), app_id.lower()):
         return None
-    return copy.deepcopy(model)
+    return model
 
 
 def _write_error(exc: BaseException, what: str) -> ArmError:
