@@ -19,10 +19,12 @@ and the pacer follows each with its own mechanism:
   decrease); each write ARM accepts widens it by 1/window, about one app more per round of writes
   (additive increase). The window starts unset, i.e. unlimited, until ARM first pushes back.
 * **Operation time.** The SDK poller waits each operation's Retry-After between polls. Right after
-  this process submits a write, `head_start()` first sleeps through most of the shortest operation
-  already seen to succeed in this run (learned from ARM, not configured), less one Retry-After: a 300 s
-  update polled every 10 s costs ~30 polls otherwise and ~2 this way, and the end of an operation that
-  takes at least that long is seen no later than with polling from the start.
+  this process submits a write, `head_start()` first sleeps through the shortest operation already
+  seen to succeed in this run (learned from ARM, not configured, and measured up to the poll that saw
+  it end). A 300 s update polled every 10 s costs ~30 polls otherwise and one this way when updates
+  take about as long; a longer one is then polled at its Retry-After, so its end is seen within one
+  Retry-After, as with polling from the start. (Sleeping one Retry-After less, as before, saw no end
+  sooner when operations take alike: it cost every app a poll, 3,500 requests in a 10,000-app run.)
 
 `global_limit` and `per_subscription` remain as the user's explicit blast-radius limits; both are unset
 by default. Waiting calls queue per bucket (FIFO) and are woken one by one: 10,000 apps waiting on a
@@ -118,7 +120,6 @@ class Pacer:
         self._tenant_of: dict[str, str] = {}
         self._fed = False  # the gateway reports every response: the engine's own reports are redundant
         self._shortest_operation: float | None = None
-        self._poll_hint = 0.0  # the last Retry-After ARM sent with an accepted write
         self.in_flight = 0
         self.peak_in_flight = 0
         self.throttle_events = 0
@@ -299,8 +300,6 @@ class Pacer:
             self._pushback(sub)
         elif kind == "write" and method.upper() in ("PUT", "PATCH") and status in (200, 201, 202):
             self._accepted(sub)
-            if info.retry_after is not None:
-                self._poll_hint = info.retry_after
 
     def _report(self, bucket: _Bucket, remaining: int) -> None:
         bucket.remaining = remaining
@@ -339,7 +338,7 @@ class Pacer:
         """How long a freshly submitted operation can go unpolled (0 until one has been seen to end)."""
         if self._shortest_operation is None:
             return 0.0
-        return max(0.0, self._shortest_operation * self.policy.head_start_share - self._poll_hint)
+        return self._shortest_operation * self.policy.head_start_share
 
     async def head_start(self) -> None:
         delay = self.head_start_seconds()
