@@ -149,14 +149,19 @@ def apply(
                 raise typer.Exit(finished)
         _show_apply(plan, journal.run_view(existing) if existing else None)
         _run.confirm(f"Apply this plan to the {_run.where(fleet)}?", yes)
+        digest, wave_names = plan.digest, {w.index: w.name for w in plan.waves}
+        # run_plan takes the plan over and lets it go once the run is journaled: nothing here keeps
+        # a 10,000-app plan (~60 MB) alive through the run.
+        handed = [plan]
+        del plan
         view = _run.execute(
             fleet=fleet,
             config=config,
             journal=journal,
-            preview=runs.apply_preview(journal, plan, existing, str(plan_path)),
-            wave_names={w.index: w.name for w in plan.waves},
+            preview=runs.apply_preview(journal, handed[0], existing, str(plan_path)),
+            wave_names=wave_names,
             work=lambda gateway, display: run_plan(
-                plan,
+                handed.pop(),
                 gateway,
                 journal,
                 settings,
@@ -165,7 +170,7 @@ def apply(
                 run_id=existing,
                 new_run=new_run,
             ),
-            run_id=lambda: existing or journal.latest_run_for(plan.digest),
+            run_id=lambda: existing or journal.latest_run_for(digest),
         )
     raise typer.Exit(_run.exit_code(view))
 

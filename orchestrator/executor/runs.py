@@ -299,6 +299,7 @@ async def run_plan(
     _repair(journal)
     waves = plan_work(plan)[1]  # not the journal rows: kept alive, they cost ~11 MB at 10,000 apps
     run_id, made = open_apply_run(journal, plan, plan_path=plan_path, run_id=run_id, new_run=new_run)
+    del plan  # journaled: the waves are all the run needs (a caller that hands it over frees it)
     if not made:
         log.info("resuming run", run_id=run_id)
     watch = signals if signals is not None else RegistryWatch.open(journal.path)
