@@ -186,6 +186,8 @@ class Writing:
             # The operation is over (or cannot be followed): look before writing again.
             write.token, write.reconcile, write.accepted_at = None, True, None
             raise
+        finally:
+            self.pacer.operation_ended()
         if write.accepted_at is not None:
             self.pacer.operation_took(self.clock() - write.accepted_at)
         return Landed(final, joined=False) if final is not None else None

@@ -187,3 +187,15 @@ async def test_without_gateway_reports_the_engines_own_reports_count() -> None:
     assert await started([blocked]) == 0  # closed until the Retry-After
     time.now = 3
     await asyncio.wait_for(blocked, 1)
+
+
+async def test_before_any_end_a_few_operations_probe_and_the_rest_wait_for_the_first_end() -> None:
+    p = pacer(FakeTime(), probes=2)
+    await p.head_start()
+    await p.head_start()  # two probes poll from the start
+    waiting = asyncio.ensure_future(p.head_start())
+    await asyncio.sleep(0)
+    assert not waiting.done()  # the third waits for an end
+    p.operation_ended()  # any end: a failure releases them too
+    await asyncio.wait_for(waiting, 1)
+    await asyncio.wait_for(p.head_start(), 1)  # from then on nobody waits for it
