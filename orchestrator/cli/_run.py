@@ -3,10 +3,12 @@ report and the exit code. Shared by `apply`, `resume` and `rollback` (not a comm
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -254,6 +256,24 @@ def _interrupted(journal: Journal, run_id: str | None) -> None:
 Work = Callable[[ArmGateway, ProgressSink | None], Awaitable[RunView]]
 
 
+@contextmanager
+def _collector_for_a_long_run() -> Iterator[None]:
+    """The cyclic garbage collector tuned for a run, restored after it.
+
+    A 10,000-app run keeps hundreds of thousands of objects alive (each app's operation in flight),
+    and every full collection scanned them all: 15 s of an 85 s run went to it (gc.callbacks). What
+    start-up built (modules, config) is frozen out of collection, and collections run a tenth as
+    often: 4.6 s. Memory freed by reference counting (most of it) is freed as before."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10 * threshold[0], threshold[1], threshold[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 def execute(
     *,
     fleet: FleetConfig,
@@ -279,11 +299,12 @@ def execute(
             await gateway.close()
 
     try:
-        if not isinstance(display, LiveDisplay):
-            view = options.run_async(main())
-        else:
-            with display.shown():
+        with _collector_for_a_long_run():
+            if not isinstance(display, LiveDisplay):
                 view = options.run_async(main())
+            else:
+                with display.shown():
+                    view = options.run_async(main())
     except KeyboardInterrupt:
         _interrupted(journal, run_id())
         raise typer.Exit(130) from None

@@ -305,3 +305,17 @@ def test_an_error_line_is_never_rich_markup() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: target.toml: [plan] is bad"
+
+
+def test_the_collector_tuned_for_a_run_is_restored_after_it() -> None:
+    import gc
+
+    from orchestrator.cli._run import _collector_for_a_long_run
+
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), _collector_for_a_long_run():
+        assert gc.get_threshold()[0] == 10 * before[0]
+        assert gc.get_freeze_count() > 0
+        raise RuntimeError("the run failed")
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
