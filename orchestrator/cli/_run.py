@@ -263,7 +263,7 @@ def _collector_for_a_long_run() -> Iterator[None]:
     A 10,000-app run keeps hundreds of thousands of objects alive (each app's operation in flight),
     and every full collection scanned them all: 15 s of an 85 s run went to it (gc.callbacks). What
     start-up built (modules, config) is frozen out of collection, and collections run a tenth as
-    often: 4.6 s. Memory freed by reference counting (most of it) is freed as before."""
+    often: 4.2 s. Memory freed by reference counting (most of it) is freed as before."""
     threshold = gc.get_threshold()
     gc.freeze()
     gc.set_threshold(10 * threshold[0], threshold[1], threshold[2])
