@@ -127,25 +127,18 @@ class RunContext:
 
     async def read_app(self, item: WorkItem) -> App | None:
         """The app as it is now, joined with its system deny assignment (retrying transient errors)."""
-        read = await self._read(item, for_update=False)
+        read = await self.read_for_update(item)
         return read.app if read is not None else None
 
     async def read_for_update(self, item: WorkItem) -> AppRead | None:
         """`read_app`, keeping the resource as read: a write right after it PUTs exactly that."""
-        return await self._read(item, for_update=True)
-
-    async def _read(self, item: WorkItem, *, for_update: bool) -> AppRead | None:
         async for attempt in retrying(
             self.settings.operation_retry, sleep=self.sleep, before_sleep=self.log_retry
         ):
             with attempt:
                 await self.pacer.before_call(item.subscription_id, "read")
                 try:
-                    if for_update:
-                        read = await self.gateway.read_for_update(item.tenant_id, item.app_id)
-                    else:
-                        app = await self.gateway.get_application(item.tenant_id, item.app_id)
-                        read = AppRead(app, body=None) if app is not None else None
+                    read = await self.gateway.read_for_update(item.tenant_id, item.app_id)
                     if read is None:
                         return None
                     app = read.app
