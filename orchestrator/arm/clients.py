@@ -37,6 +37,8 @@ from orchestrator.gateway import ResponseObserver
 
 APPLICATIONS_API_VERSION = "2023-12-01-preview"
 _APPS_SDK = importlib.metadata.version("azure-mgmt-managedapplications")
+# The subscription of a client that only runs `*_by_id` operations (see `ClientPool.apps`).
+BY_ID_ONLY = ""
 
 
 @dataclass(frozen=True)
@@ -104,11 +106,13 @@ class _TenantClients:
     transport: AioHttpTransport
     signals: _ResponseSignals
     subscriptions: SubscriptionClient | None = None
-    applications: dict[str, ManagedApplicationsMgmtClient] = field(default_factory=dict)
+    # Applications are addressed by id (`*_by_id`), so one client serves every subscription.
+    applications: ManagedApplicationsMgmtClient | None = None
+    definitions: dict[str, ManagedApplicationsMgmtClient] = field(default_factory=dict)
     authorization: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
-    # Writes only: clients whose pipeline never re-sends a request (see `ClientPool.write_apps`).
+    # Writes only: a client whose pipeline never re-sends a request (see `ClientPool.write_apps`).
     write_transport: AioHttpTransport | None = None
-    write_applications: dict[str, ManagedApplicationsMgmtClient] = field(default_factory=dict)
+    write_applications: ManagedApplicationsMgmtClient | None = None
 
 
 class WriteMaybeSent(aiohttp.ClientConnectionError):
@@ -228,22 +232,37 @@ class ClientPool:
             **self.retry.client_kwargs(),
         }
 
-    def apps(self, identity: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
+    def apps(self, identity: str) -> ManagedApplicationsMgmtClient:
+        """The identity's client for application reads, by id (`get_by_id`, and the operation's poller
+        resumed by `begin_create_or_update_by_id`).
+
+        One client per identity, not per subscription: at 1,000 subscriptions a client each held
+        about 15 MB of pipelines and took CPU to build in the middle of a wave. The by-id operations
+        take the subscription from the application's id; the client's own subscription is left empty
+        so that an operation that would use it fails loudly instead of reaching another subscription.
+        """
+        state = self._tenant(identity)
+        if state.applications is None:
+            state.applications = ManagedApplicationsMgmtClient(
+                state.credential, BY_ID_ONLY, api_version=APPLICATIONS_API_VERSION, **self._common(state)
+            )
+        return state.applications
+
+    def definitions(self, identity: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
+        """A client for application definitions in one subscription (a publisher's few)."""
         state = self._tenant(identity)
         key = subscription_id.lower()
-        client = state.applications.get(key)
+        client = state.definitions.get(key)
         if client is None:
             client = ManagedApplicationsMgmtClient(
-                state.credential,
-                subscription_id,
-                api_version=APPLICATIONS_API_VERSION,
-                **self._common(state),
+                state.credential, subscription_id, api_version=APPLICATIONS_API_VERSION, **self._common(state)
             )
-            state.applications[key] = client
+            state.definitions[key] = client
         return client
 
-    def write_apps(self, identity: str, subscription_id: str) -> ManagedApplicationsMgmtClient:
-        """A client for application writes whose pipeline never sends a request twice.
+    def write_apps(self, identity: str) -> ManagedApplicationsMgmtClient:
+        """The identity's client for application writes (by id, as `apps`), whose pipeline never sends a
+        request twice.
 
         The rule: a write is never re-sent by a transport. A reset after ARM accepted a PUT looks like
         "not sent" to azure-core (aiohttp reports it as a connection error) and to aiohttp itself, and
@@ -258,16 +277,13 @@ class ClientPool:
         the executor then re-reads the app (and its operation) and decides. Reads keep their retries.
         """
         state = self._tenant(identity)  # the caller had the token guard confirm it for writing
-        key = subscription_id.lower()
-        client = state.write_applications.get(key)
-        if client is None:
-            if state.write_transport is None:
-                state.write_transport = AioHttpTransport(
-                    session=self._write_session(),
-                    session_owner=False,
-                    connection_timeout=self.retry.connection_timeout,
-                    read_timeout=self.retry.read_timeout,
-                )
+        if state.write_applications is None:
+            state.write_transport = AioHttpTransport(
+                session=self._write_session(),
+                session_owner=False,
+                connection_timeout=self.retry.connection_timeout,
+                read_timeout=self.retry.read_timeout,
+            )
             scope = self._cloud.scope
             no_resend: list[Any] = [
                 policies.RequestIdPolicy(),
@@ -282,9 +298,9 @@ class ClientPool:
                 policies.DistributedTracingPolicy(),
                 ARMHttpLoggingPolicy(),
             ]
-            client = ManagedApplicationsMgmtClient(
+            state.write_applications = ManagedApplicationsMgmtClient(
                 state.credential,
-                subscription_id,
+                BY_ID_ONLY,
                 api_version=APPLICATIONS_API_VERSION,
                 base_url=self._cloud.arm,
                 credential_scopes=[scope],
@@ -294,8 +310,7 @@ class ClientPool:
                 permit_redirects=False,
                 polling_interval=self.retry.polling_interval,
             )
-            state.write_applications[key] = client
-        return client
+        return state.write_applications
 
     def authorization(self, identity: str, subscription_id: str) -> AuthorizationManagementClient:
         state = self._tenant(identity)
@@ -319,9 +334,10 @@ class ClientPool:
         for state in self._tenants.values():
             clients: list[Any] = [
                 state.subscriptions,
-                *state.applications.values(),
+                state.applications,
+                *state.definitions.values(),
                 *state.authorization.values(),
-                *state.write_applications.values(),
+                state.write_applications,
             ]
             for client in clients:
                 if client is not None:

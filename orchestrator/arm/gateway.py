@@ -187,7 +187,7 @@ class AzureGateway:
 
     async def get_definition(self, tenant_id: str, definition_id: str) -> Definition:
         sub, rg, name = split_id(definition_id)
-        client = self._pool.apps(await self._guard.definition_reader(tenant_id, sub), sub)
+        client = self._pool.definitions(await self._guard.definition_reader(tenant_id, sub), sub)
         what = f"read definition {definition_id}"
         model = await arm_call(what, lambda: client.application_definitions.get(rg, name))
         if model is None:
@@ -199,10 +199,12 @@ class AzureGateway:
         return read.app if read is not None else None
 
     async def read_for_update(self, tenant_id: str, app_id: str) -> AppRead | None:
-        sub, rg, name = split_id(app_id)
+        sub = split_id(app_id)[0]
         identity = await self._guard.claim_app_read(tenant_id, app_id)
-        client = self._pool.apps(identity, sub)
-        model = await arm_call(f"read application {app_id}", lambda: client.applications.get(rg, name))
+        client = self._pool.apps(identity)
+        model = await arm_call(
+            f"read application {app_id}", lambda: client.applications.get_by_id(_url_id(app_id))
+        )
         if model is None:
             return None
         app = to_app(model, tenant_id)
@@ -253,15 +255,15 @@ class AzureGateway:
     ) -> Submitted:
         if (definition_id is None) == (plan is None):
             raise ValueError("give exactly one of definition_id (service catalog) or plan (marketplace)")
-        sub, rg, name = split_id(app_id)
+        sub = split_id(app_id)[0]
         identity = await self._guard.claim(tenant_id, sub, write=True)
-        client = self._pool.apps(identity, sub)
+        client = self._pool.apps(identity)
         what = f"upgrade application {app_id}"
         # The PUT carries everything the resource has: as `base` read it (and the caller checked it),
         # else as a GET now finds it; never only what the plan saw.
         model = _body_of(base, tenant_id, app_id)
         if model is None:
-            model = await arm_call(what, lambda: client.applications.get(rg, name))
+            model = await arm_call(what, lambda: client.applications.get_by_id(_url_id(app_id)))
         if model is None:
             raise ArmError(
                 f"{what}: HTTP 404 ResourceNotFound: the application no longer exists",
@@ -278,10 +280,10 @@ class AzureGateway:
                 )
             model.plan.version = plan.version
         capture = _HeaderCapture()
-        writer = self._pool.write_apps(identity, sub)
+        writer = self._pool.write_apps(identity)
         try:
-            poller = await writer.applications.begin_create_or_update(
-                rg, name, model, raw_response_hook=capture
+            poller = await writer.applications.begin_create_or_update_by_id(
+                _url_id(app_id), model, raw_response_hook=capture
             )
         except Exception as exc:
             raise _write_error(exc, what) from None
@@ -294,15 +296,18 @@ class AzureGateway:
 
     async def wait_operation(self, tenant_id: str, app_id: str, resume_token: str) -> OperationResult:
         # The token is azure-core's poller state, handed back to the SDK unread; the app names the client.
-        sub, rg, name = split_id(app_id)
-        client = self._pool.apps(await self._guard.claim(tenant_id, sub, write=True), sub)
+        sub, _, name = split_id(app_id)
+        client = self._pool.apps(await self._guard.claim(tenant_id, sub, write=True))
         capture = _HeaderCapture()
         what = f"follow the operation on {name}"
 
         async def resume() -> AsyncLROPoller[Any]:
             try:
-                return await client.applications.begin_create_or_update(
-                    rg, name, cast(Any, None), continuation_token=resume_token, raw_response_hook=capture
+                return await client.applications.begin_create_or_update_by_id(
+                    _url_id(app_id),
+                    cast(Any, None),
+                    continuation_token=resume_token,
+                    raw_response_hook=capture,
                 )
             except ValueError as exc:  # azure-core's answer to a token it did not make (or an old one)
                 raise ArmError(f"{what}: {exc}", code="InvalidResumeToken") from None
@@ -334,6 +339,19 @@ class AzureGateway:
         self._closed = True
         self._guard.cancel()
         await self._pool.close()
+
+
+def _url_id(app_id: str) -> str:
+    """The application's id as the `*_by_id` operations put it into the URL, which they do not quote:
+    rebuilt from its parts, each quoted as the SDK quotes a name, so that an id from a plan or journal
+    can address nothing but an application (no `?`, `#`, `/` or `..` of its own)."""
+    parsed = parse_resource_id(app_id)
+    parts = split_id(app_id)
+    kind = f"{parsed.get('namespace')}/{parsed.get('type')}".lower()
+    if kind != "microsoft.solutions/applications" or parsed.get("children") or {".", ".."} & set(parts):
+        raise ArmError(f"{app_id!r} is not an application id", code="InvalidResourceId")
+    sub, rg, name = (quote(part, safe="") for part in parts)
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Solutions/applications/{name}"
 
 
 def _body_of(base: AppRead | None, tenant_id: str, app_id: str) -> Any:
