@@ -24,8 +24,8 @@ in which an app needed k operations (a transient failure, then a new write) cost
 Printed per contender, each line with the load average of this shared machine: makespan and its ratio to
 the bound, writes/app, operation polls/app (against operation time / Retry-After + 3), other reads/app,
 429s, 409s, apps lost (planned, neither on the target nor reported failed) and unverified, peak RSS and
-client CPU (per app). For ours also: process start + plan load (a separate process that imports the CLI
-and reads the plan).
+client CPU (per app), and the emulator's own CPU for the run. For ours also: process start + plan load (a
+separate process that imports the CLI and reads the plan).
 
     .venv/bin/python scripts/bench_apply.py                 # 2,000 apps
     .venv/bin/python scripts/bench_apply.py --large         # 10,000 apps
@@ -97,6 +97,7 @@ class Result:
     unverified: int
     peak_rss_mb: float
     cpu_seconds: float
+    emulator_cpu: float  # the server's CPU for this contender's run: what this machine spent serving it
     load: str
     note: str = ""
     routes: str = ""
@@ -543,6 +544,7 @@ def main() -> None:
                     )
                     bounds.append(("ours, with the faults' cost", fb, flines))
                     note += f"; faults injected {stats.get('faults_injected')}"
+                served = float(stats["process_cpu_seconds"]) - float(first["process_cpu_seconds"])
                 print(f"{name}: done in {elapsed:.1f}s {load()}", flush=True)
                 results.append(
                     Result(
@@ -559,6 +561,7 @@ def main() -> None:
                         unverified,
                         rss,
                         cpu,
+                        served,
                         load(),
                         note,
                         ", ".join(f"{k} {v / max(sample, 1):.2f}" for k, v in sorted(routes.items())),
@@ -579,7 +582,7 @@ def main() -> None:
     print(
         f"{'contender':<11} {'makespan':>9} {'xbound':>7} {'apps':>5} {'writes/app':>10} {'polls/app':>9} "
         f"{'reads/app':>9} {'429s':>5} {'409s':>5} {'lost':>5} {'failed':>6} {'unverif':>7} {'peak RSS':>9} "
-        f"{'CPU':>7} {'CPU/app':>8}  load; note"
+        f"{'CPU':>7} {'CPU/app':>8} {'emu CPU':>8}  load; note"
     )
     for r in results:
         ratio = r.makespan / bound if bound else float("nan")
@@ -588,8 +591,12 @@ def main() -> None:
             f"{r.name:<11} {r.makespan:>8.1f}s {ratio:>7.2f} {r.apps:>5} {r.writes / n:>10.2f} "
             f"{r.polls / n:>9.1f} {r.reads / n:>9.1f} {r.throttled:>5} {r.conflicting:>5} {r.lost:>5} "
             f"{r.failed:>6} {r.unverified:>7} {r.peak_rss_mb:>7.0f}MB {r.cpu_seconds:>6.1f}s "
-            f"{1000 * r.cpu_seconds / n:>6.1f}ms  {r.load}; {r.note}"
+            f"{1000 * r.cpu_seconds / n:>6.1f}ms {r.emulator_cpu:>7.1f}s  {r.load}; {r.note}"
         )
+    print(
+        "emu CPU: the emulator's own CPU for the contender's run (one process, on the same "
+        f"{os.cpu_count()} CPUs as the client): ARM serves in parallel; here the two share the cores"
+    )
     for r in results:
         print(f"{r.name}: calls per app by route: {r.routes}")
     print(
