@@ -20,7 +20,7 @@ from orchestrator.cli._common import console, err_console
 from orchestrator.cli._progress import LiveDisplay, display_for
 from orchestrator.config import FleetConfig
 from orchestrator.errors import EXIT_HALTED, EXIT_PARTIAL, InputError, PlanFileError
-from orchestrator.executor import CrashPoint, ExecutorSettings, Tolerance, runs
+from orchestrator.executor import CrashPoint, ExecutorSettings, Tolerance
 from orchestrator.executor.context import ProgressSink
 from orchestrator.gateway import ArmGateway
 from orchestrator.journal import Journal
@@ -223,7 +223,9 @@ def exit_code(view: RunView) -> int:
 
 def report(view: RunView) -> None:
     """The run's per-tenant table on stdout, then what to do next on stderr."""
-    render_table(view, console, by="tenant", wave_names=runs.wave_names(view))
+    # No wave names: the per-tenant table has no wave column, and finding them re-reads the whole
+    # plan (100 MB and 1.6 s at 10,000 apps, the peak of a run's memory).
+    render_table(view, console, by="tenant")
     step = next_step(view)
     if step is not None:
         style = "bold yellow" if view.state in (RunState.HALTED, RunState.INTERRUPTED) else "yellow"

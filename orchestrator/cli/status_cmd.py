@@ -55,7 +55,7 @@ def status(
 
         emit(render_run_html(view, generated_at=datetime.now(UTC), wave_names=runs.wave_names(view)) + "\n")
     else:
-        render_table(view, console, by=by, wave_names=runs.wave_names(view))
+        render_table(view, console, by=by, wave_names=runs.wave_names(view) if by == "app" else None)
 
 
 def runs_cmd(

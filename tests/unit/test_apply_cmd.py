@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from orchestrator.cli._progress import LiveDisplay
 from orchestrator.cli._run import (
@@ -319,3 +321,22 @@ def test_the_collector_tuned_for_a_run_is_restored_after_it() -> None:
         raise RuntimeError("the run failed")
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_the_report_after_a_run_does_not_read_the_plan_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finding wave names re-reads and digest-checks the whole plan: at 10,000 apps that was the peak
+    # of a run's memory, for a per-tenant table that has no wave column.
+    from orchestrator.cli import _run
+    from orchestrator.executor import runs
+
+    def no_plan_reads(*_: object) -> None:
+        raise AssertionError("the report read the plan")
+
+    monkeypatch.setattr(runs, "intact_plan", no_plan_reads)
+    out = io.StringIO()
+    monkeypatch.setattr(_run, "console", Console(file=out, width=120))
+    view = _view([AppState.SUCCEEDED, AppState.FAILED]).model_copy(update={"plan_path": str(tmp_path)})
+    _run.report(view)
+    assert "Per tenant" in out.getvalue() and "failed" in out.getvalue()
