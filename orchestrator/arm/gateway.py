@@ -1,9 +1,9 @@
 """`AzureGateway`: the `ArmGateway` protocol over the real async Azure SDK clients.
 
-Per identity: one credential (bound to its tenant) and SDK clients cached per subscription
-(`arm.clients`); the token guard (`arm.guard`) picks the identity for each call before any request
-reaches a subscription. SDK models become `orchestrator.models` value objects the moment they arrive;
-azure-core exceptions become `ArmError`.
+Per identity: one credential (bound to its tenant) and its SDK clients (`arm.clients`; applications
+are read and written by id, through one client per identity); the token guard (`arm.guard`) picks
+the identity for each call before any request reaches a subscription. SDK models become
+`orchestrator.models` value objects the moment they arrive; azure-core exceptions become `ArmError`.
 
 Reads keep azure-core's transport retries. A write goes through its own pipeline that never re-sends
 (`ClientPool.write_apps`): once a write's request may have left the machine, only the executor decides,
@@ -142,8 +142,8 @@ class AzureGateway:
 
         The bulk listings skip SDK model deserialization (a third of the client's CPU per page on the
         inventory benchmark; the value objects are built from the JSON anyway) and go through the
-        tenant's one SubscriptionClient rather than a ManagedApplicationsMgmtClient per subscription
-        (2 ms of CPU to construct each). The pipeline is the same: the tenant's credential, retries
+        tenant's one SubscriptionClient rather than an SDK client per subscription (2 ms of CPU to
+        construct each). The pipeline is the same: the tenant's credential, retries
         honouring Retry-After, the ARM policies.
         """
         # `identity`: one the guard already allowed there (a publisher's MRG read); else `claim` decides.
