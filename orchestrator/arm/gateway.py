@@ -346,9 +346,10 @@ def _url_id(app_id: str) -> str:
     rebuilt from its parts, each quoted as the SDK quotes a name, so that an id from a plan or journal
     can address nothing but an application (no `?`, `#`, `/` or `..` of its own)."""
     parsed = parse_resource_id(app_id)
-    parts = split_id(app_id)
+    parts = tuple(str(parsed.get(key) or "") for key in ("subscription", "resource_group", "name"))
     kind = f"{parsed.get('namespace')}/{parsed.get('type')}".lower()
-    if kind != "microsoft.solutions/applications" or parsed.get("children") or {".", ".."} & set(parts):
+    bad_part = not all(parts) or {".", ".."} & set(parts)
+    if kind != "microsoft.solutions/applications" or parsed.get("children") or bad_part:
         raise ArmError(f"{app_id!r} is not an application id", code="InvalidResourceId")
     sub, rg, name = (quote(part, safe="") for part in parts)
     return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Solutions/applications/{name}"
