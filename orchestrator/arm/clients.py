@@ -12,6 +12,7 @@ errors, honouring Retry-After) within `RetrySettings`; whatever survives that su
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import importlib.metadata
 import re
 import ssl
@@ -139,6 +140,20 @@ async def _never_resend(
         raise WriteMaybeSent(f"connection lost after the request may have been sent: {exc}") from exc
 
 
+# asyncio gives every TLS connection a receive buffer of this size, allocated and zeroed when the
+# connection opens. Its default, 256 KiB, is above glibc's mmap threshold: each of apply's writes (a
+# fresh connection apiece) paid an mmap, 64 page faults and a munmap, and 200 connections open at once
+# held 50 MB. TLS records carry at most 16 KiB, so 64 KiB still takes several per read. Measured at
+# 10,000 apps: peak RSS 315-319 -> 297 MB, makespan 69 -> 61-63 s.
+TLS_READ_BUFFER = 64 * 1024
+
+
+def _lean_tls_buffers() -> None:
+    """Set asyncio's per-connection TLS buffer (a class attribute, so it covers every connection this
+    process opens, the credentials' token requests included)."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 class ClientPool:
     """The sessions and the SDK clients of every identity (by name), built on first use and cached per
     subscription; `close()` closes them all, the credentials included."""
@@ -162,6 +177,7 @@ class ClientPool:
         self._closed = False
 
     def _ssl_context(self) -> ssl.SSLContext:
+        _lean_tls_buffers()
         # Built once and set on the session's connector. Passing `connection_verify=<path>` per
         # request instead would make azure-core build a new SSLContext per request, which aiohttp
         # keys its connection pool on: every request would open a fresh TLS connection.

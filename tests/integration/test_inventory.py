@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import base64
 import json
 import math
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator.arm import AzureGateway, RetrySettings
+from orchestrator.arm.clients import TLS_READ_BUFFER
 from orchestrator.errors import ArmError
 from orchestrator.inventory import collect_snapshot, load_snapshot, save_snapshot
 from orchestrator.models import Snapshot
@@ -104,6 +106,20 @@ async def test_requests_stay_per_subscription_not_per_app(wide_fleet: Fleet) -> 
     )
     # One token per tenant, however many SDK clients it has.
     assert stats["tokens_issued"] == len(snapshot.tenants)
+
+
+async def test_a_page_larger_than_the_tls_read_buffer_arrives_whole(tmp_path: Path) -> None:
+    # The client reads TLS in TLS_READ_BUFFER pieces (smaller than asyncio's default): one listing
+    # page several times that size must still arrive whole and parse.
+    for fleet in make_fleet(tmp_path, generate="tenants=1,subscriptions=1,apps=300", page_size=1000):
+        snapshot = await inventory(fleet)
+        apps = fleet.emulator.state()["applications"]
+        assert len(json.dumps(apps)) > 4 * TLS_READ_BUFFER
+        assert asyncio.sslproto.SSLProtocol.max_size == TLS_READ_BUFFER
+        assert [t.error for t in snapshot.tenants if t.error] == []
+        assert {a.id.lower() for a in snapshot.apps} == {a["id"].lower() for a in apps}
+        # One page each: subscriptions, apps, deny assignments, for the customer and the publisher.
+        assert fleet.emulator.stats()["requests"].get("list 200", 0) == 6
 
 
 async def test_a_tenant_with_a_bad_secret_is_reported_and_the_others_complete(fleet: Fleet) -> None:
