@@ -24,8 +24,9 @@ in which an app needed k operations (a transient failure, then a new write) cost
 Printed per contender, each line with the load average of this shared machine: makespan and its ratio to
 the bound, writes/app, operation polls/app (against operation time / Retry-After + 3), other reads/app,
 429s, 409s, apps lost (planned, neither on the target nor reported failed) and unverified, peak RSS and
-client CPU (per app), and the emulator's own CPU for the run. For ours also: process start + plan load (a
-separate process that imports the CLI and reads the plan).
+client CPU (per app; both from the contender's own rusage, taken by a small launcher process so that the
+benchmark's memory is not counted as the contender's), and the emulator's own CPU for the run. For ours
+also: process start + plan load (a separate process that imports the CLI and reads the plan).
 
     .venv/bin/python scripts/bench_apply.py                 # 2,000 apps
     .venv/bin/python scripts/bench_apply.py --large         # 10,000 apps
@@ -191,11 +192,27 @@ def honest_bound(
 # --- contenders ------------------------------------------------------------------------------------
 
 
-def _wait_child(proc: subprocess.Popen[bytes]) -> tuple[int, float, float]:
-    """Exit code, peak RSS (MB) and CPU seconds of a finished child."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+# Spawns the measured process and reports its rusage. Linux counts a process's pre-exec memory in its
+# ru_maxrss, and subprocess spawns with vfork: a child started from this process inherits *this*
+# process's peak RSS (the fleet, the plan, the emulator's client) as its own. From this small launcher
+# it inherits the launcher's few MB instead.
+_LAUNCHER = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"rss_kib": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime}, out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def _run_measured(argv: list[str], **popen: Any) -> tuple[int, float, float]:
+    """Run a child to its end: exit code, its own peak RSS (MiB) and CPU seconds."""
+    with tempfile.TemporaryDirectory(prefix="bench-rusage-") as tmp:
+        report = Path(tmp) / "rusage.json"
+        code = subprocess.call([sys.executable, "-c", _LAUNCHER, str(report), *argv], **popen)
+        usage = json.loads(report.read_text()) if report.exists() else {"rss_kib": 0, "cpu": 0.0}
+    return code, usage["rss_kib"] / 1024, usage["cpu"]
 
 
 def _clean_env() -> dict[str, str]:
@@ -210,8 +227,7 @@ def startup_seconds(plan_path: Path) -> tuple[float, float]:
         "from orchestrator.planning.planfile import read_plan; read_plan(sys.argv[1])"
     )
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", code, str(plan_path)], cwd=ROOT, env=_clean_env())
-    status, _, cpu = _wait_child(proc)
+    status, _, cpu = _run_measured([sys.executable, "-c", code, str(plan_path)], cwd=ROOT, env=_clean_env())
     if status != 0:
         raise SystemExit("the start-up probe failed")
     return time.monotonic() - start, cpu
@@ -233,8 +249,7 @@ def run_ours(
         argv += ["--bake", str(args.bake)]
     with log.open("w") as out:
         start = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        code, rss, cpu = _wait_child(proc)
+        code, rss, cpu = _run_measured(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         return time.monotonic() - start, rss, cpu, code
 
 
@@ -246,8 +261,7 @@ def run_baseline(
     argv += ["--out", str(out), "--time-scale", str(scale)]
     if limit:
         argv += ["--limit", str(limit)]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=_clean_env())
-    code, rss, cpu = _wait_child(proc)
+    code, rss, cpu = _run_measured(argv, cwd=ROOT, env=_clean_env())
     if code != 0:
         raise SystemExit(f"baseline {kind} failed with exit code {code}")
     return rss, cpu
