@@ -558,6 +558,10 @@ def main() -> None:
                     )
                     bounds.append(("ours, with the faults' cost", fb, flines))
                     note += f"; faults injected {stats.get('faults_injected')}"
+                answered = Counter(stats["requests"]) - Counter(first["requests"])
+                refused = {k.split()[0]: v for k, v in sorted(answered.items()) if k.endswith(" 429")}
+                if refused:
+                    note += "; 429s by call: " + ", ".join(f"{k} {v}" for k, v in refused.items())
                 served = float(stats["process_cpu_seconds"]) - float(first["process_cpu_seconds"])
                 print(f"{name}: done in {elapsed:.1f}s {load()}", flush=True)
                 results.append(
