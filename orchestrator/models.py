@@ -369,6 +369,8 @@ class RunView(Frozen):
     started_at: datetime
     updated_at: datetime
     apps: tuple[AppStatusView, ...]
+    # Wave index -> the plan's name for it, as journaled (empty for runs journaled before names were).
+    wave_names: dict[int, str] = Field(default_factory=dict)
 
 
 # A plain frozen dataclass, not pydantic: one is made for every ARM response (the pacer reads each).

@@ -86,6 +86,7 @@ def open_apply_run(
         plan_path=plan_path,
         target_name=plan.target.name,
         apps=rows,
+        wave_names={w.index: w.name for w in plan.waves},
     )
     log.info("run created", run_id=made, apps=len(rows))
     return made, True
@@ -133,6 +134,7 @@ def apply_preview(journal: Journal, plan: Plan, run_id: str | None, plan_path: s
         updated_at=now,
         # The same rows a new run journals (plan_work decides each app's wave and starting state).
         apps=tuple(_row_view(row) for row in plan_work(plan)[0]),
+        wave_names={w.index: w.name for w in plan.waves},
     )
 
 
@@ -336,6 +338,7 @@ def _rollback_wave(
             plan_path=None,
             target_name=f"rollback of {parent_run_id}",
             apps=rows,
+            wave_names={wave.index: wave.name},
             parent_run_id=parent_run_id,
         )
         return made, wave
@@ -387,6 +390,9 @@ async def run_rollback(
 
 
 def wave_names(view: RunView) -> dict[int, str]:
-    """The plan's wave names ("canary", ...) when the run's plan file is still where it was and intact."""
+    """The plan's wave names ("canary", ...): as journaled; for a run journaled before names were, from
+    its plan file when that is still where it was and intact."""
+    if view.wave_names:
+        return dict(view.wave_names)
     plan = intact_plan(view.plan_path, view.plan_digest)
     return {} if plan is None else {w.index: w.name for w in plan.waves}

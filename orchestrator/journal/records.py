@@ -98,11 +98,14 @@ class RunSummary:
     updated_at: datetime
     counts: dict[str, int] = field(default_factory=dict)
 
-    def view(self, apps: tuple[AppStatusView, ...]) -> RunView:
+    def view(self, apps: tuple[AppStatusView, ...], wave_names: dict[int, str]) -> RunView:
         """The run as status, reports and the HTML page render it."""
-        shared = RunView.model_fields.keys() - {"started_at", "apps"}
+        shared = RunView.model_fields.keys() - {"started_at", "apps", "wave_names"}
         return RunView(
-            **{name: getattr(self, name) for name in shared}, started_at=self.created_at, apps=apps
+            **{name: getattr(self, name) for name in shared},
+            started_at=self.created_at,
+            apps=apps,
+            wave_names=wave_names,
         )
 
 

@@ -58,3 +58,13 @@ CREATE TABLE events (
     message         TEXT
 );
 CREATE INDEX events_by_run ON events (run_id, seq);
+
+-- migration 2
+-- The plan's wave names ("canary", ...), so that status and its page name waves without reading
+-- (and digest-checking) the whole plan file again. Runs journaled before this have none here.
+CREATE TABLE waves (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    wave   INTEGER NOT NULL,
+    name   TEXT NOT NULL,
+    PRIMARY KEY (run_id, wave)
+);

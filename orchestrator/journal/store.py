@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,6 +196,7 @@ class Journal:
         plan_path: str | None,
         target_name: str,
         apps: Sequence[NewApp],
+        wave_names: Mapping[int, str],
         parent_run_id: str | None = None,
     ) -> str:
         now = self._now()
@@ -212,6 +213,7 @@ class Journal:
                 target_name=target_name,
                 parent_run_id=parent_run_id,
                 apps=apps,
+                wave_names=wave_names,
             )
 
         self._write(work)
@@ -334,4 +336,6 @@ class Journal:
 
     def run_view(self, run_id: str) -> RunView:
         summary = self.run(run_id)
-        return summary.view(tuple(self._app_records(run_id)))
+        waves = self._read("SELECT wave, name FROM waves WHERE run_id = :run_id", {"run_id": run_id})
+        names = {int(row["wave"]): str(row["name"]) for row in waves}
+        return summary.view(tuple(self._app_records(run_id)), names)

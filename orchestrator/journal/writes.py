@@ -4,7 +4,7 @@ transition, and the event that explains each change (written in the same transac
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from orchestrator.errors import JournalError
 from orchestrator.journal.records import NewApp, Transition, before_columns
@@ -60,8 +60,10 @@ def insert_run(
     target_name: str,
     parent_run_id: str | None,
     apps: Sequence[NewApp],
+    wave_names: Mapping[int, str],
 ) -> None:
-    """A new run, `running`, with its apps in plan order; an event for each app and for the run."""
+    """A new run, `running`, with its apps in plan order and its waves' names; an event for each app
+    and for the run."""
     conn.execute(
         "INSERT INTO runs (run_id, kind, plan_digest, plan_path, target_name, parent_run_id, state,"
         " created_at, updated_at) VALUES (:run_id, :kind, :plan_digest, :plan_path, :target_name,"
@@ -79,6 +81,10 @@ def insert_run(
     )
     for position, app in enumerate(apps):
         _insert_app(conn, run_id=run_id, stamp=stamp, position=position, app=app)
+    conn.executemany(
+        "INSERT INTO waves (run_id, wave, name) VALUES (?, ?, ?)",
+        [(run_id, wave, name) for wave, name in sorted(wave_names.items())],
+    )
     append_event(conn, at=stamp, run_id=run_id, state=RunState.RUNNING, message=f"{kind} run created")
 
 

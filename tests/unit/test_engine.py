@@ -586,6 +586,7 @@ async def test_resume_repairs_a_parent_an_older_version_left_claiming_the_app_is
         plan_path=None,
         target_name=f"rollback of {applied.run_id}",
         apps=rows,
+        wave_names={0: "rollback"},
         parent_run_id=applied.run_id,
     )
     first = apps[0].id

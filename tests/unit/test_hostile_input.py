@@ -679,7 +679,8 @@ def _evil_plan(ws: Workspace) -> tuple[Path, Plan]:
         for n, i in enumerate(plan.items)
     )
     target = plan.target.model_copy(update={"name": f"target{EVIL}"})
-    plan = seal(plan.model_copy(update={"items": items, "target": target}))
+    waves = tuple(w.model_copy(update={"name": f"{w.name}{EVIL}"}) for w in plan.waves)
+    plan = seal(plan.model_copy(update={"items": items, "target": target, "waves": waves}))
     path = ws.p("evil.json")
     write_plan(plan, path)
     return path, plan
@@ -720,6 +721,7 @@ def test_status_and_runs_clean_names_from_outside(
             plan_path=str(path),
             target_name=plan.target.name,
             apps=plan_work(plan)[0],
+            wave_names={w.index: w.name for w in plan.waves},
         )
     code, out, err = run_main(
         ["status", run_id, "--journal", str(workspace.p("j.db")), "--format", fmt, "--by", "app"],
@@ -730,6 +732,9 @@ def test_status_and_runs_clean_names_from_outside(
     assert not RAW_CONTROL.search(out + err) and "\udcff" not in out
     if fmt == "json":
         assert json.loads(out)["target_name"] == plan.target.name
+        assert json.loads(out)["wave_names"] == {str(w.index): w.name for w in plan.waves}
+    if fmt == "html":  # the journaled wave names, shown defanged
+        assert "<td>canary\\x1b[2J\\x1b]0;pwned\\x07[/x][bold]" in out
     code, out, err = run_main(["runs", "--journal", str(workspace.p("j.db"))], monkeypatch, capfd)
     assert code == 0, err
     assert not RAW_CONTROL.search(out + err)  # (the target column folds: its text may span lines)

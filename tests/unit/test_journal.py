@@ -38,7 +38,12 @@ def _apps() -> list[NewApp]:
 
 def _new_run(journal: Journal, digest: str = "sha256:abc") -> str:
     return journal.create_run(
-        kind="apply", plan_digest=digest, plan_path="plan.json", target_name="v2", apps=_apps()
+        kind="apply",
+        plan_digest=digest,
+        plan_path="plan.json",
+        target_name="v2",
+        apps=_apps(),
+        wave_names={0: "canary", 1: "rest"},
     )
 
 
@@ -184,6 +189,31 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with Journal(path) as journal:
         assert journal.run_view(run_id).run_id == run_id
+
+
+def test_wave_names_are_journaled_with_the_run(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as journal:
+        run_id = _new_run(journal)
+        assert journal.run_view(run_id).wave_names == {0: "canary", 1: "rest"}
+
+
+def test_a_journal_from_before_wave_names_is_brought_forward(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal(path) as journal:
+        old = _new_run(journal)
+    # What schema version 1 left: no waves table.
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE waves")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    with Journal(path) as journal:
+        assert journal.run_view(old).wave_names == {}  # status falls back to the run's plan file
+        new = _new_run(journal, digest="sha256:def")
+        assert journal.run_view(new).wave_names == {0: "canary", 1: "rest"}
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    conn.close()
 
 
 def test_damaged_file_is_refused(tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ def journal(tmp_path: Path) -> Iterator[tuple[Journal, FailingDisk, str]]:
             )
             for app_id in (A1, A2)
         ],
+        wave_names={0: "all"},
     )
     journal.record(Transition(run_id, A1, AppState.SUBMITTED, attempts=1, operation_url="https://arm/op/1"))
     disk = FailingDisk(journal._conn)
