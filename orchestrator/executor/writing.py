@@ -233,6 +233,7 @@ class Writing:
         without it the write waits for admission here and the gateway reads the resource itself."""
         if base is None:
             await self.pacer.before_call(item.subscription_id, "write")
+            await self.pacer.before_call(item.subscription_id, "read")  # the gateway reads the body first
         await self.ctx.transition(
             item,
             AppState.SUBMITTED,

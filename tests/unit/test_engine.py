@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.executor import ExecutorSettings, Progress, RetryPolicy, Tolerance, run_plan, run_rollback
-from orchestrator.executor.pacing import PacingPolicy
+from orchestrator.executor.pacing import CallKind, Pacer, PacingPolicy
 from orchestrator.journal import Journal
 from orchestrator.models import (
     App,
@@ -180,6 +180,32 @@ async def test_waves_run_in_order_canary_first(journal: Journal) -> None:
     assert order[0] == apps[0].id
     assert set(order[1:4]) == {a.id for a in apps[1:4]}
     assert set(order[4:]) == {a.id for a in apps[4:]}
+
+
+async def test_every_read_the_engine_starts_is_admitted_by_the_pacer(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pacer mirrors ARM's read buckets by counting the reads it admits: one it does not admit
+    # overdraws the bucket the mirror says is there.
+
+    arm, apps = fleet(6, tenants=2)
+    reads: list[str] = []
+    arm.before_call = lambda method, key: (
+        reads.append(method) if method in ("get_application", "list_deny_assignments_at") else None
+    )
+    admitted: list[str] = []
+    admit = Pacer.before_call
+
+    async def counting(self: Pacer, subscription_id: str, kind: CallKind) -> None:
+        if kind == "read":
+            admitted.append(subscription_id)
+        await admit(self, subscription_id, kind)
+
+    monkeypatch.setattr(Pacer, "before_call", counting)
+    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    assert view.state == RunState.COMPLETED
+    assert len(reads) >= 2 * len(apps)  # a re-read before each write and a verification after it
+    assert len(admitted) == len(reads)
 
 
 async def test_concurrency_caps_are_never_exceeded(journal: Journal) -> None:
@@ -684,7 +710,6 @@ async def test_by_default_nothing_but_arm_limits_a_wave(journal: Journal) -> Non
 
 
 async def test_arm_pushback_narrows_the_subscriptions_window(journal: Journal) -> None:
-    from orchestrator.executor.pacing import Pacer
 
     arm, apps = fleet(12, tenants=1, subs_per_tenant=1)
     arm.script[apps[0].id.lower()] = ["raise:503:ServiceUnavailable"]
