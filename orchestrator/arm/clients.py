@@ -144,7 +144,7 @@ async def _never_resend(
 # connection opens. Its default, 256 KiB, is above glibc's mmap threshold: each of apply's writes (a
 # fresh connection apiece) paid an mmap, 64 page faults and a munmap, and 200 connections open at once
 # held 50 MB. TLS records carry at most 16 KiB, so 64 KiB still takes several per read. Measured at
-# 10,000 apps: peak RSS 315-319 -> 297 MB, makespan 69 -> 61-63 s.
+# 10,000 apps (bench_apply --large, alternating runs): peak RSS 324 -> 283 MiB, makespan 69-83 -> 61-70 s.
 TLS_READ_BUFFER = 64 * 1024
 
 
