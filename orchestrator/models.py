@@ -297,6 +297,10 @@ class Plan(Frozen):
     rollback_of: str | None = None
     digest: str = ""  # sha256 over the canonical body without this field; set by planning.planfile
 
+    def wave_names(self) -> dict[int, str]:
+        """Wave index -> its name ("canary", "wave-1", ...)."""
+        return {w.index: w.name for w in self.waves}
+
 
 class AppState(StrEnum):
     """Where one app stands in a run (the journal's per-app state)."""

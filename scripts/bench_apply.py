@@ -211,7 +211,9 @@ def _run_measured(argv: list[str], **popen: Any) -> tuple[int, float, float]:
     with tempfile.TemporaryDirectory(prefix="bench-rusage-") as tmp:
         report = Path(tmp) / "rusage.json"
         code = subprocess.call([sys.executable, "-c", _LAUNCHER, str(report), *argv], **popen)
-        usage = json.loads(report.read_text()) if report.exists() else {"rss_kib": 0, "cpu": 0.0}
+        if not report.exists():  # the launcher itself failed: no figure rather than a zero
+            raise SystemExit(f"the measuring launcher failed (exit code {code}) for {argv[:4]}")
+        usage = json.loads(report.read_text())
     return code, usage["rss_kib"] / 1024, usage["cpu"]
 
 

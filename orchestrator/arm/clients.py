@@ -155,8 +155,9 @@ def _lean_tls_buffers() -> None:
 
 
 class ClientPool:
-    """The sessions and the SDK clients of every identity (by name), built on first use and cached per
-    subscription; `close()` closes them all, the credentials included."""
+    """The sessions and the SDK clients of every identity (by name), built on first use and cached (per
+    identity for applications, which go by id; per subscription for definitions and permissions);
+    `close()` closes them all, the credentials included."""
 
     def __init__(
         self,
@@ -177,11 +178,11 @@ class ClientPool:
         self._closed = False
 
     def _ssl_context(self) -> ssl.SSLContext:
-        _lean_tls_buffers()
         # Built once and set on the session's connector. Passing `connection_verify=<path>` per
         # request instead would make azure-core build a new SSLContext per request, which aiohttp
         # keys its connection pool on: every request would open a fresh TLS connection.
         if self._ssl is None:
+            _lean_tls_buffers()
             bundle = self._cloud.ca_bundle
             self._ssl = ssl.create_default_context(cafile=str(bundle) if bundle else None)
         return self._ssl

@@ -179,7 +179,7 @@ def check_plan_against_config(plan: Plan, plan_path: Path | str, fleet: FleetCon
 
 
 def summary_table(plan: Plan, resumed: RunView | None) -> Table:
-    waves = {w.index: w.name for w in plan.waves}
+    waves = plan.wave_names()
     counts: Counter[tuple[int | None, str]] = Counter()
     done: Counter[tuple[int | None, str]] = Counter()
     state = {a.app_id: a.state for a in resumed.apps} if resumed else {}

@@ -149,7 +149,7 @@ def apply(
                 raise typer.Exit(finished)
         _show_apply(plan, journal.run_view(existing) if existing else None)
         _run.confirm(f"Apply this plan to the {_run.where(fleet)}?", yes)
-        digest, wave_names = plan.digest, {w.index: w.name for w in plan.waves}
+        digest, wave_names = plan.digest, plan.wave_names()
         # run_plan takes the plan over and lets it go once the run is journaled: nothing here keeps
         # a 10,000-app plan (~60 MB) alive through the run.
         handed = [plan]
@@ -216,7 +216,7 @@ def _resumed_work(
             plan, gateway, journal, settings, progress=display, plan_path=plan_path, run_id=run_id
         )
 
-    return apply_work, "Continue applying this plan", {w.index: w.name for w in plan.waves}
+    return apply_work, "Continue applying this plan", plan.wave_names()
 
 
 def resume(

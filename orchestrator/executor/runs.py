@@ -86,7 +86,7 @@ def open_apply_run(
         plan_path=plan_path,
         target_name=plan.target.name,
         apps=rows,
-        wave_names={w.index: w.name for w in plan.waves},
+        wave_names=plan.wave_names(),
     )
     log.info("run created", run_id=made, apps=len(rows))
     return made, True
@@ -134,7 +134,7 @@ def apply_preview(journal: Journal, plan: Plan, run_id: str | None, plan_path: s
         updated_at=now,
         # The same rows a new run journals (plan_work decides each app's wave and starting state).
         apps=tuple(_row_view(row) for row in plan_work(plan)[0]),
-        wave_names={w.index: w.name for w in plan.waves},
+        wave_names=plan.wave_names(),
     )
 
 
@@ -395,4 +395,4 @@ def wave_names(view: RunView) -> dict[int, str]:
     if view.wave_names:
         return dict(view.wave_names)
     plan = intact_plan(view.plan_path, view.plan_digest)
-    return {} if plan is None else {w.index: w.name for w in plan.waves}
+    return {} if plan is None else plan.wave_names()

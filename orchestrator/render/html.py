@@ -157,7 +157,7 @@ def render_plan_html(plan: Plan, *, generated_at: datetime) -> str:
         ),
         waves=_plan_waves(plan),
         tenants=_by_tenant(tenants, lambda i: i.decision.value),
-        wave_names={w.index: w.name for w in plan.waves},
+        wave_names=plan.wave_names(),
         colours=DECISION_COLOURS,
         severity_colours=SEVERITY_COLOURS,
         update=Decision.UPDATE,

@@ -58,10 +58,6 @@ def _by_tenant(items: Iterable[PlanItem]) -> dict[tuple[str, str], list[PlanItem
     return dict(groups)
 
 
-def _wave_names(plan: Plan) -> dict[int, str]:
-    return {w.index: w.name for w in plan.waves}
-
-
 def _tenant_summary(items: Sequence[PlanItem]) -> str:
     counts = _decision_counts(items)
     parts = [plural(counts[Decision.UPDATE], "update")]
@@ -216,7 +212,7 @@ def _md_facts(plan: Plan) -> list[str]:
 def _md_tenants(plan: Plan) -> list[str]:
     """Each tenant in a collapsible block, one row per app; then the tenants that could not be read."""
     tenants = _by_tenant(plan.items)
-    waves = _wave_names(plan)
+    waves = plan.wave_names()
     out = ["", "### Tenants", ""]
     if not tenants and not plan.incomplete_tenants:
         out.append("The plan has no apps.")
@@ -332,7 +328,7 @@ def render_change(plan: Plan, console: Console) -> None:
 
 def _render_tenants(plan: Plan, console: Console) -> None:
     tenants = _by_tenant(plan.items)
-    waves = _wave_names(plan)
+    waves = plan.wave_names()
     table = Table(title="Per tenant", title_justify="left")
     for column in ("tenant", *(d.value for d in DECISION_ORDER), "waves"):
         table.add_column(column, overflow="fold")
@@ -391,7 +387,7 @@ def render_table(plan: Plan, console: Console, *, apps: bool = True, limit: int 
 
 def _render_apps(plan: Plan, console: Console, limit: int | None) -> None:
     """One row per app, tenant by tenant, at most `limit` of them (then how many more there are)."""
-    waves = _wave_names(plan)
+    waves = plan.wave_names()
     table = Table(title="Apps by tenant", title_justify="left", show_lines=False)
     for column in ("tenant", "app", "decision", "wave", "no longer denied", "denied from now on", "reason"):
         table.add_column(column, overflow="fold")
