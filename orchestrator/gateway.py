@@ -37,6 +37,8 @@ class OperationResult:
     # Succeeded: the application as the operation's final read returned it (no deny assignment
     # joined), when the implementation has it; saves the executor a read of its own.
     app: App | None = None
+    # How long the operation ran by ARM's own clock (its status's end - start), when ARM said.
+    seconds: float | None = None
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ class FakeArm:
     # Hook run at the start of every call: (method, app id or scope) → may raise.
     before_call: Callable[[str, str], None] | None = None
     remaining_writes: int | None = None
+    # How long each operation ran by ARM's clock, as its final status says (None: ARM does not say).
+    operation_seconds: float | None = None
     observer: ResponseObserver | None = None  # the engine's pacer, told about writes' answers
     # ARM's permissions listing per (subscription, resource group), lower-cased; a group not named
     # holds everything ("*"). An ArmError stands for the listing being refused.
@@ -237,7 +239,9 @@ class FakeArm:
             self.finish(resume_token)
             if op.outcome == "ok":
                 final = self.apps[op.app_id].model_copy(update={"deny_assignment": None})
-                return OperationResult(status="Succeeded", info=self._info(), app=final)
+                return OperationResult(
+                    status="Succeeded", info=self._info(), app=final, seconds=self.operation_seconds
+                )
             if op.outcome == "cancel":
                 return OperationResult(status="Canceled", info=self._info())
             code = op.outcome.split(":", 1)[1]

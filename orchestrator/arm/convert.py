@@ -8,6 +8,7 @@ the bulk listings, which skip SDK model deserialization for speed (see `gateway.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from orchestrator.models import (
@@ -132,3 +133,20 @@ def to_deny_assignment(data: Json) -> DenyAssignment:
         ),
         is_system_protected=bool(props.get("isSystemProtected")),
     )
+
+
+def operation_seconds(data: Any) -> float | None:
+    """How long an operation ran by ARM's own clock: its status's `endTime - startTime`.
+
+    None unless the status says both, as timezone-aware ISO 8601 times, and the end is after the start
+    (both are optional in ARM's `OperationStatusResult`; anything else is not trusted)."""
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        start, end = (datetime.fromisoformat(str(data[key])) for key in ("startTime", "endTime"))
+        seconds = (end - start).total_seconds()
+    except (KeyError, ValueError, TypeError, OverflowError):  # missing, malformed, naive vs aware
+        return None
+    if start.tzinfo is None or seconds <= 0:
+        return None
+    return seconds

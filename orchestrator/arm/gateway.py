@@ -12,11 +12,12 @@ after re-reading the app, whether a second write is safe.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import quote
 
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResponseNotReadError
 from azure.core.pipeline import PipelineResponse
 from azure.core.polling import AsyncLROPoller
 from azure.core.polling.base_polling import OperationFailed
@@ -24,7 +25,7 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.core.tools import parse_resource_id
 
 from orchestrator.arm.clients import APPLICATIONS_API_VERSION, ClientPool, RetrySettings
-from orchestrator.arm.convert import to_app, to_definition, to_deny_assignment
+from orchestrator.arm.convert import operation_seconds, to_app, to_definition, to_deny_assignment
 from orchestrator.arm.credentials import TenantCredential, build_credential
 from orchestrator.arm.errors import arm_call, call_info, envelope, to_arm_error
 from orchestrator.arm.guard import TokenGuard, split_id
@@ -60,6 +61,29 @@ class _HeaderCapture:
     @property
     def info(self) -> CallInfo:
         return call_info(self.headers)
+
+
+class _OperationCapture(_HeaderCapture):
+    """`_HeaderCapture` for following an operation, also keeping how long it ran by ARM's clock (the
+    last status that said both its start and end; `operation_seconds`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: float | None = None
+
+    def __call__(self, response: PipelineResponse[Any, Any]) -> None:
+        super().__call__(response)
+        try:
+            body = response.http_response.content
+        except ResponseNotReadError:  # streamed: not one of the poller's own reads
+            return
+        if b'"endTime"' in body:  # a status that ended; the final GET of the app is not parsed again
+            try:
+                seconds = operation_seconds(json.loads(body))
+            except ValueError:
+                return
+            if seconds is not None:
+                self.seconds = seconds
 
 
 class AzureGateway:
@@ -298,7 +322,7 @@ class AzureGateway:
         # The token is azure-core's poller state, handed back to the SDK unread; the app names the client.
         sub, _, name = split_id(app_id)
         client = self._pool.apps(await self._guard.claim(tenant_id, sub, write=True))
-        capture = _HeaderCapture()
+        capture = _OperationCapture()
         what = f"follow the operation on {name}"
 
         async def resume() -> AsyncLROPoller[Any]:
@@ -331,7 +355,7 @@ class AzureGateway:
             raise to_arm_error(exc, what) from None
         # The poller's last GET read the app after the operation: the executor need not read it again.
         app = to_app(final, tenant_id) if final is not None and getattr(final, "id", None) else None
-        return OperationResult(status="Succeeded", info=capture.info, app=app)
+        return OperationResult(status="Succeeded", info=capture.info, app=app, seconds=capture.seconds)
 
     async def close(self) -> None:
         if self._closed:

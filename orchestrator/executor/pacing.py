@@ -20,11 +20,13 @@ and the pacer follows each with its own mechanism:
   (additive increase). The window starts unset, i.e. unlimited, until ARM first pushes back.
 * **Operation time.** The SDK poller waits each operation's Retry-After between polls. Right after
   this process submits a write, `head_start()` first sleeps through the shortest operation already
-  seen to succeed in this run (learned from ARM, not configured, and measured up to the poll that saw
-  it end). A 300 s update polled every 10 s costs ~30 polls otherwise and one this way when updates
-  take about as long; a longer one is then polled at its Retry-After, so its end is seen within one
-  Retry-After, as with polling from the start. (Sleeping one Retry-After less, as before, saw no end
-  sooner when operations take alike: it cost every app a poll, 3,500 requests in a 10,000-app run.)
+  seen to succeed in this run (learned from ARM, not configured: the operation's own `endTime -
+  startTime` when its status gives both, else measured up to the poll that saw it end, which is up
+  to one Retry-After late). A 300 s update polled every 10 s costs ~30 polls otherwise and one
+  this way when updates take about as long; a longer one is then polled at its Retry-After, so its
+  end is seen within one Retry-After, as with polling from the start. (Sleeping one Retry-After
+  less, as before, saw no end sooner when operations take alike: it cost every app a poll, 3,500
+  requests in a 10,000-app run.)
 
 `global_limit` and `per_subscription` remain as the user's explicit blast-radius limits; both are unset
 by default. Waiting calls queue per bucket (FIFO) and are woken one by one: 10,000 apps waiting on a

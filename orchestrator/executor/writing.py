@@ -18,7 +18,7 @@ from orchestrator.errors import ArmError
 from orchestrator.executor.context import RunContext
 from orchestrator.executor.retrying import NotConverged, OperationFailed, is_retryable, retrying
 from orchestrator.executor.work import WorkItem, before_state
-from orchestrator.gateway import AppRead, CallInfo
+from orchestrator.gateway import AppRead, CallInfo, OperationResult
 from orchestrator.journal import AppRecord, BeforeState
 from orchestrator.models import TERMINAL_SUCCESS, App, AppState
 from orchestrator.planning.checks import already_there, describe, difference, moved_from_start, on_target
@@ -181,7 +181,7 @@ class Writing:
                 return sent
             write.token = sent
         try:
-            final = await self._follow(item, write.token)
+            result = await self._follow(item, write.token)
         except (OperationFailed, _Reconcile):
             # The operation is over (or cannot be followed): look before writing again.
             write.token, write.reconcile, write.accepted_at = None, True, None
@@ -189,8 +189,11 @@ class Writing:
         finally:
             self.pacer.operation_ended()
         if write.accepted_at is not None:
-            self.pacer.operation_took(self.clock() - write.accepted_at)
-        return Landed(final, joined=False) if final is not None else None
+            # Seen from here, up to the poll that saw it end (up to one Retry-After late); ARM's own
+            # account is exact when it gives one. The shorter: the next head start is never later.
+            seen = self.clock() - write.accepted_at
+            self.pacer.operation_took(min(seen, result.seconds or seen))
+        return Landed(result.app, joined=False) if result.app is not None else None
 
     async def _send(self, item: WorkItem, write: _Write) -> str | Landed | AppState:
         """Write once. The resume token; or, when the answer was lost, what a look found."""
@@ -273,10 +276,10 @@ class Writing:
         self.crash.reached("after-submit")
         return submitted.resume_token
 
-    async def _follow(self, item: WorkItem, token: str) -> App | None:
-        """Wait for the operation; the app as its final read returned it, when the gateway has it.
-        OperationFailed: it ended badly; _Reconcile: it cannot be followed; a transient ArmError:
-        following failed for now (retry follows the same operation again)."""
+    async def _follow(self, item: WorkItem, token: str) -> OperationResult:
+        """Wait for the operation to succeed (with the app as its final read returned it, when the
+        gateway has it). OperationFailed: it ended badly; _Reconcile: it cannot be followed; a
+        transient ArmError: following failed for now (retry follows the same operation again)."""
         try:
             result = await self.gateway.wait_operation(item.tenant_id, item.app_id, token)
         except ArmError as exc:
@@ -289,7 +292,7 @@ class Writing:
             structlog.contextvars.bind_contextvars(request_id=result.info.request_id)
         if result.status != TERMINAL_SUCCESS:
             raise OperationFailed(result.status, result.error_code, result.error_message, result.info)
-        return result.app
+        return result
 
     async def _settle(self, item: WorkItem, *, unknown: bool = False) -> App | AppState | None:
         """Re-read the app and wait until no operation runs on it; decide whether it may be written.

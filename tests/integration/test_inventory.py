@@ -193,6 +193,9 @@ async def test_upgrade_resume_token_and_verification(fleet: Fleet) -> None:
     async with AzureGateway(config, retry=FAST) as gateway:
         result = await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)
         assert result.status == "Succeeded"
+        # How long it ran by ARM's clock, from the last status the SDK's poller read (the head start).
+        (op,) = [o for o in fleet.emulator.state()["operations"] if o["app_key"] == app.id.lower()]
+        assert result.seconds == pytest.approx(op["end"] - op["start"], abs=1e-5)
         now = await gateway.get_application(app.tenant_id, app.id)
         assert now is not None and now.definition_id is not None and now.definition_id.lower() == v2.lower()
         # A token azure-core did not make is refused as such (the engine then reconciles the app).

@@ -774,3 +774,33 @@ async def test_a_write_after_a_failed_operation_reads_the_resource_again(journal
     assert view.apps[0].state == AppState.SUCCEEDED
     assert arm.writes[key] == 2 and arm.writes_from_read[key] == 1
     assert arm.violations == []
+
+
+@pytest.mark.parametrize(
+    ("reported", "head_start"),
+    [
+        (300.0, 300.0),  # ARM's account, shorter than the 330 s seen here: the exact one
+        (None, 330.0),  # ARM does not say: as seen
+        (400.0, 330.0),  # ARM says longer than seen (its clock started first): never later than seen
+    ],
+)
+async def test_the_head_start_takes_the_operation_time_arm_reports(
+    journal: Journal, reported: float | None, head_start: float
+) -> None:
+    """Seen from here an operation lasts until the poll that saw it end (up to one Retry-After late);
+    its status's endTime - startTime is how long it really ran. The next writes' first polls wait the
+    shorter of the two."""
+    arm, apps = fleet(2)
+    arm.operation_seconds = reported
+    now = [0.0]
+
+    def following_takes_330_seconds(method: str, _key: str) -> None:
+        if method == "wait_operation":
+            now[0] += 330.0
+
+    arm.before_call = following_takes_330_seconds
+    view = await run_plan(make_plan(apps), arm, journal, settings(), clock=lambda: now[0], sleep=no_sleep)
+    assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
+    pacer = getattr(arm.observer, "__self__", None)
+    assert isinstance(pacer, Pacer)
+    assert pacer.head_start_seconds() == pytest.approx(head_start)
