@@ -77,7 +77,7 @@ class _OperationCapture(_HeaderCapture):
             body = response.http_response.content
         except ResponseNotReadError:  # streamed: not one of the poller's own reads
             return
-        if b'"endTime"' in body:  # a status that ended; the final GET of the app is not parsed again
+        if b'"endTime"' in body:  # only a status that ended says it: other bodies are not parsed twice
             try:
                 seconds = operation_seconds(json.loads(body))
             except ValueError:
