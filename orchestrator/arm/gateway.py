@@ -80,7 +80,7 @@ class _OperationCapture(_HeaderCapture):
         if b'"endTime"' in body:  # only a status that ended says it: other bodies are not parsed twice
             try:
                 seconds = operation_seconds(json.loads(body))
-            except ValueError:
+            except (ValueError, RecursionError):  # ARM's text: malformed or nested past the stack
                 return
             if seconds is not None:
                 self.seconds = seconds
