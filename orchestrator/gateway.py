@@ -7,16 +7,27 @@ value object from `orchestrator.models`, never an SDK type.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from orchestrator.models import App, CallInfo, Definition, DenyAssignment, MarketplacePlan, Subscription
 
-# Told about every HTTP response ARM sends (transport retries and operation polls included):
-# (tenant id, subscription id or None, HTTP method, status, what the headers said). The executor's
-# pacer follows ARM's rate-limit headers and pushback through it.
-ResponseObserver = Callable[[str, str | None, str, int, CallInfo], None]
+
+class CallObserver(Protocol):
+    """Told about every HTTP request sent to ARM and its answer (transport retries and operation polls
+    included), as (tenant id, subscription id or None, HTTP method[, status, what the headers said]).
+    The executor's pacer follows ARM's rate-limit headers and pushback through it, and counts the
+    requests still unanswered against what ARM last said was left."""
+
+    def request_sent(self, tenant_id: str, subscription_id: str | None, method: str) -> None: ...
+
+    def observe_response(
+        self, tenant_id: str, subscription_id: str | None, method: str, status: int, info: CallInfo
+    ) -> None:
+        """The answer to a request `request_sent` reported; status 0: none came (the connection
+        failed, the call was cancelled), and `info` is empty."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -125,8 +136,8 @@ class ArmGateway(Protocol):
         """The identity's effective permissions on a resource group, as ARM reports them (paged)."""
         ...
 
-    def observe_responses(self, observer: ResponseObserver | None) -> None:
-        """Call `observer` with every response from now on (None: stop)."""
+    def observe_calls(self, observer: CallObserver | None) -> None:
+        """Tell `observer` about every request and its answer from now on (None: stop)."""
         ...
 
     async def close(self) -> None: ...
@@ -136,8 +147,8 @@ __all__ = [
     "AppRead",
     "ArmGateway",
     "CallInfo",
+    "CallObserver",
     "OperationResult",
     "PermissionSet",
-    "ResponseObserver",
     "Submitted",
 ]

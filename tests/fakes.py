@@ -17,9 +17,9 @@ from orchestrator.errors import ArmError
 from orchestrator.gateway import (
     AppRead,
     CallInfo,
+    CallObserver,
     OperationResult,
     PermissionSet,
-    ResponseObserver,
     Submitted,
 )
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
@@ -58,7 +58,7 @@ class FakeArm:
     remaining_writes: int | None = None
     # How long each operation ran by ARM's clock, as its final status says (None: ARM does not say).
     operation_seconds: float | None = None
-    observer: ResponseObserver | None = None  # the engine's pacer, told about writes' answers
+    observer: CallObserver | None = None  # the engine's pacer, told about writes' answers
     # ARM's permissions listing per (subscription, resource group), lower-cased; a group not named
     # holds everything ("*"). An ArmError stands for the listing being refused.
     permissions: dict[tuple[str, str], list[PermissionSet] | ArmError] = field(default_factory=dict)
@@ -125,6 +125,7 @@ class FakeArm:
     async def list_deny_assignments_at(self, tenant_id: str, scope: str) -> list[DenyAssignment]:
         app = next(a for a in self.apps.values() if a.managed_resource_group_id.lower() == scope.lower())
         await self._enter("list_deny_assignments_at", scope, app.subscription_id)
+        self._tell_read(tenant_id, app.subscription_id)
         try:
             self.reads[app.id.lower()] += 1
             key = app.id.lower()
@@ -159,6 +160,7 @@ class FakeArm:
         if app is None:
             return None
         await self._enter("get_application", app_id, app.subscription_id)
+        self._tell_read(tenant_id, app.subscription_id)
         try:
             if app.tenant_id != tenant_id:
                 raise ArmError("wrong tenant", status=403, code="InvalidAuthenticationTokenTenant")
@@ -232,6 +234,8 @@ class FakeArm:
             self.violations.append(f"followed {resume_token} (on {op.app_id}) as an operation on {app_id}")
         app = self.apps[op.app_id]
         await self._enter("wait_operation", op.app_id, app.subscription_id)
+        self._tell_read(tenant_id, app.subscription_id)  # the poll
+        self._tell_read(tenant_id, app.subscription_id)  # the poller's final read
         try:
             if op.outcome == "crash-after-submit":
                 op.outcome = "ok"
@@ -300,12 +304,20 @@ class FakeArm:
     def allow_app_reads(self, tenant_id: str, app_ids: Iterable[str]) -> None:
         pass  # the fake has no token guard
 
-    def observe_responses(self, observer: ResponseObserver | None) -> None:
+    def observe_calls(self, observer: CallObserver | None) -> None:
         self.observer = observer
 
     def _tell(self, tenant_id: str, subscription_id: str, status: int, info: CallInfo) -> None:
+        """A write's request and its answer, as the real gateway reports them."""
         if self.observer is not None:
-            self.observer(tenant_id, subscription_id, "PUT", status, info)
+            self.observer.request_sent(tenant_id, subscription_id, "PUT")
+            self.observer.observe_response(tenant_id, subscription_id, "PUT", status, info)
+
+    def _tell_read(self, tenant_id: str, subscription_id: str) -> None:
+        """A read's request and its answer, which (like ARM's to most reads here) carries no count."""
+        if self.observer is not None:
+            self.observer.request_sent(tenant_id, subscription_id, "GET")
+            self.observer.observe_response(tenant_id, subscription_id, "GET", 200, CallInfo())
 
     async def close(self) -> None:
         self.closed = True

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 from azure.core.pipeline import PipelineRequest, PipelineResponse, policies
-from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.policies import AsyncHTTPPolicy
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.mgmt.authorization.v2022_04_01.aio import AuthorizationManagementClient
 from azure.mgmt.core.policies import ARMHttpLoggingPolicy, AsyncARMChallengeAuthenticationPolicy
@@ -34,7 +34,7 @@ from orchestrator.arm.credentials import TenantCredential
 from orchestrator.arm.errors import rate_info
 from orchestrator.config import CloudConfig
 from orchestrator.errors import ArmError
-from orchestrator.gateway import ResponseObserver
+from orchestrator.gateway import CallInfo, CallObserver
 
 APPLICATIONS_API_VERSION = "2023-12-01-preview"
 _APPS_SDK = importlib.metadata.version("azure-mgmt-managedapplications")
@@ -75,37 +75,47 @@ class RetrySettings:
 _SUBSCRIPTION_IN_URL = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
 
 
-class _ResponseSignals(SansIOHTTPPolicy[Any, Any]):
-    """Tells the pool's observer about every response of one identity's clients.
+class _CallSignals(AsyncHTTPPolicy[Any, Any]):
+    """Tells the pool's observer about every request one identity's clients send, and its answer.
 
     A per-retry policy: it sees each attempt the transport makes (a 429 it will retry, each operation
-    poll), which is what ARM's rate-limit headers and Retry-After describe.
+    poll), which is what ARM's rate-limit headers and Retry-After describe. Every request reported
+    sent is reported answered exactly once (status 0 when no answer came): the pacer counts the
+    unanswered ones against ARM's buckets, and a lost report would hold a place there for good.
+
+    One instance per pipeline: a pipeline links each HTTPPolicy to its own next policy, so an instance
+    shared by two would send one client's requests down the other's chain (a write through the read
+    transport, which re-sends).
     """
 
     def __init__(self, pool: ClientPool, identity: str) -> None:
+        super().__init__()
         self._pool = pool
         self._identity = identity
 
-    def on_response(self, request: PipelineRequest[Any], response: PipelineResponse[Any, Any]) -> None:
+    async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
         observer = self._pool.observer
         if observer is None:
-            return
+            return await self.next.send(request)
         http_request = request.http_request
         found = _SUBSCRIPTION_IN_URL.search(http_request.url)
-        observer(
-            self._identity,
-            found.group(1) if found else None,
-            http_request.method,
-            response.http_response.status_code,
-            rate_info(response.http_response.headers),
-        )
+        subscription = found.group(1) if found else None
+        observer.request_sent(self._identity, subscription, http_request.method)
+        status, info = 0, CallInfo()
+        try:
+            response = await self.next.send(request)
+            status = response.http_response.status_code
+            info = rate_info(response.http_response.headers)
+            return response
+        finally:
+            observer.observe_response(self._identity, subscription, http_request.method, status, info)
 
 
 @dataclass
 class _TenantClients:
+    identity: str
     credential: TenantCredential
     transport: AioHttpTransport
-    signals: _ResponseSignals
     subscriptions: SubscriptionClient | None = None
     # Applications are addressed by id (`*_by_id`), so one client serves every subscription.
     applications: ManagedApplicationsMgmtClient | None = None
@@ -170,7 +180,7 @@ class ClientPool:
         self.credentials = dict(credentials)  # by identity name
         self.retry = retry
         self.max_connections = max_connections
-        self.observer: ResponseObserver | None = None
+        self.observer: CallObserver | None = None
         self._session: aiohttp.ClientSession | None = None
         self._writes_session: aiohttp.ClientSession | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -234,9 +244,7 @@ class ClientPool:
                 connection_timeout=self.retry.connection_timeout,
                 read_timeout=self.retry.read_timeout,
             )
-            state = _TenantClients(
-                credential=credential, transport=transport, signals=_ResponseSignals(self, identity)
-            )
+            state = _TenantClients(identity=identity, credential=credential, transport=transport)
             self._tenants[identity] = state
         return state
 
@@ -245,7 +253,7 @@ class ClientPool:
             "base_url": self._cloud.arm,
             "credential_scopes": [self._cloud.scope],
             "transport": state.transport,
-            "per_retry_policies": [state.signals],
+            "per_retry_policies": [_CallSignals(self, state.identity)],
             **self.retry.client_kwargs(),
         }
 
@@ -310,7 +318,7 @@ class ClientPool:
                 policies.ProxyPolicy(),
                 policies.ContentDecodePolicy(),
                 AsyncARMChallengeAuthenticationPolicy(state.credential, scope),
-                state.signals,  # tells the pacer what ARM answered (it sends nothing)
+                _CallSignals(self, identity),  # tells the pacer what is sent and answered (sends nothing)
                 policies.CustomHookPolicy(),
                 policies.NetworkTraceLoggingPolicy(),
                 policies.DistributedTracingPolicy(),

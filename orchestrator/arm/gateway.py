@@ -34,9 +34,9 @@ from orchestrator.errors import ArmError
 from orchestrator.gateway import (
     AppRead,
     CallInfo,
+    CallObserver,
     OperationResult,
     PermissionSet,
-    ResponseObserver,
     Submitted,
 )
 from orchestrator.models import App, Definition, DenyAssignment, MarketplacePlan, Subscription
@@ -110,7 +110,7 @@ class AzureGateway:
         self._guard = TokenGuard(config, self._pool)
         self._closed = False
 
-    def observe_responses(self, observer: ResponseObserver | None) -> None:
+    def observe_calls(self, observer: CallObserver | None) -> None:
         self._pool.observer = observer
 
     @property

@@ -102,8 +102,8 @@ class RunContext:
             clock=clock,
             sleep=sleep,
         )
-        # Every ARM response (polls and transport retries included) feeds the pacer's bucket mirrors.
-        gateway.observe_responses(self.pacer.observe_response)
+        # Every ARM request and answer (polls and transport retries included) feeds the bucket mirrors.
+        gateway.observe_calls(self.pacer)
         self.writer = JournalWriter(journal)
         self.crash = CrashHook(settings)
         # Reads outside an operation slot (verification) are bounded too, by the same number if set.
@@ -114,7 +114,7 @@ class RunContext:
         self.wave_names: dict[int, str] = {}
 
     async def read_deny_assignment(self, item: WorkItem, app: App) -> DenyMatch:
-        await self.pacer.before_call(item.subscription_id, "read")
+        await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
         try:
             async with self.reads:
                 assignments = await self.gateway.list_deny_assignments_at(
@@ -136,7 +136,7 @@ class RunContext:
             self.settings.operation_retry, sleep=self.sleep, before_sleep=self.log_retry
         ):
             with attempt:
-                await self.pacer.before_call(item.subscription_id, "read")
+                await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
                 try:
                     read = await self.gateway.read_for_update(item.tenant_id, item.app_id)
                     if read is None:
@@ -144,7 +144,7 @@ class RunContext:
                     app = read.app
                     # A second read: admitted on its own, or the pacer's mirror of ARM's read buckets
                     # counts half the reads a wave starts with (at 10,000 apps: 429s on these listings).
-                    await self.pacer.before_call(item.subscription_id, "read")
+                    await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
                     assignments = await self.gateway.list_deny_assignments_at(
                         item.tenant_id, app.managed_resource_group_id
                     )

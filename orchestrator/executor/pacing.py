@@ -5,15 +5,19 @@ and the pacer follows each with its own mechanism:
 
 * **Rate.** ARM meters requests with token buckets per subscription and per tenant, reads and writes
   apart, and every response says what is left (`x-ms-ratelimit-remaining-{subscription,tenant}-
-  {reads,writes}`). `_Bucket` mirrors one of them: the count ARM last reported minus the calls this
-  process started since. A call goes at once while the mirror holds more than `reserve` (room for the
-  SDK's operation polls, which the engine does not start itself, and for other clients of the same
-  subscription). When it runs dry, one call at a time goes as a probe; its answer carries the new count
-  and releases as many queued calls as that count allows. The client so drains a bucket at the pace ARM
-  refills it without being told the refill rate, and a bucket shared with other clients is read, not
-  assumed. A 429 closes the bucket until its Retry-After (the transport waits as long before retrying).
-  The gateway reports every response through `observe_response` (transport retries and polls
-  included); the tenant of a subscription is learned from those reports.
+  {reads,writes}`). `_Bucket` mirrors one of them: the count ARM last reported, less every call of
+  this process that count may not include yet: those admitted and not yet sent, and those sent and
+  not yet answered (ARM may have taken their tokens after it counted; assuming it has not would let
+  a burst of hundreds of calls in flight overdraw the bucket by as many). A call goes at once while
+  the mirror holds more than `reserve` (room for other clients of the same subscription). When it
+  runs dry, one call at a time goes as a probe; its answer carries the new count and releases as many
+  queued calls as that count allows. The client so drains a bucket at the pace ARM refills it without
+  being told the refill rate, and a bucket shared with other clients is read, not assumed. A 429
+  closes the bucket until its Retry-After (the transport waits as long before retrying). The gateway
+  reports every request it sends and its answer (`request_sent`, `observe_response`; transport
+  retries and the SDK's operation polls included). The mirror takes ARM's count as it is only from
+  a call that was out alone (see `observe_response`). A subscription's calls count in its own
+  tenant's bucket, named by the engine from the plan (`before_call`).
 * **Pushback.** A 409 or 503 (or a 429 on a write, which the transport does not retry) halves the
   subscription's window of apps in progress, at most once per `decrease_gap` (multiplicative
   decrease); each write ARM accepts widens it by 1/window, about one app more per round of writes
@@ -58,10 +62,10 @@ _PUSHBACK = frozenset({409, 503})
 
 @dataclass(frozen=True)
 class PacingPolicy:
-    # Tokens the mirror leaves in a bucket for calls it does not see start (polls, other clients).
+    # Tokens the mirror leaves in a bucket for calls it does not see (other clients).
     reserve: int = 20
-    # A probe whose answer never brought a new count frees its turn after this long.
-    probe_timeout: float = seconds(1.0)
+    # An admitted call not seen sent within this long is taken not to go (refused before the wire).
+    send_grace: float = seconds(30.0)
     # A 429 without Retry-After closes the bucket this long.
     default_retry_after: float = seconds(1.0)
     # At most one multiplicative decrease of a subscription's window per this many seconds.
@@ -80,10 +84,12 @@ class PacingPolicy:
 class _Bucket:
     """The client's mirror of one ARM token bucket."""
 
-    remaining: int | None = None  # what ARM last reported; None: never reported, no limit known
-    spent: int = 0  # calls started since that report
+    # ARM's count as the mirror keeps it (see `Pacer.observe_response`); None: no count yet.
+    remaining: int | None = None
+    admitted: deque[float] = field(default_factory=deque)  # when each admitted call not yet sent was
+    sent: int = 0  # calls sent and not yet answered
+    alone: bool = False  # the call out went when no other was out, and none went since
     closed_until: float = 0.0
-    probing_since: float | None = None
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     timer: asyncio.Task[None] | None = None
     timer_due: float = math.inf
@@ -123,7 +129,6 @@ class Pacer:
         self._windows: dict[str, _Window] = {}
         self._buckets: dict[tuple[str, str, CallKind], _Bucket] = {}
         self._tenant_of: dict[str, str] = {}
-        self._fed = False  # the gateway reports every response: the engine's own reports are redundant
         self._shortest_operation: float | None = None
         self._probing = 0
         self._ended = asyncio.Event()  # some operation of this run was seen to end (any outcome)
@@ -208,13 +213,24 @@ class Pacer:
 
     # -- calls: the bucket mirrors ---------------------------------------------------------------------
 
-    async def before_call(self, subscription_id: str, kind: CallKind) -> None:
-        """Wait until the subscription's (and its tenant's) bucket for this kind of call has room."""
+    async def before_call(self, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
+        """Wait until the subscription's and its tenant's bucket for this kind of call have room."""
         sub = subscription_id.lower()
+        # ARM meters a subscription's calls in its own tenant's bucket, whichever identity calls (a
+        # publisher's over Lighthouse too): known from the plan before ARM has answered anything.
+        self._tenant_of[sub] = tenant_id.lower()
         await self._acquire(self._bucket("subscription", sub, kind))
-        tenant = self._tenant_of.get(sub)
-        if tenant is not None:
-            await self._acquire(self._bucket("tenant", tenant, kind))
+        await self._acquire(self._bucket("tenant", tenant_id.lower(), kind))
+
+    def unused(self, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
+        """A call `before_call` admitted will not be made after all: it holds no place any more."""
+        for bucket in (
+            self._bucket("subscription", subscription_id.lower(), kind),
+            self._bucket("tenant", tenant_id.lower(), kind),
+        ):
+            if bucket.admitted:
+                bucket.admitted.pop()
+                self._wake(bucket)
 
     def _bucket(self, scope: str, key: str, kind: CallKind) -> _Bucket:
         found = self._buckets.get((scope, key, kind))
@@ -234,12 +250,14 @@ class Pacer:
         now = self._clock()
         if bucket.closed_until > now:
             return False
-        if bucket.remaining is None or bucket.remaining - bucket.spent > self.policy.reserve:
-            bucket.spent += 1
-            return True
-        if bucket.probing_since is None or now - bucket.probing_since >= self.policy.probe_timeout:
-            bucket.probing_since = now  # one call finds out what ARM has refilled
-            bucket.spent += 1
+        while bucket.admitted and now - bucket.admitted[0] >= self.policy.send_grace:
+            bucket.admitted.popleft()
+        unanswered = len(bucket.admitted) + bucket.sent
+        # No count yet: nothing to go by (ARM's first answers will say). Dry, or about to be: one
+        # call goes as a probe to find out what ARM has refilled, once no other call is out (their
+        # answers will say as much; the gateway reports each one's).
+        if bucket.remaining is None or bucket.remaining - unanswered > self.policy.reserve or not unanswered:
+            bucket.admitted.append(now)
             return True
         return False
 
@@ -253,16 +271,20 @@ class Pacer:
             bucket.waiters.popleft().set_result(None)
         if bucket.waiters:
             self._schedule(bucket)
+        elif bucket.timer is not None:  # nothing waits: no timer left behind
+            bucket.timer.cancel()
+            bucket.timer, bucket.timer_due = None, math.inf
 
     def _schedule(self, bucket: _Bucket) -> None:
-        """Make sure something wakes the bucket's queue: its reopening, or its probe timing out."""
+        """Make sure something wakes the bucket's queue: its reopening, or an admitted call's grace
+        running out (the answers to the calls out wake it too)."""
         now = self._clock()
         if bucket.closed_until > now:
             due = bucket.closed_until
-        elif bucket.probing_since is not None:
-            due = bucket.probing_since + self.policy.probe_timeout
+        elif bucket.admitted:  # an admitted call that never leaves frees its place after the grace
+            due = bucket.admitted[0] + self.policy.send_grace
         else:
-            due = now
+            return  # the answers to the calls out wake the queue
         if bucket.timer is not None and not bucket.timer.done():
             if bucket.timer_due <= due:
                 return
@@ -277,16 +299,49 @@ class Pacer:
 
     # -- what ARM said -----------------------------------------------------------------------------------
 
+    def _tenant(self, identity_tenant: str, subscription_id: str) -> str:
+        """The tenant whose bucket a call to the subscription takes from: the one `before_call` named,
+        else the tenant the gateway reports (the identity's)."""
+        return self._tenant_of.get(subscription_id.lower()) or identity_tenant.lower()
+
+    def _metered(self, tenant: str, subscription_id: str, method: str) -> tuple[_Bucket, _Bucket]:
+        """The subscription's and the tenant's bucket a request to ARM takes a token from."""
+        kind: CallKind = "read" if method.upper() == "GET" else "write"
+        return (
+            self._bucket("subscription", subscription_id.lower(), kind),
+            self._bucket("tenant", tenant, kind),
+        )
+
+    def request_sent(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
+        """A request left for ARM (the gateway calls this for every one, then `observe_response`)."""
+        if subscription_id is None:
+            return
+        tenant = self._tenant(tenant_id, subscription_id)
+        for bucket in self._metered(tenant, subscription_id, method):
+            if bucket.admitted:  # most likely the call admitted first; a poll's is counted all the same
+                bucket.admitted.popleft()
+            bucket.alone = not bucket.sent
+            bucket.sent += 1
+
     def observe_response(
-        self, tenant_id: str, subscription_id: str | None, method: str, status: int, info: CallInfo
+        self,
+        tenant_id: str,
+        subscription_id: str | None,
+        method: str,
+        status: int,
+        info: CallInfo,
     ) -> None:
-        """One response from ARM (the gateway calls this for every one)."""
-        self._fed = True
+        """ARM's answer to a request `request_sent` reported (status 0: none came).
+
+        ARM's count in an answer is exact only for a call that was out alone: with others out, ARM
+        may have counted some of them already, and answers overtake each other (an older, higher
+        count can come last). So the mirror takes a count as it is only from such an answer (a
+        probe's); otherwise it goes down by the answered call, or to ARM's count when that is lower.
+        It rises again once the calls out are answered and a probe reads the bucket afresh."""
         if subscription_id is None:
             return
         sub = subscription_id.lower()
-        tenant = tenant_id.lower()
-        self._tenant_of.setdefault(sub, tenant)
+        tenant = self._tenant(tenant_id, sub)
         kind: CallKind = "read" if method.upper() == "GET" else "write"
         reports: tuple[tuple[str, str, CallKind, int | None], ...] = (
             ("subscription", sub, "read", info.remaining_reads),
@@ -294,9 +349,21 @@ class Pacer:
             ("tenant", tenant, "read", info.tenant_remaining_reads),
             ("tenant", tenant, "write", info.tenant_remaining_writes),
         )
+        for bucket in self._metered(tenant, sub, method):
+            bucket.sent = max(0, bucket.sent - 1)
         for scope, key, bucket_kind, remaining in reports:
+            bucket = self._bucket(scope, key, bucket_kind)
+            mine = bucket_kind == kind  # this call took a token from it
+            exact = mine and bucket.alone and not bucket.sent
+            if bucket.remaining is not None and (not exact or remaining is None):
+                remaining = min(
+                    bucket.remaining - (1 if mine and status else 0),
+                    bucket.remaining if remaining is None else remaining,
+                )
             if remaining is not None:
-                self._report(self._bucket(scope, key, bucket_kind), remaining)
+                self._report(bucket, remaining)
+            elif mine:
+                self._wake(bucket)
         if status == 429:
             self.throttle_events += 1
             # Close the bucket ARM says is empty; when the headers do not say, the subscription's.
@@ -310,8 +377,6 @@ class Pacer:
 
     def _report(self, bucket: _Bucket, remaining: int) -> None:
         bucket.remaining = remaining
-        bucket.spent = 0
-        bucket.probing_since = None
         self._wake(bucket)
 
     def _close(self, bucket: _Bucket, retry_after: float | None) -> None:
@@ -320,22 +385,10 @@ class Pacer:
         if bucket.waiters:
             self._schedule(bucket)
 
-    def observe(self, subscription_id: str, info: CallInfo) -> None:
-        """What ARM said about a call the engine made (only used when the gateway reports nothing)."""
-        if self._fed:
-            return
-        sub = subscription_id.lower()
-        for kind, remaining in (("read", info.remaining_reads), ("write", info.remaining_writes)):
-            if remaining is not None:
-                self._report(self._bucket("subscription", sub, kind), remaining)  # type: ignore[arg-type]
-
     def throttled(self, subscription_id: str, retry_after: float | None) -> None:
         """A 429 reached the engine (the transport's retries were spent): close the subscription's
         buckets until its Retry-After."""
         sub = subscription_id.lower()
-        if not self._fed:
-            self.throttle_events += 1
-            self._pushback(sub)
         for kind in ("read", "write"):
             self._close(self._bucket("subscription", sub, kind), retry_after)
 

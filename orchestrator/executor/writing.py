@@ -93,9 +93,14 @@ class Writing:
 
         The write is admitted (ARM's bucket) before the re-read, so the PUT follows the read at once
         and carries the resource exactly as read and checked."""
-        await self.pacer.before_call(item.subscription_id, "write")
-        start = await self._start(item)
+        await self.pacer.before_call(item.tenant_id, item.subscription_id, "write")
+        try:
+            start = await self._start(item)
+        except BaseException:
+            self.pacer.unused(item.tenant_id, item.subscription_id, "write")
+            raise
         if isinstance(start, AppState):
+            self.pacer.unused(item.tenant_id, item.subscription_id, "write")
             return start
         before, read = start
         self.baseline[item.app_id] = item.fingerprint
@@ -235,8 +240,10 @@ class Writing:
         `base`: the app as re-read and checked, admitted for this write before that read (`fresh`);
         without it the write waits for admission here and the gateway reads the resource itself."""
         if base is None:
-            await self.pacer.before_call(item.subscription_id, "write")
-            await self.pacer.before_call(item.subscription_id, "read")  # the gateway reads the body first
+            await self.pacer.before_call(item.tenant_id, item.subscription_id, "write")
+            await self.pacer.before_call(
+                item.tenant_id, item.subscription_id, "read"
+            )  # the gateway reads the body first
         await self.ctx.transition(
             item,
             AppState.SUBMITTED,
@@ -262,7 +269,6 @@ class Writing:
                     f"the write's outcome is unknown: {exc}", unknown=not _answered_refusal(exc)
                 ) from exc
             raise
-        self.pacer.observe(item.subscription_id, submitted.info)
         structlog.contextvars.bind_contextvars(request_id=submitted.info.request_id)
         await self.ctx.transition(
             item,
@@ -280,6 +286,10 @@ class Writing:
         """Wait for the operation to succeed (with the app as its final read returned it, when the
         gateway has it). OperationFailed: it ended badly; _Reconcile: it cannot be followed; a
         transient ArmError: following failed for now (retry follows the same operation again)."""
+        # Its poll: ARM's read buckets count it like the engine's own reads, and a wave's operations
+        # end together. (One admission only: holding one while waiting for a second in the same
+        # bucket could wait for good. The poller's read of the app after it is counted once sent.)
+        await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
         try:
             result = await self.gateway.wait_operation(item.tenant_id, item.app_id, token)
         except ArmError as exc:
@@ -287,7 +297,6 @@ class Writing:
             if not exc.transient and (exc.status in (404, 410) or exc.code == "InvalidResumeToken"):
                 raise _Reconcile(f"the operation can no longer be followed: {exc}") from exc
             raise
-        self.pacer.observe(item.subscription_id, result.info)
         if result.info.request_id:
             structlog.contextvars.bind_contextvars(request_id=result.info.request_id)
         if result.status != TERMINAL_SUCCESS:

@@ -7,6 +7,7 @@ import base64
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -362,27 +363,52 @@ def test_inventory_cli_bad_config_and_missing_secret_env_are_one_line_exit_2(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-async def test_every_response_reaches_the_observer_with_arms_rate_limit_headers(tmp_path: Path) -> None:
-    """The executor's pacer hears every response (transport retries included) through the gateway."""
+async def test_every_request_and_its_answer_reach_the_observer_with_arms_rate_limit_headers(
+    tmp_path: Path,
+) -> None:
+    """The executor's pacer hears every request sent and its answer (transport retries included)
+    through the gateway: each exactly once, a connection reset as an answer with status 0."""
     from orchestrator.gateway import CallInfo
 
-    heard: list[tuple[str, str | None, str, int, CallInfo]] = []
-    faults = [{"kind": "list", "action": "429", "retry_after": 0.01, "first": 1}]
+    class Heard:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, str | None, str]] = []
+            self.answers: list[tuple[str, str | None, str, int, CallInfo]] = []
+
+        def request_sent(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
+            self.sent.append((tenant_id, subscription_id, method))
+
+        def observe_response(
+            self, tenant_id: str, subscription_id: str | None, method: str, status: int, info: CallInfo
+        ) -> None:
+            assert len(self.answers) < len(self.sent)  # never an answer before its request
+            self.answers.append((tenant_id, subscription_id, method, status, info))
+
+    heard = Heard()
+    faults = [
+        {"kind": "list", "action": "429", "retry_after": 0.01, "first": 1},
+        {"kind": "read", "action": "reset", "first": 2},  # aiohttp re-sends a GET once itself
+    ]
     for fleet in make_fleet(tmp_path, throttle=True, faults=faults):
         config = fleet.config
         async with AzureGateway(config, retry=FAST) as gateway:
-            gateway.observe_responses(lambda *args: heard.append(args))
+            gateway.observe_calls(heard)
             tenant = str(fleet.customer_tenants()[0]["id"])
             subs = await gateway.list_subscriptions(tenant)
             apps = await gateway.list_applications(tenant, subs[0].id)
             await gateway.list_deny_assignments_at(tenant, apps[0].managed_resource_group_id)
+            assert await gateway.get_application(tenant, apps[0].id) is not None
         stats = fleet.emulator.stats()
-    assert stats["faults_injected"].get("429") == 1
-    statuses = [h[3] for h in heard]
-    assert 429 in statuses and statuses.count(200) >= 3  # the throttled try and its retry both seen
-    throttled = next(h for h in heard if h[3] == 429)
+    assert stats["faults_injected"].get("429") == 1 and stats["faults_injected"].get("reset") == 2
+    assert Counter(heard.sent) == Counter(a[:3] for a in heard.answers)  # each request answered once
+    statuses = [h[3] for h in heard.answers]
+    assert 429 in statuses and statuses.count(200) >= 4  # the throttled try and its retry both seen
+    assert statuses.count(0) == 1  # the reset: no answer came, and the transport's retry was answered
+    reset = next(h for h in heard.answers if h[3] == 0)
+    assert reset[4] == CallInfo()
+    throttled = next(h for h in heard.answers if h[3] == 429)
     assert throttled[4].retry_after is not None
-    in_sub = [h for h in heard if h[1] is not None and h[3] == 200]
+    in_sub = [h for h in heard.answers if h[1] is not None and h[3] == 200]
     assert in_sub and all(h[1] is not None and h[1].lower() == subs[0].id.lower() for h in in_sub)
-    assert all(h[0] == tenant.lower() and h[2] == "GET" for h in heard)
+    assert all(h[0] == tenant.lower() and h[2] == "GET" for h in heard.answers)
     assert all(h[4].remaining_reads is not None and h[4].tenant_remaining_reads is not None for h in in_sub)

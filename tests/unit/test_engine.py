@@ -53,7 +53,7 @@ def settings(**overrides: Any) -> ExecutorSettings:
         "operation_retry": FAST,
         "verify_retry": FAST,
         "settle_retry": FAST,
-        "pacing": PacingPolicy(probe_timeout=0, default_retry_after=0, decrease_gap=0),
+        "pacing": PacingPolicy(send_grace=0, default_retry_after=0, decrease_gap=0),
     }
     base.update(overrides)
     return ExecutorSettings(**base)
@@ -191,20 +191,22 @@ async def test_every_read_the_engine_starts_is_admitted_by_the_pacer(
     arm, apps = fleet(6, tenants=2)
     reads: list[str] = []
     arm.before_call = lambda method, key: (
-        reads.append(method) if method in ("get_application", "list_deny_assignments_at") else None
+        reads.append(method)  # wait_operation: its first poll
+        if method in ("get_application", "list_deny_assignments_at", "wait_operation")
+        else None
     )
     admitted: list[str] = []
     admit = Pacer.before_call
 
-    async def counting(self: Pacer, subscription_id: str, kind: CallKind) -> None:
+    async def counting(self: Pacer, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
         if kind == "read":
             admitted.append(subscription_id)
-        await admit(self, subscription_id, kind)
+        await admit(self, tenant_id, subscription_id, kind)
 
     monkeypatch.setattr(Pacer, "before_call", counting)
     view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
     assert view.state == RunState.COMPLETED
-    assert len(reads) >= 2 * len(apps)  # a re-read before each write and a verification after it
+    assert len(reads) >= 4 * len(apps)  # a re-read before each write, its operation, a verification
     assert len(admitted) == len(reads)
 
 
@@ -721,7 +723,7 @@ async def test_arm_pushback_narrows_the_subscriptions_window(journal: Journal) -
         sleep=no_sleep,
     )
     assert {a.state for a in view.apps} == {AppState.SUCCEEDED}  # the refused write was re-read, redone
-    pacer = getattr(arm.observer, "__self__", None)  # the engine's pacer hears every answer
+    pacer = arm.observer  # the engine's pacer hears every answer
     assert isinstance(pacer, Pacer)
     assert pacer.pushbacks == 1
     window = pacer.window("sub-0-0")
@@ -736,10 +738,14 @@ def test_one_time_scale_helper_scales_every_duration_and_nothing_else() -> None:
         attempts=7, deadline_seconds=50, initial_seconds=1, max_seconds=30, jitter_seconds=0.5
     )
     pacing = PacingPolicy(
-        reserve=20, probe_timeout=1, default_retry_after=2, decrease_gap=4, head_start_share=0.8
+        reserve=20, send_grace=8, default_retry_after=2, decrease_gap=4, head_start_share=0.8
     )
     assert pacing.scaled(0.25) == PacingPolicy(
-        reserve=20, probe_timeout=0.25, default_retry_after=0.5, decrease_gap=1, head_start_share=0.8
+        reserve=20,
+        send_grace=2,
+        default_retry_after=0.5,
+        decrease_gap=1,
+        head_start_share=0.8,
     )
 
 
@@ -801,6 +807,6 @@ async def test_the_head_start_takes_the_operation_time_arm_reports(
     arm.before_call = following_takes_330_seconds
     view = await run_plan(make_plan(apps), arm, journal, settings(), clock=lambda: now[0], sleep=no_sleep)
     assert {a.state for a in view.apps} == {AppState.SUCCEEDED}
-    pacer = getattr(arm.observer, "__self__", None)
+    pacer = arm.observer
     assert isinstance(pacer, Pacer)
     assert pacer.head_start_seconds() == pytest.approx(head_start)
