@@ -219,15 +219,12 @@ class Pacer:
         # ARM meters a subscription's calls in its own tenant's bucket, whichever identity calls (a
         # publisher's over Lighthouse too): known from the plan before ARM has answered anything.
         self._tenant_of[sub] = tenant_id.lower()
-        await self._acquire(self._bucket("subscription", sub, kind))
-        await self._acquire(self._bucket("tenant", tenant_id.lower(), kind))
+        for bucket in self._metered(tenant_id, sub, kind):
+            await self._acquire(bucket)
 
     def unused(self, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
         """A call `before_call` admitted will not be made after all: it holds no place any more."""
-        for bucket in (
-            self._bucket("subscription", subscription_id.lower(), kind),
-            self._bucket("tenant", tenant_id.lower(), kind),
-        ):
+        for bucket in self._metered(tenant_id, subscription_id, kind):
             if bucket.admitted:
                 bucket.admitted.pop()
                 self._wake(bucket)
@@ -304,12 +301,11 @@ class Pacer:
         else the tenant the gateway reports (the identity's)."""
         return self._tenant_of.get(subscription_id.lower()) or identity_tenant.lower()
 
-    def _metered(self, tenant: str, subscription_id: str, method: str) -> tuple[_Bucket, _Bucket]:
-        """The subscription's and the tenant's bucket a request to ARM takes a token from."""
-        kind: CallKind = "read" if method.upper() == "GET" else "write"
+    def _metered(self, tenant: str, subscription_id: str, kind: CallKind) -> tuple[_Bucket, _Bucket]:
+        """The subscription's and the tenant's bucket a call of this kind takes a token from."""
         return (
             self._bucket("subscription", subscription_id.lower(), kind),
-            self._bucket("tenant", tenant, kind),
+            self._bucket("tenant", tenant.lower(), kind),
         )
 
     def request_sent(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
@@ -317,7 +313,7 @@ class Pacer:
         if subscription_id is None:
             return
         tenant = self._tenant(tenant_id, subscription_id)
-        for bucket in self._metered(tenant, subscription_id, method):
+        for bucket in self._metered(tenant, subscription_id, _kind(method)):
             if bucket.admitted:  # most likely the call admitted first; a poll's is counted all the same
                 bucket.admitted.popleft()
             bucket.alone = not bucket.sent
@@ -342,14 +338,14 @@ class Pacer:
             return
         sub = subscription_id.lower()
         tenant = self._tenant(tenant_id, sub)
-        kind: CallKind = "read" if method.upper() == "GET" else "write"
+        kind = _kind(method)
         reports: tuple[tuple[str, str, CallKind, int | None], ...] = (
             ("subscription", sub, "read", info.remaining_reads),
             ("subscription", sub, "write", info.remaining_writes),
             ("tenant", tenant, "read", info.tenant_remaining_reads),
             ("tenant", tenant, "write", info.tenant_remaining_writes),
         )
-        for bucket in self._metered(tenant, sub, method):
+        for bucket in self._metered(tenant, sub, kind):
             bucket.sent = max(0, bucket.sent - 1)
         for scope, key, bucket_kind, remaining in reports:
             bucket = self._bucket(scope, key, bucket_kind)
@@ -427,6 +423,11 @@ class Pacer:
         """A write this process submitted was seen to succeed `seconds` after ARM accepted it."""
         if seconds > 0 and (self._shortest_operation is None or seconds < self._shortest_operation):
             self._shortest_operation = seconds
+
+
+def _kind(method: str) -> CallKind:
+    """Which of ARM's buckets a request of this HTTP method takes from."""
+    return "read" if method.upper() == "GET" else "write"
 
 
 @asynccontextmanager

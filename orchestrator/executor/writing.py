@@ -94,13 +94,13 @@ class Writing:
         The write is admitted (ARM's bucket) before the re-read, so the PUT follows the read at once
         and carries the resource exactly as read and checked."""
         await self.pacer.before_call(item.tenant_id, item.subscription_id, "write")
+        start: tuple[BeforeState, AppRead] | AppState | None = None
         try:
             start = await self._start(item)
-        except BaseException:
-            self.pacer.unused(item.tenant_id, item.subscription_id, "write")
-            raise
+        finally:
+            if not isinstance(start, tuple):  # no write follows: its admission holds no place
+                self.pacer.unused(item.tenant_id, item.subscription_id, "write")
         if isinstance(start, AppState):
-            self.pacer.unused(item.tenant_id, item.subscription_id, "write")
             return start
         before, read = start
         self.baseline[item.app_id] = item.fingerprint
@@ -241,9 +241,8 @@ class Writing:
         without it the write waits for admission here and the gateway reads the resource itself."""
         if base is None:
             await self.pacer.before_call(item.tenant_id, item.subscription_id, "write")
-            await self.pacer.before_call(
-                item.tenant_id, item.subscription_id, "read"
-            )  # the gateway reads the body first
+            # The gateway reads the body first.
+            await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
         await self.ctx.transition(
             item,
             AppState.SUBMITTED,
