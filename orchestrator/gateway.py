@@ -15,18 +15,21 @@ from orchestrator.models import App, CallInfo, Definition, DenyAssignment, Marke
 
 
 class CallObserver(Protocol):
-    """Told about every HTTP request sent to ARM and its answer (transport retries and operation polls
-    included), as (tenant id, subscription id or None, HTTP method[, status, what the headers said]).
-    The executor's pacer follows ARM's rate-limit headers and pushback through it, and counts the
-    requests still unanswered against what ARM last said was left."""
+    """Asked before every HTTP request to ARM leaves and told its answer (transport retries and
+    operation polls included), as (tenant id, subscription id or None, HTTP method[, status, what the
+    headers said]). The executor's pacer holds requests back while its mirror of ARM's buckets is
+    dry, follows ARM's rate-limit headers and pushback, and counts the requests still unanswered
+    against what ARM last said was left."""
 
-    def request_sent(self, tenant_id: str, subscription_id: str | None, method: str) -> None: ...
+    async def sending(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
+        """Returns when the request may leave; from then on it counts as sent."""
+        ...
 
     def observe_response(
         self, tenant_id: str, subscription_id: str | None, method: str, status: int, info: CallInfo
     ) -> None:
-        """The answer to a request `request_sent` reported; status 0: none came (the connection
-        failed, the call was cancelled), and `info` is empty."""
+        """The answer to a request `sending` let go; status 0: none came (the connection failed, the
+        call was cancelled), and `info` is empty."""
         ...
 
 

@@ -125,7 +125,7 @@ class FakeArm:
     async def list_deny_assignments_at(self, tenant_id: str, scope: str) -> list[DenyAssignment]:
         app = next(a for a in self.apps.values() if a.managed_resource_group_id.lower() == scope.lower())
         await self._enter("list_deny_assignments_at", scope, app.subscription_id)
-        self._tell_read(tenant_id, app.subscription_id)
+        await self._tell_read(tenant_id, app.subscription_id)
         try:
             self.reads[app.id.lower()] += 1
             key = app.id.lower()
@@ -160,7 +160,7 @@ class FakeArm:
         if app is None:
             return None
         await self._enter("get_application", app_id, app.subscription_id)
-        self._tell_read(tenant_id, app.subscription_id)
+        await self._tell_read(tenant_id, app.subscription_id)
         try:
             if app.tenant_id != tenant_id:
                 raise ArmError("wrong tenant", status=403, code="InvalidAuthenticationTokenTenant")
@@ -198,7 +198,7 @@ class FakeArm:
             if outcome.startswith("raise:"):
                 _, status, code = outcome.split(":")
                 self.writes[key] += 0  # refused before anything was accepted
-                self._tell(tenant_id, app.subscription_id, int(status), CallInfo())
+                await self._tell(tenant_id, app.subscription_id, int(status), CallInfo())
                 raise ArmError(
                     f"HTTP {status} {code}", status=int(status), code=code, transient=int(status) >= 500
                 )
@@ -219,7 +219,7 @@ class FakeArm:
             if outcome in lost:
                 raise ArmError("connection reset after sending", code="ConnectionError", transient=True)
             info = self._info()
-            self._tell(tenant_id, app.subscription_id, 201, info)
+            await self._tell(tenant_id, app.subscription_id, 201, info)
             return Submitted(
                 operation_url=f"https://arm.test/operations/{op_id}", resume_token=op_id, info=info
             )
@@ -234,8 +234,8 @@ class FakeArm:
             self.violations.append(f"followed {resume_token} (on {op.app_id}) as an operation on {app_id}")
         app = self.apps[op.app_id]
         await self._enter("wait_operation", op.app_id, app.subscription_id)
-        self._tell_read(tenant_id, app.subscription_id)  # the poll
-        self._tell_read(tenant_id, app.subscription_id)  # the poller's final read
+        await self._tell_read(tenant_id, app.subscription_id)  # the poll
+        await self._tell_read(tenant_id, app.subscription_id)  # the poller's final read
         try:
             if op.outcome == "crash-after-submit":
                 op.outcome = "ok"
@@ -307,16 +307,16 @@ class FakeArm:
     def observe_calls(self, observer: CallObserver | None) -> None:
         self.observer = observer
 
-    def _tell(self, tenant_id: str, subscription_id: str, status: int, info: CallInfo) -> None:
-        """A write's request and its answer, as the real gateway reports them."""
+    async def _tell(self, tenant_id: str, subscription_id: str, status: int, info: CallInfo) -> None:
+        """A write's request, let go when the observer says so, and its answer (as the real gateway)."""
         if self.observer is not None:
-            self.observer.request_sent(tenant_id, subscription_id, "PUT")
+            await self.observer.sending(tenant_id, subscription_id, "PUT")
             self.observer.observe_response(tenant_id, subscription_id, "PUT", status, info)
 
-    def _tell_read(self, tenant_id: str, subscription_id: str) -> None:
+    async def _tell_read(self, tenant_id: str, subscription_id: str) -> None:
         """A read's request and its answer, which (like ARM's to most reads here) carries no count."""
         if self.observer is not None:
-            self.observer.request_sent(tenant_id, subscription_id, "GET")
+            await self.observer.sending(tenant_id, subscription_id, "GET")
             self.observer.observe_response(tenant_id, subscription_id, "GET", 200, CallInfo())
 
     async def close(self) -> None:

@@ -76,12 +76,14 @@ _SUBSCRIPTION_IN_URL = re.compile(r"/subscriptions/([^/?#]+)", re.IGNORECASE)
 
 
 class _CallSignals(AsyncHTTPPolicy[Any, Any]):
-    """Tells the pool's observer about every request one identity's clients send, and its answer.
+    """Lets each request one identity's clients send leave when the pool's observer says it may, and
+    tells the observer its answer.
 
     A per-retry policy: it sees each attempt the transport makes (a 429 it will retry, each operation
-    poll), which is what ARM's rate-limit headers and Retry-After describe. Every request reported
-    sent is reported answered exactly once (status 0 when no answer came): the pacer counts the
-    unanswered ones against ARM's buckets, and a lost report would hold a place there for good.
+    poll and the poller's final read), which is what ARM's buckets meter and its rate-limit headers
+    and Retry-After describe. Every request let go is reported answered exactly once (status 0 when
+    no answer came): the pacer counts the unanswered ones against ARM's buckets, and a lost report
+    would hold a place there for good.
 
     One instance per pipeline: a pipeline links each HTTPPolicy to its own next policy, so an instance
     shared by two would send one client's requests down the other's chain (a write through the read
@@ -100,7 +102,7 @@ class _CallSignals(AsyncHTTPPolicy[Any, Any]):
         http_request = request.http_request
         found = _SUBSCRIPTION_IN_URL.search(http_request.url)
         subscription = found.group(1) if found else None
-        observer.request_sent(self._identity, subscription, http_request.method)
+        await observer.sending(self._identity, subscription, http_request.method)
         status, info = 0, CallInfo()
         try:
             response = await self.next.send(request)

@@ -102,7 +102,8 @@ class RunContext:
             clock=clock,
             sleep=sleep,
         )
-        # Every ARM request and answer (polls and transport retries included) feeds the bucket mirrors.
+        # Every ARM request (polls and transport retries included) waits for the bucket mirrors, and
+        # its answer feeds them.
         gateway.observe_calls(self.pacer)
         self.writer = JournalWriter(journal)
         self.crash = CrashHook(settings)
@@ -114,7 +115,6 @@ class RunContext:
         self.wave_names: dict[int, str] = {}
 
     async def read_deny_assignment(self, item: WorkItem, app: App) -> DenyMatch:
-        await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
         try:
             async with self.reads:
                 assignments = await self.gateway.list_deny_assignments_at(
@@ -136,15 +136,11 @@ class RunContext:
             self.settings.operation_retry, sleep=self.sleep, before_sleep=self.log_retry
         ):
             with attempt:
-                await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
                 try:
                     read = await self.gateway.read_for_update(item.tenant_id, item.app_id)
                     if read is None:
                         return None
                     app = read.app
-                    # A second read: admitted on its own, or the pacer's mirror of ARM's read buckets
-                    # counts half the reads a wave starts with (at 10,000 apps: 429s on these listings).
-                    await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
                     assignments = await self.gateway.list_deny_assignments_at(
                         item.tenant_id, app.managed_resource_group_id
                     )

@@ -57,6 +57,7 @@ class Engine(RunContext):
         if any(i.app_id not in self.records for w in waves for i in w.items):  # rows journaled otherwise
             self.records = {r.app_id: r for r in self.journal.apps(self.run_id)}
         self.wave_names = {w.index: w.name for w in waves}
+        self.pacer.name_tenants({i.subscription_id: i.tenant_id for w in waves for i in w.items})
         self.journal.set_run_state(self.run_id, RunState.RUNNING, "started")
         selected = [w for w in waves if self.settings.only_wave is None or w.index == self.settings.only_wave]
         halted = False

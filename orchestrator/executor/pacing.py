@@ -8,16 +8,19 @@ and the pacer follows each with its own mechanism:
   {reads,writes}`). `_Bucket` mirrors one of them: the count ARM last reported, less every call of
   this process that count may not include yet: those admitted and not yet sent, and those sent and
   not yet answered (ARM may have taken their tokens after it counted; assuming it has not would let
-  a burst of hundreds of calls in flight overdraw the bucket by as many). A call goes at once while
-  the mirror holds more than `reserve` (room for other clients of the same subscription). When it
-  runs dry, one call at a time goes as a probe; its answer carries the new count and releases as many
-  queued calls as that count allows. The client so drains a bucket at the pace ARM refills it without
-  being told the refill rate, and a bucket shared with other clients is read, not assumed. A 429
-  closes the bucket until its Retry-After (the transport waits as long before retrying). The gateway
-  reports every request it sends and its answer (`request_sent`, `observe_response`; transport
-  retries and the SDK's operation polls included). The mirror takes ARM's count as it is only from
-  a call that was out alone (see `observe_response`). A subscription's calls count in its own
-  tenant's bucket, named by the engine from the plan (`before_call`).
+  a burst of hundreds of calls in flight overdraw the bucket by as many). Every request the gateway
+  sends waits here first (`sending`): the engine's reads, the SDK poller's polls and final reads,
+  and each transport retry of a 429 alike. A request that did not wait would take a token the mirror
+  never granted, and a wave's operations ending together, each followed by a poll, a final read and
+  a verification, overdrew the tenant's read bucket that way. A call goes at once while the mirror
+  holds more than `reserve` (room for other clients of the same subscription). When it runs dry, one
+  call at a time goes as a probe; its answer carries the new count and releases as many queued calls
+  as that count allows. The client so drains a bucket at the pace ARM refills it without being told
+  the refill rate, and a bucket shared with other clients is read, not assumed. A 429 closes the
+  bucket until its Retry-After. The mirror takes ARM's count as it is only from a call that was out
+  alone (see `observe_response`). A subscription's calls count in its own tenant's bucket, named
+  from the plan (`name_tenants`). The one call admitted ahead of its request is a write whose
+  re-read comes first (`reserve`): the PUT then follows that read at once.
 * **Pushback.** A 409 or 503 (or a 429 on a write, which the transport does not retry) halves the
   subscription's window of apps in progress, at most once per `decrease_gap` (multiplicative
   decrease); each write ARM accepts widens it by 1/window, about one app more per round of writes
@@ -43,8 +46,9 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,6 +58,9 @@ from orchestrator.gateway import CallInfo
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 CallKind = Literal["read", "write"]
+
+# The places `Pacer.reserve` admitted for the current task: (pacer, subscription, kind, when).
+_RESERVED: ContextVar[tuple[tuple[Pacer, str, CallKind, float], ...]] = ContextVar("reserved", default=())
 
 # Statuses that say "slow down" about the subscription (409: another operation holds the resource or
 # the service is busy; 503: ARM or the resource provider sheds load).
@@ -213,21 +220,58 @@ class Pacer:
 
     # -- calls: the bucket mirrors ---------------------------------------------------------------------
 
-    async def before_call(self, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
-        """Wait until the subscription's and its tenant's bucket for this kind of call have room."""
-        sub = subscription_id.lower()
-        # ARM meters a subscription's calls in its own tenant's bucket, whichever identity calls (a
-        # publisher's over Lighthouse too): known from the plan before ARM has answered anything.
-        self._tenant_of[sub] = tenant_id.lower()
-        for bucket in self._metered(tenant_id, sub, kind):
+    def name_tenants(self, tenant_of: Mapping[str, str]) -> None:
+        """Each subscription's tenant (from the plan): ARM meters a subscription's calls in its own
+        tenant's bucket, whichever identity calls (a publisher's over Lighthouse too)."""
+        self._tenant_of.update({sub.lower(): tenant.lower() for sub, tenant in tenant_of.items()})
+
+    async def reserve(self, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
+        """Admit this task's next call of this kind to the subscription now, ahead of its request:
+        when the request comes, `sending` lets it go at once (see `unused`). The place belongs to
+        the calling task (the SDK sends in its caller's task): another task's request, a retry of
+        someone else's write say, still waits its own turn."""
+        self.name_tenants({subscription_id: tenant_id})
+        for bucket in self._metered(tenant_id, subscription_id, kind):
             await self._acquire(bucket)
+        _RESERVED.set((*_RESERVED.get(), (self, subscription_id.lower(), kind, self._clock())))
 
     def unused(self, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
-        """A call `before_call` admitted will not be made after all: it holds no place any more."""
+        """The call this task reserved will not be made after all: it holds no place any more."""
+        if not self._take_reservation(subscription_id, kind):
+            return
         for bucket in self._metered(tenant_id, subscription_id, kind):
             if bucket.admitted:
                 bucket.admitted.pop()
                 self._wake(bucket)
+
+    def _take_reservation(self, subscription_id: str, kind: CallKind) -> bool:
+        """Whether this task holds a place `reserve` admitted for this call (it is then used up). One
+        older than the send grace holds none: `_admit` has let it go."""
+        held = _RESERVED.get()
+        for index, (pacer, sub, reserved_kind, at) in enumerate(held):
+            if pacer is self and sub == subscription_id.lower() and reserved_kind == kind:
+                _RESERVED.set(held[:index] + held[index + 1 :])
+                return self._clock() - at < self.policy.send_grace
+        return False
+
+    async def sending(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
+        """Wait until ARM's buckets for this request have room, then count it sent. The gateway calls
+        this right before each request leaves (transport retries and operation polls included), then
+        `observe_response` with its answer. `tenant_id`: the calling identity's, for subscriptions
+        `name_tenants` did not name."""
+        if subscription_id is None:
+            return  # tenant-level requests (subscription listings) are not mirrored
+        tenant = self._tenant(tenant_id, subscription_id)
+        kind = _kind(method)
+        metered = self._metered(tenant, subscription_id, kind)
+        if not self._take_reservation(subscription_id, kind):
+            for bucket in metered:
+                await self._acquire(bucket)
+        for bucket in metered:
+            if bucket.admitted:  # most likely the call admitted first; this one's is counted all the same
+                bucket.admitted.popleft()
+            bucket.alone = not bucket.sent
+            bucket.sent += 1
 
     def _bucket(self, scope: str, key: str, kind: CallKind) -> _Bucket:
         found = self._buckets.get((scope, key, kind))
@@ -297,8 +341,8 @@ class Pacer:
     # -- what ARM said -----------------------------------------------------------------------------------
 
     def _tenant(self, identity_tenant: str, subscription_id: str) -> str:
-        """The tenant whose bucket a call to the subscription takes from: the one `before_call` named,
-        else the tenant the gateway reports (the identity's)."""
+        """The tenant whose bucket a call to the subscription takes from: the one `name_tenants`
+        named, else the tenant the gateway reports (the identity's)."""
         return self._tenant_of.get(subscription_id.lower()) or identity_tenant.lower()
 
     def _metered(self, tenant: str, subscription_id: str, kind: CallKind) -> tuple[_Bucket, _Bucket]:
@@ -308,17 +352,6 @@ class Pacer:
             self._bucket("tenant", tenant.lower(), kind),
         )
 
-    def request_sent(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
-        """A request left for ARM (the gateway calls this for every one, then `observe_response`)."""
-        if subscription_id is None:
-            return
-        tenant = self._tenant(tenant_id, subscription_id)
-        for bucket in self._metered(tenant, subscription_id, _kind(method)):
-            if bucket.admitted:  # most likely the call admitted first; a poll's is counted all the same
-                bucket.admitted.popleft()
-            bucket.alone = not bucket.sent
-            bucket.sent += 1
-
     def observe_response(
         self,
         tenant_id: str,
@@ -327,7 +360,7 @@ class Pacer:
         status: int,
         info: CallInfo,
     ) -> None:
-        """ARM's answer to a request `request_sent` reported (status 0: none came).
+        """ARM's answer to a request `sending` let go (status 0: none came).
 
         ARM's count in an answer is exact only for a call that was out alone: with others out, ARM
         may have counted some of them already, and answers overtake each other (an older, higher

@@ -93,7 +93,7 @@ class Writing:
 
         The write is admitted (ARM's bucket) before the re-read, so the PUT follows the read at once
         and carries the resource exactly as read and checked."""
-        await self.pacer.before_call(item.tenant_id, item.subscription_id, "write")
+        await self.pacer.reserve(item.tenant_id, item.subscription_id, "write")
         start: tuple[BeforeState, AppRead] | AppState | None = None
         try:
             start = await self._start(item)
@@ -237,12 +237,8 @@ class Writing:
     ) -> str:
         """Journal the intent, PUT, journal the operation. Returns the resume token.
 
-        `base`: the app as re-read and checked, admitted for this write before that read (`fresh`);
-        without it the write waits for admission here and the gateway reads the resource itself."""
-        if base is None:
-            await self.pacer.before_call(item.tenant_id, item.subscription_id, "write")
-            # The gateway reads the body first.
-            await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
+        `base`: the app as re-read and checked, its write admitted before that read (`fresh`); without
+        it the gateway reads the resource itself, and each request waits for its admission as sent."""
         await self.ctx.transition(
             item,
             AppState.SUBMITTED,
@@ -285,10 +281,6 @@ class Writing:
         """Wait for the operation to succeed (with the app as its final read returned it, when the
         gateway has it). OperationFailed: it ended badly; _Reconcile: it cannot be followed; a
         transient ArmError: following failed for now (retry follows the same operation again)."""
-        # Its poll: ARM's read buckets count it like the engine's own reads, and a wave's operations
-        # end together. (One admission only: holding one while waiting for a second in the same
-        # bucket could wait for good. The poller's read of the app after it is counted once sent.)
-        await self.pacer.before_call(item.tenant_id, item.subscription_id, "read")
         try:
             result = await self.gateway.wait_operation(item.tenant_id, item.app_id, token)
         except ArmError as exc:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import asyncio.sslproto
 import base64
 import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -363,10 +364,65 @@ def test_inventory_cli_bad_config_and_missing_secret_env_are_one_line_exit_2(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+async def test_every_request_arm_receives_waited_for_the_observer_first(tmp_path: Path) -> None:
+    """A write, its operation's polls (one throttled, then retried by the transport) and the poller's
+    final read: ARM receives none that the pacer did not let go first, and none leaves while it waits
+    (a request that did not wait would take a token the pacer's mirror never granted)."""
+    from orchestrator.gateway import CallInfo
+
+    class Gate:
+        def __init__(self, arm_received: Callable[[], int]) -> None:
+            self.arm_received = arm_received
+            self.let_go: Counter[str] = Counter()
+            self.answered = 0
+            self.early: list[str] = []
+
+        async def sending(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
+            await asyncio.sleep(0.05)  # a dry bucket's wait: the request must not leave meanwhile
+            if self.arm_received() != sum(self.let_go.values()):  # one at a time here
+                self.early.append(method)
+            self.let_go[method if subscription_id else f"{method} tenant-level"] += 1
+
+        def observe_response(
+            self, tenant_id: str, subscription_id: str | None, method: str, status: int, info: CallInfo
+        ) -> None:
+            self.answered += 1
+            assert self.answered <= sum(self.let_go.values())
+
+    faults = [{"kind": "poll", "action": "429", "retry_after": 0.01, "first": 1}]
+    for fleet in make_fleet(tmp_path, throttle=True, faults=faults):
+        snapshot = await inventory(fleet)
+        app = next(
+            a for a in snapshot.apps if a.kind == "ServiceCatalog" and a.provisioning_state == "Succeeded"
+        )
+        v2 = fleet.emulator.fleet()["publisher"]["definitions"]["app-v2"]
+        before = Counter(fleet.emulator.stats()["routes"])
+
+        def arm_received(emulator: Any = fleet.emulator, before: Counter[str] = before) -> int:
+            return sum((Counter(emulator.stats()["routes"]) - before).values())
+
+        gate = Gate(arm_received)
+        async with AzureGateway(fleet.config, retry=FAST) as gateway:
+            gateway.observe_calls(gate)
+            submitted = await gateway.submit_upgrade(app.tenant_id, app.id, definition_id=v2, plan=None)
+            result = await gateway.wait_operation(app.tenant_id, app.id, submitted.resume_token)
+        assert result.status == "Succeeded"
+        stats = fleet.emulator.stats()
+    received = Counter(stats["routes"]) - before
+    assert stats["faults_injected"].get("429") == 1
+    assert received["GET op"] >= 2  # the throttled poll and the transport's retry of it
+    assert received["GET app"] >= 2  # the body read before the PUT, and the poller's final read
+    assert gate.let_go["PUT"] == received["PUT app"] == 1
+    assert gate.let_go["GET"] == received["GET app"] + received["GET op"]
+    assert gate.let_go["GET tenant-level"] == received["GET subscriptions"]
+    assert gate.answered == sum(gate.let_go.values())
+    assert gate.early == []  # ARM had received exactly the requests let go before each one
+
+
 async def test_every_request_and_its_answer_reach_the_observer_with_arms_rate_limit_headers(
     tmp_path: Path,
 ) -> None:
-    """The executor's pacer hears every request sent and its answer (transport retries included)
+    """The executor's pacer lets every request go and hears its answer (transport retries included)
     through the gateway: each exactly once, a connection reset as an answer with status 0."""
     from orchestrator.gateway import CallInfo
 
@@ -375,7 +431,7 @@ async def test_every_request_and_its_answer_reach_the_observer_with_arms_rate_li
             self.sent: list[tuple[str, str | None, str]] = []
             self.answers: list[tuple[str, str | None, str, int, CallInfo]] = []
 
-        def request_sent(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
+        async def sending(self, tenant_id: str, subscription_id: str | None, method: str) -> None:
             self.sent.append((tenant_id, subscription_id, method))
 
         def observe_response(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -182,32 +183,40 @@ async def test_waves_run_in_order_canary_first(journal: Journal) -> None:
     assert set(order[4:]) == {a.id for a in apps[4:]}
 
 
-async def test_every_read_the_engine_starts_is_admitted_by_the_pacer(
+async def test_every_request_waits_for_the_pacer_and_each_write_goes_on_its_reserved_place(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The pacer mirrors ARM's read buckets by counting the reads it admits: one it does not admit
-    # overdraws the bucket the mirror says is there.
-
+    # The pacer mirrors ARM's buckets by the requests it lets go: one that did not wait would
+    # overdraw the bucket the mirror says is there. An app's write is admitted before its re-read,
+    # so its PUT goes right after that read, on the place reserved for it.
     arm, apps = fleet(6, tenants=2)
-    reads: list[str] = []
-    arm.before_call = lambda method, key: (
-        reads.append(method)  # wait_operation: its first poll
-        if method in ("get_application", "list_deny_assignments_at", "wait_operation")
-        else None
-    )
-    admitted: list[str] = []
-    admit = Pacer.before_call
+    calls: Counter[str] = Counter()
+    arm.before_call = lambda method, key: calls.update([method])
+    let_go: Counter[str] = Counter()
+    sending, take = Pacer.sending, Pacer._take_reservation
+    reserved_writes: list[bool] = []
 
-    async def counting(self: Pacer, tenant_id: str, subscription_id: str, kind: CallKind) -> None:
-        if kind == "read":
-            admitted.append(subscription_id)
-        await admit(self, tenant_id, subscription_id, kind)
+    async def counting(self: Pacer, tenant_id: str, subscription_id: str | None, method: str) -> None:
+        await sending(self, tenant_id, subscription_id, method)
+        let_go[method] += 1
 
-    monkeypatch.setattr(Pacer, "before_call", counting)
-    view = await run_plan(make_plan(apps), arm, journal, settings(), sleep=no_sleep)
+    def taking(self: Pacer, subscription_id: str, kind: CallKind) -> bool:
+        held = take(self, subscription_id, kind)
+        if kind == "write":
+            reserved_writes.append(held)
+        return held
+
+    monkeypatch.setattr(Pacer, "sending", counting)
+    monkeypatch.setattr(Pacer, "_take_reservation", taking)
+    pacing = PacingPolicy(default_retry_after=0, decrease_gap=0)  # the send grace as shipped
+    view = await run_plan(make_plan(apps), arm, journal, settings(pacing=pacing), sleep=no_sleep)
     assert view.state == RunState.COMPLETED
-    assert len(reads) >= 4 * len(apps)  # a re-read before each write, its operation, a verification
-    assert len(admitted) == len(reads)
+    # A re-read (the app, its deny assignment), the operation's poll and the poller's final read, a
+    # verification: each one waited.
+    reads = calls["get_application"] + calls["list_deny_assignments_at"] + 2 * calls["wait_operation"]
+    assert reads >= 5 * len(apps)
+    assert let_go == Counter({"GET": reads, "PUT": len(apps)})
+    assert reserved_writes == [True] * len(apps)
 
 
 async def test_concurrency_caps_are_never_exceeded(journal: Journal) -> None:

@@ -46,35 +46,32 @@ async def test_unreported_bucket_and_default_settings_do_not_limit() -> None:
     p = pacer(time)
     assert p.global_limit is None and p.per_subscription is None
     for _ in range(1000):
-        await p.before_call("t", "sub", "write")
+        await p.sending("t", "sub", "PUT")
     assert time.slept == []
 
 
-def answer(p: Pacer, method: str, status: int, info: CallInfo, sub: str = "sub") -> None:
-    """A request the pacer hears leave, then ARM's answer to it (as the gateway reports them)."""
-    p.request_sent("t", sub, method)
+async def answer(p: Pacer, method: str, status: int, info: CallInfo, sub: str = "sub") -> None:
+    """A request the pacer lets go, then ARM's answer to it (as the gateway reports them)."""
+    await p.sending("t", sub, method)
     p.observe_response("t", sub, method, status, info)
 
 
 async def test_mirror_admits_what_arm_reports_then_probes_one_at_a_time() -> None:
     time = FakeTime(auto=False)
     p = pacer(time, reserve=20)
-    answer(p, "PUT", 201, CallInfo(remaining_writes=25))  # a call out alone: its count is exact
-    tasks = [asyncio.create_task(p.before_call("t", "sub", "write")) for _ in range(12)]
+    await answer(p, "PUT", 201, CallInfo(remaining_writes=25))  # a call out alone: its count is exact
+    tasks = [asyncio.create_task(p.sending("t", "sub", "PUT")) for _ in range(12)]
     assert await started(tasks) == 5  # 25 reported - 20 reserve: five go at once, the rest queue
-    for _ in range(5):
-        p.request_sent("t", "sub", "PUT")
     # Answers to calls out together: ARM may have counted the others already, or not, so the mirror
     # only goes down (by the call answered, or to ARM's count when lower) and none goes.
     for left in (23, 22, 21, 20, 24):
         p.observe_response("t", "sub", "PUT", 201, CallInfo(remaining_writes=left))
     # Nothing is out, the mirror is at the reserve: one call goes as a probe, the others wait for it.
     assert await started(tasks) == 6
-    p.request_sent("t", "sub", "PUT")
     p.observe_response("t", "sub", "PUT", 201, CallInfo(remaining_writes=24))  # alone: exact
     assert await started(tasks) == 10  # 24 - 20: four more
     # Reads of the same subscription are another bucket: not held up.
-    await asyncio.wait_for(p.before_call("t", "sub", "read"), 1)
+    await asyncio.wait_for(p.sending("t", "sub", "GET"), 1)
 
 
 async def test_a_burst_in_flight_does_not_overdraw_the_bucket() -> None:
@@ -82,17 +79,15 @@ async def test_a_burst_in_flight_does_not_overdraw_the_bucket() -> None:
     until their own answers come, so a burst cannot spend the same tokens twice."""
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0)
-    answer(p, "GET", 200, CallInfo(remaining_reads=10))
-    tasks = [asyncio.create_task(p.before_call("t", "sub", "read")) for _ in range(30)]
+    await answer(p, "GET", 200, CallInfo(remaining_reads=10))
+    tasks = [asyncio.create_task(p.sending("t", "sub", "GET")) for _ in range(30)]
     assert await started(tasks) == 10
-    for _ in range(10):
-        p.request_sent("t", "sub", "GET")
     p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=9))
     assert await started(tasks) == 10  # 9 left less 9 unanswered: not nine more calls
     for _ in range(9):
         p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=5))
     assert await started(tasks) == 11  # all answered, the mirror spent: a probe reads the bucket
-    answer(p, "GET", 200, CallInfo(remaining_reads=5))
+    p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=5))
     assert await started(tasks) == 16  # the five ARM says are left
 
 
@@ -100,45 +95,82 @@ async def test_an_older_count_arriving_late_does_not_raise_the_mirror() -> None:
     """Answers overtake each other: with two calls out, neither answer's count is exact."""
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0)
-    answer(p, "GET", 200, CallInfo(remaining_reads=10))
-    p.request_sent("t", "sub", "GET")
-    p.request_sent("t", "sub", "GET")
+    await answer(p, "GET", 200, CallInfo(remaining_reads=10))
+    await p.sending("t", "sub", "GET")
+    await p.sending("t", "sub", "GET")
     p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=5))  # the second, counted last
     p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=6))  # the first, answered last
-    tasks = [asyncio.create_task(p.before_call("t", "sub", "read")) for _ in range(10)]
+    tasks = [asyncio.create_task(p.sending("t", "sub", "GET")) for _ in range(10)]
     assert await started(tasks) == 4  # 5, less the late answer's call: never back up to 6
 
 
-async def test_answers_without_a_count_and_calls_that_never_left_are_accounted() -> None:
+async def test_answers_without_a_count_and_calls_that_never_leave_are_accounted() -> None:
     time = FakeTime(auto=False)
-    p = pacer(time, reserve=0, send_grace=5)
-    answer(p, "GET", 200, CallInfo(remaining_reads=3))
-    tasks = [asyncio.create_task(p.before_call("t", "sub", "read")) for _ in range(6)]
+    p = pacer(time, reserve=0)
+    await answer(p, "GET", 200, CallInfo(remaining_reads=3))
+    tasks = [asyncio.create_task(p.sending("t", "sub", "GET")) for _ in range(5)]
     assert await started(tasks) == 3
-    for _ in range(2):  # the third call is refused before the wire: it never leaves
-        p.request_sent("t", "sub", "GET")
     # An answer without a count: ARM took its token all the same (2 left, less 2 unanswered).
     p.observe_response("t", "sub", "GET", 200, CallInfo())
     assert await started(tasks) == 3
     # No answer at all (a reset, a cancelled call): its place is freed and nothing is taken off.
     p.observe_response("t", "sub", "GET", 0, CallInfo())
     assert await started(tasks) == 4
-    p.request_sent("t", "sub", "GET")
-    # Past the grace, the call that never left no longer holds a place: 1 left, none unanswered.
-    time.now = 5
-    p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=1))
-    assert await started(tasks) == 5
-    # A call the engine will not make after all gives its place back at once.
-    p.unused("t", "sub", "read")
-    assert await started(tasks) == 6  # the next call takes it
+
+
+async def test_a_write_reserved_ahead_of_its_read_goes_at_once_and_others_wait() -> None:
+    """`reserve` admits an app's write before the re-read it depends on: that app's PUT then takes
+    the place, while a request reserved by no one (a retry, a resumed write) waits its turn."""
+    time = FakeTime(auto=False)
+    p = pacer(time, reserve=0)
+    await answer(p, "PUT", 201, CallInfo(remaining_writes=2))
+    read = asyncio.Event()
+
+    async def app() -> None:  # as `Writing.fresh`: reserve, re-read, PUT (the SDK sends in this task)
+        await p.reserve("t", "sub", "write")
+        await read.wait()
+        await p.sending("t", "sub", "PUT")
+
+    apps = [asyncio.create_task(app()) for _ in range(2)]
+    await started(apps)
+    other = asyncio.create_task(p.sending("t", "sub", "PUT"))
+    assert await started([other]) == 0  # both places are the apps'
+    read.set()
+    assert await started(apps) == 2  # each app's PUT goes at once, ahead of the request waiting
+    assert await started([other]) == 0
+    for _ in apps:
+        p.observe_response("t", "sub", "PUT", 201, CallInfo(remaining_writes=0))
+    assert await started([other]) == 1  # nothing out: it goes as the probe
+
+
+async def test_a_reserved_call_that_is_not_made_frees_its_place() -> None:
+    time = FakeTime(auto=False)
+    p = pacer(time, reserve=0, send_grace=5)
+    await answer(p, "PUT", 201, CallInfo(remaining_writes=2))
+
+    async def refused() -> None:  # reserved, then refused before the wire (the token guard)
+        await p.reserve("t", "sub", "write")
+
+    async def stale() -> None:  # reserved, then the re-read finds nothing to write
+        await p.reserve("t", "sub", "write")
+        p.unused("t", "sub", "write")
+
+    await asyncio.create_task(refused())
+    await asyncio.create_task(stale())
+    first = asyncio.create_task(p.sending("t", "sub", "PUT"))
+    assert await started([first]) == 1  # the stale app's place came back at once
+    second = asyncio.create_task(p.sending("t", "sub", "PUT"))
+    assert await started([second]) == 0  # the refused app's place is held
+    time.now = 5  # until the send grace
+    await asyncio.wait_for(second, 1)
 
 
 async def test_a_probe_that_never_leaves_frees_its_turn_after_the_grace() -> None:
     time = FakeTime()
     p = pacer(time, reserve=0, send_grace=2)
     p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=0))
-    await p.before_call("t", "sub", "read")  # the probe; refused before the wire, it never leaves
-    await asyncio.wait_for(p.before_call("t", "sub", "read"), 1)
+    await p.reserve("t", "sub", "read")  # the probe; refused before the wire, it never leaves
+    await asyncio.wait_for(p.reserve("t", "sub", "read"), 1)
     assert time.now >= 2
 
 
@@ -146,11 +178,11 @@ async def test_429_closes_the_empty_bucket_until_retry_after() -> None:
     time = FakeTime()
     p = pacer(time)
     p.observe_response("t", "hot", "GET", 429, CallInfo(remaining_reads=0, retry_after=30.0))
-    await p.before_call("t", "cold", "read")  # another subscription is not slowed
+    await p.sending("t", "cold", "GET")  # another subscription is not slowed
     assert time.now == 0
-    await p.before_call("t", "hot", "write")  # nor another kind of call in the same subscription
+    await p.sending("t", "hot", "PUT")  # nor another kind of call in the same subscription
     assert time.now == 0
-    await p.before_call("t", "hot", "read")
+    await p.sending("t", "hot", "GET")
     assert time.now >= 30
     assert p.throttle_events == 1
 
@@ -158,28 +190,31 @@ async def test_429_closes_the_empty_bucket_until_retry_after() -> None:
 async def test_tenant_bucket_is_shared_by_the_tenants_subscriptions() -> None:
     time = FakeTime()
     p = pacer(time)
-    p.observe_response("t", "sub-b", "GET", 429, CallInfo(tenant_remaining_reads=0, retry_after=5.0))
-    await p.before_call("t", "sub-a", "read")  # sub-a's first call: its tenant is named, not learned
+    p.name_tenants({"sub-a": "tenant", "sub-b": "tenant"})  # from the plan
+    # Answers come under the calling identity (a publisher's, say), not the customer's tenant.
+    p.observe_response("publisher", "sub-b", "GET", 429, CallInfo(tenant_remaining_reads=0, retry_after=5.0))
+    await p.sending("publisher", "sub-a", "GET")  # sub-a's first call meets its tenant's bucket
     assert time.now >= 5  # sub-a's own bucket is fine; its tenant's is not
 
 
 async def test_one_identity_across_tenants_mirrors_each_customer_tenants_bucket() -> None:
     """A publisher identity (Lighthouse) calls into many customer tenants: ARM meters each call in
     the subscription's own tenant, so the answers the gateway reports under the one identity feed
-    the bucket of the tenant `before_call` named."""
+    the bucket of the tenant the plan names."""
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0)
-    for tenant, sub in (("tenant-a", "sub-a"), ("tenant-b", "sub-b")):
-        await p.before_call(tenant, sub, "read")
-        p.request_sent("publisher", sub, "GET")
+    p.name_tenants({"sub-a": "tenant-a", "sub-a2": "tenant-a", "sub-a3": "tenant-a"})
+    p.name_tenants({"sub-b": "tenant-b", "sub-b2": "tenant-b"})
+    for sub in ("sub-a", "sub-b"):
+        await p.sending("publisher", sub, "GET")
     p.observe_response("publisher", "sub-a", "GET", 200, CallInfo(tenant_remaining_reads=0))
     p.observe_response("publisher", "sub-b", "GET", 200, CallInfo(tenant_remaining_reads=50))
-    await asyncio.wait_for(p.before_call("tenant-b", "sub-b2", "read"), 1)  # tenant b has room
-    probe = asyncio.create_task(p.before_call("tenant-a", "sub-a2", "read"))
+    await asyncio.wait_for(p.sending("publisher", "sub-b2", "GET"), 1)  # tenant b has room
+    probe = asyncio.create_task(p.sending("publisher", "sub-a2", "GET"))
     assert await started([probe]) == 1  # tenant a's bucket is dry: one call goes as a probe
-    held = asyncio.create_task(p.before_call("tenant-a", "sub-a3", "read"))
+    held = asyncio.create_task(p.sending("publisher", "sub-a3", "GET"))
     assert await started([held]) == 0  # and the next waits for its answer
-    answer(p, "GET", 200, CallInfo(tenant_remaining_reads=0), sub="sub-a2")  # still dry
+    p.observe_response("publisher", "sub-a2", "GET", 200, CallInfo(tenant_remaining_reads=0))  # dry
     assert await started([held]) == 1  # the next probe
 
 
@@ -264,11 +299,11 @@ async def test_a_429_that_reached_the_engine_closes_the_subscription_until_retry
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0)
     p.throttled("sub", 3.0)
-    blocked = [asyncio.create_task(p.before_call("t", "sub", kind)) for kind in ("read", "write")]
-    answer(p, "GET", 200, CallInfo(remaining_reads=50, remaining_writes=50))
+    blocked = [asyncio.create_task(p.sending("t", "sub", method)) for method in ("GET", "PUT")]
+    p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=50, remaining_writes=50))
     assert await started(blocked) == 0  # closed until the Retry-After, whatever the count says
-    await asyncio.wait_for(p.before_call("t", "other", "write"), 1)  # another subscription is not
-    answer(p, "PUT", 201, CallInfo(), sub="other")
+    await asyncio.wait_for(p.sending("t", "other", "PUT"), 1)  # another subscription is not
+    await answer(p, "PUT", 201, CallInfo(), sub="other")
     time.now = 3
     await asyncio.wait_for(asyncio.gather(*blocked), 1)
 
