@@ -15,10 +15,15 @@ and the pacer follows each with its own mechanism:
   a verification, overdrew the tenant's read bucket that way. A call goes at once while the mirror
   holds more than `reserve` (room for other clients of the same subscription). When it runs dry, one
   call at a time goes as a probe; its answer carries the new count and releases as many queued calls
-  as that count allows. The client so drains a bucket at the pace ARM refills it without being told
-  the refill rate, and a bucket shared with other clients is read, not assumed. A 429 closes the
-  bucket until its Retry-After. The mirror takes ARM's count as it is only from a call that was out
-  alone (see `observe_response`). A subscription's calls count in its own tenant's bucket, named
+  as that count allows. The mirror takes ARM's count as it is only from a call that was out alone
+  (see `observe_response`), and two such counts, with the tokens this process took between them,
+  give the rate ARM refills the bucket at (`_learn_refill`). Once it is known, the mirror adds the
+  refill between answers, and a probe waits for a token to come back: probing once per round trip
+  outpaced the refill, drained the bucket to nothing and drew a 429 on every other probe (hundreds
+  per wave at time scale 0.2). The client so drains a bucket at the pace ARM refills it without
+  being told the refill rate, and a bucket shared with other clients is read, not assumed (their
+  calls make the rate look slower, never faster). A 429 closes the bucket until its Retry-After and
+  halves the rate the mirror went by. A subscription's calls count in its own tenant's bucket, named
   from the plan (`name_tenants`). The one call admitted ahead of its request is a write whose
   re-read comes first (`reserve`): the PUT then follows that read at once.
 * **Pushback.** A 409 or 503 (or a 429 on a write, which the transport does not retry) halves the
@@ -62,6 +67,10 @@ CallKind = Literal["read", "write"]
 # The places `Pacer.reserve` admitted for the current task: (pacer, subscription, kind, when).
 _RESERVED: ContextVar[tuple[tuple[Pacer, str, CallKind, float], ...]] = ContextVar("reserved", default=())
 
+# Two exact counts make a sample of a bucket's refill rate once ARM refilled this many tokens between
+# them: its counts are whole tokens, so samples closer together would mostly measure the rounding.
+_REFILL_SAMPLE_TOKENS = 8
+
 # Statuses that say "slow down" about the subscription (409: another operation holds the resource or
 # the service is busy; 503: ARM or the resource provider sheds load).
 _PUSHBACK = frozenset({409, 503})
@@ -91,8 +100,16 @@ class PacingPolicy:
 class _Bucket:
     """The client's mirror of one ARM token bucket."""
 
-    # ARM's count as the mirror keeps it (see `Pacer.observe_response`); None: no count yet.
-    remaining: int | None = None
+    # ARM's count as the mirror keeps it, as of `counted_at` (see `Pacer.observe_response`); None: no
+    # count yet. Between answers the mirror adds what ARM refills meanwhile (`_level`).
+    remaining: float | None = None
+    counted_at: float = 0.0
+    size: int = 0  # the highest count ARM reported: the bucket's size, as near as the mirror knows
+    last: tuple[float, int] | None = None  # the latest answer's count, and when it came
+    refill: float = 0.0  # tokens per second ARM adds, learned from its exact counts (0: not yet)
+    # The exact count the next refill sample is measured from: when, the count, and the tokens this
+    # process's calls took since (see `Pacer._learn_refill`).
+    since: tuple[float, int, int] | None = None
     admitted: deque[float] = field(default_factory=deque)  # when each admitted call not yet sent was
     sent: int = 0  # calls sent and not yet answered
     alone: bool = False  # the call out went when no other was out, and none went since
@@ -294,13 +311,36 @@ class Pacer:
         while bucket.admitted and now - bucket.admitted[0] >= self.policy.send_grace:
             bucket.admitted.popleft()
         unanswered = len(bucket.admitted) + bucket.sent
+        level = self._level(bucket, now)
         # No count yet: nothing to go by (ARM's first answers will say). Dry, or about to be: one
         # call goes as a probe to find out what ARM has refilled, once no other call is out (their
-        # answers will say as much; the gateway reports each one's).
-        if bucket.remaining is None or bucket.remaining - unanswered > self.policy.reserve or not unanswered:
+        # answers will say as much; the gateway reports each one's) and, when the refill rate is
+        # known, once a token has come back: probing faster than ARM refills drains the bucket to
+        # nothing and draws a 429 on every other probe.
+        probe = not unanswered and (not bucket.refill or self._refilled_at(bucket) <= now)
+        if level is None or level - unanswered >= self.policy.reserve + 1 or probe:
             bucket.admitted.append(now)
             return True
         return False
+
+    @staticmethod
+    def _refilled_at(bucket: _Bucket) -> float:
+        """With nothing out and the refill rate known: when ARM will have a token for a probe, going
+        by its latest count (the mirror's own count, lowered by every answer while many calls were
+        out, can be far below it)."""
+        if bucket.last is None or not bucket.refill:
+            return -math.inf
+        at, count = bucket.last
+        return at + max(0.0, 1 - count) / bucket.refill
+
+    @staticmethod
+    def _level(bucket: _Bucket, now: float) -> float | None:
+        """What the mirror says is in the bucket now, before the calls still unanswered: ARM's count
+        as kept, plus its refill since (never above the bucket's size)."""
+        if bucket.remaining is None:
+            return None
+        refilled = bucket.remaining + bucket.refill * (now - bucket.counted_at)
+        return min(refilled, max(float(bucket.size), bucket.remaining))
 
     def _wake(self, bucket: _Bucket) -> None:
         while bucket.waiters:
@@ -317,15 +357,20 @@ class Pacer:
             bucket.timer, bucket.timer_due = None, math.inf
 
     def _schedule(self, bucket: _Bucket) -> None:
-        """Make sure something wakes the bucket's queue: its reopening, or an admitted call's grace
-        running out (the answers to the calls out wake it too)."""
+        """Make sure something wakes the bucket's queue: its reopening, an admitted call's grace
+        running out, or, with nothing out, the refill of the token a probe waits for (the answers to
+        the calls out wake it too)."""
         now = self._clock()
+        dues: list[float] = []
         if bucket.closed_until > now:
-            due = bucket.closed_until
+            dues.append(bucket.closed_until)
         elif bucket.admitted:  # an admitted call that never leaves frees its place after the grace
-            due = bucket.admitted[0] + self.policy.send_grace
-        else:
+            dues.append(bucket.admitted[0] + self.policy.send_grace)
+        elif not bucket.sent and bucket.refill:
+            dues.append(self._refilled_at(bucket))
+        if not dues:
             return  # the answers to the calls out wake the queue
+        due = min(dues)
         if bucket.timer is not None and not bucket.timer.done():
             if bucket.timer_due <= due:
                 return
@@ -378,19 +423,24 @@ class Pacer:
             ("tenant", tenant, "read", info.tenant_remaining_reads),
             ("tenant", tenant, "write", info.tenant_remaining_writes),
         )
+        now = self._clock()
         for bucket in self._metered(tenant, sub, kind):
             bucket.sent = max(0, bucket.sent - 1)
-        for scope, key, bucket_kind, remaining in reports:
+        for scope, key, bucket_kind, count in reports:
             bucket = self._bucket(scope, key, bucket_kind)
             mine = bucket_kind == kind  # this call took a token from it
             exact = mine and bucket.alone and not bucket.sent
-            if bucket.remaining is not None and (not exact or remaining is None):
-                remaining = min(
-                    bucket.remaining - (1 if mine and status else 0),
-                    bucket.remaining if remaining is None else remaining,
-                )
+            if count is not None:
+                bucket.size, bucket.last = max(bucket.size, count), (now, count)
+            if mine:
+                self._learn_refill(bucket, count if exact else None, now, took=status not in (0, 429))
+            level = self._level(bucket, now)
+            remaining = None if count is None else float(count)
+            if level is not None and (not exact or count is None):
+                remaining = min(level - (1 if mine and status else 0), level if count is None else count)
             if remaining is not None:
-                self._report(bucket, remaining)
+                bucket.remaining, bucket.counted_at = remaining, now
+                self._wake(bucket)
             elif mine:
                 self._wake(bucket)
         if status == 429:
@@ -398,15 +448,35 @@ class Pacer:
             # Close the bucket ARM says is empty; when the headers do not say, the subscription's.
             empty = [(s, k, bk) for s, k, bk, r in reports if r is not None and r <= 0 and bk == kind]
             for scope, key, bucket_kind in empty or [("subscription", sub, kind)]:
-                self._close(self._bucket(scope, key, bucket_kind), info.retry_after)
+                bucket = self._bucket(scope, key, bucket_kind)
+                bucket.refill /= 2  # it refills slower than the mirror thought (or others draw on it)
+                self._close(bucket, info.retry_after)
         if status in _PUSHBACK or (status == 429 and kind == "write"):
             self._pushback(sub)
         elif kind == "write" and method.upper() in ("PUT", "PATCH") and status in (200, 201, 202):
             self._accepted(sub)
 
-    def _report(self, bucket: _Bucket, remaining: int) -> None:
-        bucket.remaining = remaining
-        self._wake(bucket)
+    @staticmethod
+    def _learn_refill(bucket: _Bucket, exact: int | None, now: float, *, took: bool) -> None:
+        """Follow the tokens this process's calls took between two exact counts (those of calls out
+        alone); once ARM refilled `_REFILL_SAMPLE_TOKENS` between them, their difference over the
+        time between is the refill rate. A count at the bucket's size starts afresh: a full bucket
+        hides how fast it refills. Other clients' calls make the rate look slower, never faster."""
+        if bucket.since is None:
+            if exact is not None:
+                bucket.since = (now, exact, 0)
+            return
+        start, counted, taken = bucket.since
+        taken += 1 if took else 0
+        if exact is None:
+            bucket.since = (start, counted, taken)
+        elif exact >= bucket.size:
+            bucket.since = (now, exact, 0)
+        elif exact - counted + taken >= _REFILL_SAMPLE_TOKENS and now > start:
+            bucket.refill = (exact - counted + taken) / (now - start)
+            bucket.since = (now, exact, 0)
+        else:
+            bucket.since = (start, counted, taken)
 
     def _close(self, bucket: _Bucket, retry_after: float | None) -> None:
         wait = retry_after if retry_after is not None else self.policy.default_retry_after

@@ -104,6 +104,74 @@ async def test_an_older_count_arriving_late_does_not_raise_the_mirror() -> None:
     assert await started(tasks) == 4  # 5, less the late answer's call: never back up to 6
 
 
+async def test_a_dry_bucket_is_probed_at_the_pace_arm_refills_it() -> None:
+    """Two exact counts (of calls out alone) and the tokens taken between them give ARM's refill
+    rate. Dry, the next probe then waits for a token to come back instead of going at once: one
+    probe per round trip would outpace the refill and draw a 429 on every other one."""
+    time = FakeTime(auto=False)
+    p = pacer(time, reserve=0)
+    await answer(p, "GET", 200, CallInfo(remaining_reads=49))  # alone: exact
+    for _ in range(40):  # a burst, out together
+        await p.sending("t", "sub", "GET")
+    for _ in range(40):
+        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=9))
+    time.now = 2.0
+    await answer(p, "GET", 200, CallInfo(remaining_reads=28))  # a probe: 49 - 41 taken + 20 refilled
+    tasks = [asyncio.create_task(p.sending("t", "sub", "GET")) for _ in range(40)]
+    assert await started(tasks) == 28
+    for _ in range(28):
+        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=0))
+    assert await started(tasks) == 28  # dry, nothing out: a token comes back in 1/10 s
+    time.now = 2.05
+    assert await started(tasks) == 28
+    time.now = 2.1
+    await asyncio.wait_for(tasks[28], 1)
+    assert await started(tasks) == 29
+
+
+async def test_a_429_on_a_probe_halves_the_refill_rate_it_went_by() -> None:
+    time = FakeTime(auto=False)
+    p = pacer(time, reserve=0, default_retry_after=0)
+    await answer(p, "GET", 200, CallInfo(remaining_reads=49))
+    for _ in range(40):
+        await p.sending("t", "sub", "GET")
+    for _ in range(40):
+        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=9))
+    time.now = 2.0
+    await answer(p, "GET", 200, CallInfo(remaining_reads=16))  # 49 - 41 + 8 refilled: 4 a second
+    for _ in range(16):
+        await p.sending("t", "sub", "GET")
+    for _ in range(16):
+        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=0))
+    time.now = 2.25
+    await asyncio.wait_for(p.sending("t", "sub", "GET"), 1)  # a token is due: the probe goes
+    p.observe_response("t", "sub", "GET", 429, CallInfo(remaining_reads=0))  # others drew on it
+    probe = asyncio.create_task(p.sending("t", "sub", "GET"))
+    time.now = 2.6  # a token at 4 a second would be back
+    assert await started([probe]) == 0
+    time.now = 2.75  # at 2 a second
+    await asyncio.wait_for(probe, 1)
+
+
+async def test_a_full_bucket_teaches_no_refill_rate() -> None:
+    """A count at the bucket's size says nothing of how fast it refilled (it may have been full for
+    a while): dry again, the probe goes at once, as before any rate was known."""
+    time = FakeTime(auto=False)
+    p = pacer(time, reserve=0)
+    await answer(p, "GET", 200, CallInfo(remaining_reads=49))
+    for _ in range(40):
+        await p.sending("t", "sub", "GET")
+    for _ in range(40):
+        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=9))
+    time.now = 100.0
+    await answer(p, "GET", 200, CallInfo(remaining_reads=49))  # full again
+    tasks = [asyncio.create_task(p.sending("t", "sub", "GET")) for _ in range(60)]
+    assert await started(tasks) == 49
+    for _ in range(49):
+        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=0))
+    assert await started(tasks) == 50
+
+
 async def test_answers_without_a_count_and_calls_that_never_leave_are_accounted() -> None:
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0)
