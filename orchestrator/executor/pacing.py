@@ -361,16 +361,14 @@ class Pacer:
         running out, or, with nothing out, the refill of the token a probe waits for (the answers to
         the calls out wake it too)."""
         now = self._clock()
-        dues: list[float] = []
         if bucket.closed_until > now:
-            dues.append(bucket.closed_until)
+            due = bucket.closed_until
         elif bucket.admitted:  # an admitted call that never leaves frees its place after the grace
-            dues.append(bucket.admitted[0] + self.policy.send_grace)
+            due = bucket.admitted[0] + self.policy.send_grace
         elif not bucket.sent and bucket.refill:
-            dues.append(self._refilled_at(bucket))
-        if not dues:
+            due = self._refilled_at(bucket)
+        else:
             return  # the answers to the calls out wake the queue
-        due = min(dues)
         if bucket.timer is not None and not bucket.timer.done():
             if bucket.timer_due <= due:
                 return
@@ -411,7 +409,8 @@ class Pacer:
         may have counted some of them already, and answers overtake each other (an older, higher
         count can come last). So the mirror takes a count as it is only from such an answer (a
         probe's); otherwise it goes down by the answered call, or to ARM's count when that is lower.
-        It rises again once the calls out are answered and a probe reads the bucket afresh."""
+        It rises again by ARM's refill, once its rate is known, and when a probe reads the bucket
+        afresh."""
         if subscription_id is None:
             return
         sub = subscription_id.lower()
@@ -440,8 +439,7 @@ class Pacer:
                 remaining = min(level - (1 if mine and status else 0), level if count is None else count)
             if remaining is not None:
                 bucket.remaining, bucket.counted_at = remaining, now
-                self._wake(bucket)
-            elif mine:
+            if remaining is not None or mine:
                 self._wake(bucket)
         if status == 429:
             self.throttle_events += 1

@@ -94,19 +94,19 @@ class Writing:
         The write is admitted (ARM's bucket) before the re-read, so the PUT follows the read at once
         and carries the resource exactly as read and checked."""
         await self.pacer.reserve(item.tenant_id, item.subscription_id, "write")
-        start: tuple[BeforeState, AppRead] | AppState | None = None
         try:
             start = await self._start(item)
+            if isinstance(start, AppState):
+                return start
+            before, read = start
+            self.baseline[item.app_id] = item.fingerprint
+            write = _Write(attempts, before=before, token=None, reconcile=False, unknown=False, base=read)
+            del start, read  # `_send` lets go of the read once written: nothing here keeps it alive
+            return await self._write(item, write)
         finally:
-            if not isinstance(start, tuple):  # no write follows: its admission holds no place
-                self.pacer.unused(item.tenant_id, item.subscription_id, "write")
-        if isinstance(start, AppState):
-            return start
-        before, read = start
-        self.baseline[item.app_id] = item.fingerprint
-        write = _Write(attempts, before=before, token=None, reconcile=False, unknown=False, base=read)
-        del start, read  # `_send` lets go of the read once written: nothing here keeps it alive
-        return await self._write(item, write)
+            # No PUT took the place (none followed the re-read, or the token guard refused it before
+            # it left): give it back now rather than hold it for the send grace.
+            self.pacer.unused(item.tenant_id, item.subscription_id, "write")
 
     async def resume(self, item: WorkItem, record: AppRecord) -> Landed | AppState | None:
         """An app journaled as submitted: an operation may be in flight, or the write's answer was lost."""
