@@ -104,6 +104,14 @@ async def test_an_older_count_arriving_late_does_not_raise_the_mirror() -> None:
     assert await started(tasks) == 4  # 5, less the late answer's call: never back up to 6
 
 
+async def burst(p: Pacer, calls: int, *, left: int) -> None:
+    """Reads out together, then their answers, each with ARM's count `left` (none of them exact)."""
+    for _ in range(calls):
+        await p.sending("t", "sub", "GET")
+    for _ in range(calls):
+        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=left))
+
+
 async def test_a_dry_bucket_is_probed_at_the_pace_arm_refills_it() -> None:
     """Two exact counts (of calls out alone) and the tokens taken between them give ARM's refill
     rate. Dry, the next probe then waits for a token to come back instead of going at once: one
@@ -111,10 +119,7 @@ async def test_a_dry_bucket_is_probed_at_the_pace_arm_refills_it() -> None:
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0)
     await answer(p, "GET", 200, CallInfo(remaining_reads=49))  # alone: exact
-    for _ in range(40):  # a burst, out together
-        await p.sending("t", "sub", "GET")
-    for _ in range(40):
-        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=9))
+    await burst(p, 40, left=9)
     time.now = 2.0
     await answer(p, "GET", 200, CallInfo(remaining_reads=28))  # a probe: 49 - 41 taken + 20 refilled
     tasks = [asyncio.create_task(p.sending("t", "sub", "GET")) for _ in range(40)]
@@ -133,16 +138,10 @@ async def test_a_429_on_a_probe_halves_the_refill_rate_it_went_by() -> None:
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0, default_retry_after=0)
     await answer(p, "GET", 200, CallInfo(remaining_reads=49))
-    for _ in range(40):
-        await p.sending("t", "sub", "GET")
-    for _ in range(40):
-        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=9))
+    await burst(p, 40, left=9)
     time.now = 2.0
     await answer(p, "GET", 200, CallInfo(remaining_reads=16))  # 49 - 41 + 8 refilled: 4 a second
-    for _ in range(16):
-        await p.sending("t", "sub", "GET")
-    for _ in range(16):
-        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=0))
+    await burst(p, 16, left=0)
     time.now = 2.25
     await asyncio.wait_for(p.sending("t", "sub", "GET"), 1)  # a token is due: the probe goes
     p.observe_response("t", "sub", "GET", 429, CallInfo(remaining_reads=0))  # others drew on it
@@ -159,10 +158,7 @@ async def test_a_full_bucket_teaches_no_refill_rate() -> None:
     time = FakeTime(auto=False)
     p = pacer(time, reserve=0)
     await answer(p, "GET", 200, CallInfo(remaining_reads=49))
-    for _ in range(40):
-        await p.sending("t", "sub", "GET")
-    for _ in range(40):
-        p.observe_response("t", "sub", "GET", 200, CallInfo(remaining_reads=9))
+    await burst(p, 40, left=9)
     time.now = 100.0
     await answer(p, "GET", 200, CallInfo(remaining_reads=49))  # full again
     tasks = [asyncio.create_task(p.sending("t", "sub", "GET")) for _ in range(60)]
