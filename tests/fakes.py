@@ -190,20 +190,25 @@ class FakeArm:
                 self.violations.append(f"wrote {app_id} from a read of another app: {base.body}")
             self.writes_from_read[key] += 1
         await self._enter("submit_upgrade", app_id, app.subscription_id)
+        answer: tuple[int, CallInfo] | None = None  # once the PUT left: its status (0: no answer)
         try:
             if app.tenant_id != tenant_id:
                 raise ArmError("wrong tenant", status=403, code="InvalidAuthenticationTokenTenant")
             script = self.script[key]
             outcome = script.pop(0) if script else "ok"
+            if outcome == "unsent":
+                raise ArmError("connection reset", code="ConnectionError", transient=True)
+            # As the real gateway: the PUT leaves once the observer (the pacer) lets it go.
+            if self.observer is not None:
+                await self.observer.sending(tenant_id, app.subscription_id, "PUT")
+            answer = (0, CallInfo())
             if outcome.startswith("raise:"):
                 _, status, code = outcome.split(":")
                 self.writes[key] += 0  # refused before anything was accepted
-                await self._tell(tenant_id, app.subscription_id, int(status), CallInfo())
+                answer = (int(status), CallInfo())
                 raise ArmError(
                     f"HTTP {status} {code}", status=int(status), code=code, transient=int(status) >= 500
                 )
-            if outcome == "unsent":
-                raise ArmError("connection reset", code="ConnectionError", transient=True)
             op_running = any(not op.done and op.app_id == key for op in self.ops.values())
             if op_running:
                 self.violations.append(f"write to {app_id} while its operation was in flight")
@@ -219,11 +224,13 @@ class FakeArm:
             if outcome in lost:
                 raise ArmError("connection reset after sending", code="ConnectionError", transient=True)
             info = self._info()
-            await self._tell(tenant_id, app.subscription_id, 201, info)
+            answer = (201, info)
             return Submitted(
                 operation_url=f"https://arm.test/operations/{op_id}", resume_token=op_id, info=info
             )
         finally:
+            if answer is not None and self.observer is not None:
+                self.observer.observe_response(tenant_id, app.subscription_id, "PUT", *answer)
             self._leave(app.subscription_id)
 
     async def wait_operation(self, tenant_id: str, app_id: str, resume_token: str) -> OperationResult:
@@ -307,14 +314,9 @@ class FakeArm:
     def observe_calls(self, observer: CallObserver | None) -> None:
         self.observer = observer
 
-    async def _tell(self, tenant_id: str, subscription_id: str, status: int, info: CallInfo) -> None:
-        """A write's request, let go when the observer says so, and its answer (as the real gateway)."""
-        if self.observer is not None:
-            await self.observer.sending(tenant_id, subscription_id, "PUT")
-            self.observer.observe_response(tenant_id, subscription_id, "PUT", status, info)
-
     async def _tell_read(self, tenant_id: str, subscription_id: str) -> None:
-        """A read's request and its answer, which (like ARM's to most reads here) carries no count."""
+        """A read's request, let go when the observer says so, and its answer, which (like ARM's to
+        most reads here) carries no count."""
         if self.observer is not None:
             await self.observer.sending(tenant_id, subscription_id, "GET")
             self.observer.observe_response(tenant_id, subscription_id, "GET", 200, CallInfo())
