@@ -140,7 +140,8 @@ class ArmGateway(Protocol):
         ...
 
     def observe_calls(self, observer: CallObserver | None) -> None:
-        """Tell `observer` about every request and its answer from now on (None: stop)."""
+        """From now on every request waits for `observer` before it leaves, and its answer is told to
+        it (None: stop)."""
         ...
 
     async def close(self) -> None: ...

@@ -320,7 +320,7 @@ class ClientPool:
                 policies.ProxyPolicy(),
                 policies.ContentDecodePolicy(),
                 AsyncARMChallengeAuthenticationPolicy(state.credential, scope),
-                _CallSignals(self, identity),  # tells the pacer what is sent and answered (sends nothing)
+                _CallSignals(self, identity),  # waits for the pacer, tells it the answer (re-sends nothing)
                 policies.CustomHookPolicy(),
                 policies.NetworkTraceLoggingPolicy(),
                 policies.DistributedTracingPolicy(),
